@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""One-command bootstrap: ``python3 dev.py serve`` runs heliport, ``python3 dev.py test`` runs the tests.
+
+Needs only Python 3.11+. It makes ``.venv`` on first use, reinstalls the project there whenever
+``pyproject.toml`` changes, then runs the command inside it. Anything after the command is passed on
+(``python3 dev.py test -k streaming``, ``python3 dev.py heliport keys list``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".heliport-installed"
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"heliport needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print("dev.py: creating .venv", file=sys.stderr)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("dev.py: installing heliport and its test dependencies into .venv", file=sys.stderr)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"serve", "test", "heliport", "bench"}:
+        print(__doc__, file=sys.stderr)
+        return 2
+    ensure_venv()
+    command, rest = argv[0], argv[1:]
+    if command == "serve":
+        args = [str(BIN / "heliport"), "serve", *rest]
+    elif command == "heliport":
+        args = [str(BIN / "heliport"), *rest]
+    elif command == "bench":
+        args = [str(BIN / "python"), str(ROOT / "bench" / "run.py"), *rest]
+    else:
+        args = [str(BIN / "python"), "-m", "pytest", *rest]
+    os.chdir(ROOT)
+    return subprocess.call(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

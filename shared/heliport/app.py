@@ -1,0 +1,126 @@
+"""The heliport ASGI application: one app for ``heliport serve`` and for the Lambda proxy function.
+
+Routing is a few string checks rather than a router: the proxy prefix is the hot path and costs
+nothing to find. Routes that need no heliport key are listed in :data:`PUBLIC_ROUTES`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from heliport.auth import KEY_PREFIX, Authenticator
+from heliport.config import Settings
+from heliport.errors import RouteNotFoundError, send_error
+from heliport.proxy.forward import Message, ProxyHandler, Receive, Scope, Send
+from heliport.proxy.targets import TargetResolver
+from heliport.proxy.transport import AiohttpTransport, UpstreamTransport
+from heliport.store.ports import KeyStore, LogQueue
+
+__all__ = ["GATEWAY_PREFIX", "PUBLIC_ROUTES", "Heliport", "create_app"]
+
+logger = logging.getLogger("heliport")
+
+GATEWAY_PREFIX = "/v1/gateway/"
+#: Answered without a heliport key: a load balancer's health check must not need a secret.
+PUBLIC_ROUTES = frozenset({"/healthcheck"})
+_KEY_SEGMENT = "/" + KEY_PREFIX
+
+
+class Heliport:
+    """The ASGI app. Stores are injected; the upstream transport is made at lifespan start."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        key_store: KeyStore,
+        queue: LogQueue,
+        transport_factory: Callable[[], UpstreamTransport] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.key_store = key_store
+        self.queue = queue
+        self._transport_factory = transport_factory or (lambda: AiohttpTransport(settings.timeouts))
+        self._transport: UpstreamTransport | None = None
+        self._proxy = ProxyHandler(
+            settings,
+            authenticator=Authenticator(key_store, settings.auth_cache_ttl),
+            targets=TargetResolver(settings),
+            transport=self._upstream,
+            queue=queue,
+        )
+
+    def _upstream(self) -> UpstreamTransport:
+        if self._transport is None:  # a server that skipped lifespan still gets a pooled client
+            self._transport = self._transport_factory()
+        return self._transport
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path: str = scope["path"]
+            if _KEY_SEGMENT in path:
+                path = _move_key_to_header(scope, path)
+            if path.startswith(GATEWAY_PREFIX):
+                await self._proxy(scope, receive, send, path[len(GATEWAY_PREFIX) :])
+            elif path in PUBLIC_ROUTES:
+                await _send_json(send, 200, b'{"status":"ok"}')
+            else:
+                await send_error(send, RouteNotFoundError(f"No route for {scope['method']} {path}"))
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message: Message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._upstream()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
+        await self.queue.aclose()
+        await self.key_store.aclose()
+
+
+def _move_key_to_header(scope: Scope, path: str) -> str:
+    """``/sk-heliport-.../v1/gateway/...``: take the key out of the path, as Helicone-Auth."""
+    segments = path.split("/")
+    key = next(s for s in segments if s.startswith(KEY_PREFIX))
+    path = "/".join(s for s in segments if s != key)
+    headers: list[tuple[bytes, bytes]] = list(scope["headers"])
+    if not any(name.lower() == b"helicone-auth" for name, _ in headers):
+        headers.append((b"helicone-auth", b"Bearer " + key.encode()))
+    scope["headers"] = headers
+    scope["path"] = path
+    scope["raw_path"] = path.encode()
+    return path
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Heliport:
+    """The app with the adapters the settings name (AWS in Lambda, local files elsewhere)."""
+    from heliport.store.factory import open_key_store, open_queue
+
+    settings = settings or Settings.from_env()
+    key_store = overrides.pop("key_store", None) or open_key_store(settings)
+    queue = overrides.pop("queue", None) or open_queue(settings)
+    return Heliport(settings, key_store=key_store, queue=queue, **overrides)

@@ -1,0 +1,92 @@
+"""heliport API keys: making them, hashing them, and checking them on the hot path.
+
+Keys are 192 random bits behind a recognisable prefix, so a plain SHA-256 is the right hash (a slow
+password hash protects guessable secrets; these are not guessable) and lookups stay one KV read.
+:class:`Authenticator` remembers answers, hits and misses alike, for ``ttl`` seconds: a key costs at
+most one store read per TTL per process, and a revoked key stops working within one TTL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+
+from heliport.errors import AuthenticationError
+from heliport.store.ports import ApiKey, KeyStore, Organisation
+
+__all__ = ["KEY_PREFIX", "Authenticator", "bootstrap_local_org", "create_key", "generate_key", "hash_key"]
+
+KEY_PREFIX = "sk-heliport-"
+_DISPLAY_CHARS = len(KEY_PREFIX) + 6
+# Misses are remembered briefly: enough to absorb a retry storm from a client with a bad key,
+# short enough that a key created a moment ago works at once on its next try.
+_MISS_TTL = 2.0
+_MAX_CACHED = 10_000
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_hex(24)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_key(store: KeyStore, org_id: str, name: str) -> tuple[str, ApiKey]:
+    """Make a key for ``org_id``; the plain key is returned once and never stored."""
+    plain = generate_key()
+    record = ApiKey(
+        id=str(uuid.uuid4()),
+        org_id=org_id,
+        name=name,
+        key_hash=hash_key(plain),
+        prefix=plain[:_DISPLAY_CHARS],
+        created_at=datetime.now(UTC),
+    )
+    await store.put_key(record)
+    return plain, record
+
+
+async def bootstrap_local_org(store: KeyStore) -> tuple[Organisation, str | None]:
+    """The first organisation, creating it and a first key on a fresh store.
+
+    Returns the plain key only when it was just made (it cannot be shown again later).
+    """
+    orgs = await store.list_orgs()
+    if orgs:
+        return orgs[0], None
+    org = Organisation(id=str(uuid.uuid4()), name="local", created_at=datetime.now(UTC))
+    await store.put_org(org)
+    plain, _ = await create_key(store, org.id, "default")
+    return org, plain
+
+
+class Authenticator:
+    def __init__(self, store: KeyStore, ttl: float) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def authenticate(self, token: str | None) -> ApiKey:
+        if not token:
+            raise AuthenticationError(
+                "Missing heliport key: send 'Helicone-Auth: Bearer <key>' or put the key in the path."
+            )
+        key_hash = hash_key(token)
+        now = time.monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and cached[0] > now:
+            key = cached[1]
+        else:
+            key = await self._store.get_key(key_hash)
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[key_hash] = (now + (self._ttl if key is not None else _MISS_TTL), key)
+        if key is None:
+            raise AuthenticationError("Unknown heliport key.")
+        if not key.active:
+            raise AuthenticationError("This heliport key has been revoked.")
+        return key

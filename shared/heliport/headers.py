@@ -1,0 +1,206 @@
+"""``Helicone-*`` request headers, parsed once into one typed :class:`RequestOptions`.
+
+The proxy calls :func:`parse_headers` at the edge; nothing downstream reads a raw header. The same
+pass splits off the headers to forward: every ``helicone-*`` header is dropped (it is ours, and some
+carry our key), as are hop-by-hop headers; everything else, ``Authorization`` included, is forwarded
+unchanged. A malformed value is the caller's error: :class:`InvalidHeaderError` names the header.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+
+import msgspec
+
+from heliport.errors import InvalidHeaderError
+
+__all__ = ["RequestOptions", "parse_headers"]
+
+RawHeaders = Iterable[tuple[bytes, bytes]]
+
+# Headers that describe one hop, not the request: never forwarded (RFC 9110 section 7.6.1), plus
+# `host` and `content-length`, which the upstream client sets for the new connection and body.
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+    }
+)
+_PROPERTY_PREFIX = "helicone-property-"
+_MAX_CACHE_BUCKET = 20
+
+
+class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """What the caller asked of heliport for one request."""
+
+    request_id: str
+    auth_token: str | None = None
+    user_id: str | None = None
+    properties: dict[str, str] = msgspec.field(default_factory=dict)
+    session_id: str | None = None
+    session_path: str | None = None
+    session_name: str | None = None
+    model_override: str | None = None
+    prompt_id: str | None = None
+    omit_request: bool = False
+    omit_response: bool = False
+    target_url: str | None = None
+    openai_api_base: str | None = None
+    stream_usage: bool = False
+    posthog_key: str | None = None
+    posthog_host: str | None = None
+    cache_enabled: bool = False
+    cache_save: bool = False
+    cache_read: bool = False
+    cache_seed: str | None = None
+    cache_bucket_max_size: int = 1
+    cache_ignore_keys: tuple[str, ...] = ()
+    rate_limit_policy: str | None = None
+    retry_enabled: bool = False
+    fallbacks: str | None = None
+    #: Every other ``helicone-*`` header, recorded on the log as sent.
+    other: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+def _text(name: str, value: str) -> str:
+    return value
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    raise InvalidHeaderError(name, f"expected 'true' or 'false', got {value!r}")
+
+
+def _uuid(name: str, value: str) -> str:
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise InvalidHeaderError(name, f"expected a UUID, got {value!r}") from None
+
+
+def _bearer(name: str, value: str) -> str:
+    scheme, _, token = value.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise InvalidHeaderError(name, "expected 'Bearer <heliport key>'")
+    return token
+
+
+def _bucket_size(name: str, value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        raise InvalidHeaderError(name, f"expected an integer from 1 to {_MAX_CACHE_BUCKET}, got {value!r}") from None
+    if not 1 <= size <= _MAX_CACHE_BUCKET:
+        raise InvalidHeaderError(name, f"must be from 1 to {_MAX_CACHE_BUCKET}, got {size}")
+    return size
+
+
+def _key_list(name: str, value: str) -> tuple[str, ...]:
+    # Helicone's docs show `a,b` while its parser wants `"a","b"`; both mean the same list.
+    keys = []
+    for part in value.split(","):
+        key = part.strip()
+        if len(key) >= 2 and key[0] == key[-1] == '"':
+            key = key[1:-1]
+        if not key or '"' in key:
+            raise InvalidHeaderError(name, f"expected a comma-separated list of body keys, got {value!r}")
+        keys.append(key)
+    return tuple(keys)
+
+
+def _json_array(name: str, value: str) -> str:
+    try:
+        parsed = msgspec.json.decode(value)
+    except msgspec.DecodeError:
+        raise InvalidHeaderError(name, "expected a JSON array") from None
+    if not isinstance(parsed, list):
+        raise InvalidHeaderError(name, "expected a JSON array")
+    return value
+
+
+_Parser = Callable[[str, str], object]
+
+# header name -> (RequestOptions field, parser). Header names as they appear in errors.
+_FIELDS: dict[str, tuple[str, str, _Parser]] = {
+    name.lower(): (name, fieldname, parser)
+    for name, fieldname, parser in (
+        ("Helicone-Auth", "auth_token", _bearer),
+        ("Helicone-Request-Id", "request_id", _uuid),
+        ("Helicone-User-Id", "user_id", _text),
+        ("Helicone-Session-Id", "session_id", _text),
+        ("Helicone-Session-Path", "session_path", _text),
+        ("Helicone-Session-Name", "session_name", _text),
+        ("Helicone-Model-Override", "model_override", _text),
+        ("Helicone-Prompt-Id", "prompt_id", _text),
+        ("Helicone-Omit-Request", "omit_request", _bool),
+        ("Helicone-Omit-Response", "omit_response", _bool),
+        ("Helicone-Target-Url", "target_url", _text),
+        ("Helicone-OpenAI-Api-Base", "openai_api_base", _text),
+        ("Helicone-Stream-Usage", "stream_usage", _bool),
+        ("Helicone-Posthog-Key", "posthog_key", _text),
+        ("Helicone-Posthog-Host", "posthog_host", _text),
+        ("Helicone-Cache-Enabled", "cache_enabled", _bool),
+        ("Helicone-Cache-Save", "cache_save", _bool),
+        ("Helicone-Cache-Read", "cache_read", _bool),
+        ("Helicone-Cache-Seed", "cache_seed", _text),
+        ("Helicone-Cache-Bucket-Max-Size", "cache_bucket_max_size", _bucket_size),
+        ("Helicone-Cache-Ignore-Keys", "cache_ignore_keys", _key_list),
+        ("Helicone-RateLimit-Policy", "rate_limit_policy", _text),
+        ("Helicone-Retry-Enabled", "retry_enabled", _bool),
+        ("Helicone-Fallbacks", "fallbacks", _json_array),
+    )
+}
+
+
+def _decode(raw: bytes) -> str:
+    # Header values arrive as bytes; clients that send UTF-8 (user ids, property values) get it back.
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def parse_headers(raw: RawHeaders) -> tuple[RequestOptions, list[tuple[str, str]]]:
+    """Split ASGI headers into our options and the headers to forward upstream."""
+    values: dict[str, object] = {}
+    properties: dict[str, str] = {}
+    other: dict[str, str] = {}
+    forward: list[tuple[str, str]] = []
+    for name_b, value_b in raw:
+        name_b = name_b.lower()
+        if not name_b.startswith(b"helicone-"):
+            if name_b not in _HOP_BY_HOP:
+                forward.append((name_b.decode("latin-1"), value_b.decode("latin-1")))
+            continue
+        name = name_b.decode("latin-1")
+        value = _decode(value_b)
+        if name.startswith(_PROPERTY_PREFIX):
+            key = name[len(_PROPERTY_PREFIX) :]
+            if key:
+                properties[key] = value
+            continue
+        spec = _FIELDS.get(name)
+        if spec is None:
+            other[name] = value
+            continue
+        display, fieldname, parser = spec
+        values[fieldname] = parser(display, value)
+    if "request_id" not in values:
+        values["request_id"] = str(uuid.uuid4())
+    options = RequestOptions(properties=properties, other=other, **values)  # type: ignore[arg-type]  # keys come from _FIELDS, which names only RequestOptions fields
+    return options, forward

@@ -1,0 +1,1 @@
+"""Log records and the pipeline that turns them into queryable rows."""

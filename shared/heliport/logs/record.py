@@ -1,0 +1,71 @@
+"""The message a proxy sends after each response: one :class:`LogRecord` per request.
+
+Versioned (``v``) so a consumer can read records written by an older proxy during a deploy. Bodies
+travel as text; the logging pipeline moves them to the blob store. Times are UTC datetimes for the
+row and perf-counter durations in milliseconds for precision.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+__all__ = ["LOG_RECORD_VERSION", "LogRecord", "Status"]
+
+LOG_RECORD_VERSION = 1
+
+
+class Status:
+    """Internal status codes for requests that never got a complete HTTP answer (Helicone's values)."""
+
+    CLIENT_CANCELLED = -3
+    TIMEOUT = -2
+    STREAM_FAILED = -100
+
+
+class LogRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    v: int = LOG_RECORD_VERSION
+    request_id: str
+    org_id: str
+    key_id: str
+    # When the proxy started handling the request, and how long each phase took.
+    started_at: datetime
+    ttfb_ms: float | None = None
+    duration_ms: float
+    # Where it went.
+    method: str
+    path: str
+    provider: str
+    target_url: str
+    status: int
+    is_stream: bool = False
+    request_model: str | None = None
+    # Who and what it was for.
+    user_id: str | None = None
+    properties: dict[str, str] = msgspec.field(default_factory=dict)
+    session_id: str | None = None
+    session_path: str | None = None
+    session_name: str | None = None
+    prompt_id: str | None = None
+    model_override: str | None = None
+    omit_request: bool = False
+    omit_response: bool = False
+    posthog_key: str | None = None
+    posthog_host: str | None = None
+    helicone_headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # Optional features' facts (filled as they land).
+    cache_hit: bool = False
+    cache_reference_id: str | None = None
+    rate_limited: bool = False
+    retry_count: int = 0
+    fallback_index: int | None = None
+    gateway_provider: str | None = None
+    gateway_model: str | None = None
+    #: Why an optional feature fell back to plain proxying, or why the stream ended early.
+    errors: list[str] = msgspec.field(default_factory=list)
+    # Bodies: None when omitted; truncated when over the proxy's copy cap.
+    request_body: str | None = None
+    response_body: str | None = None
+    response_body_truncated: bool = False
+    response_headers: dict[str, str] = msgspec.field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""The pass-through proxy: routing, the upstream transport, forwarding with a stream tee."""

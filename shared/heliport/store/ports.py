@@ -1,0 +1,68 @@
+"""The storage ports. Each has an AWS adapter (``store.aws``) and a local one (``store.local``).
+
+Stores speak in typed records, never raw rows or items, so the proxy cannot tell which one it has.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+
+from heliport.logs.record import LogRecord
+
+__all__ = ["ApiKey", "KeyStore", "LogQueue", "Organisation"]
+
+
+class Organisation(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A heliport key as stored: only its SHA-256 hash, never the key itself."""
+
+    id: str
+    org_id: str
+    name: str
+    key_hash: str
+    #: The first characters of the key, so a person can tell keys apart in a list.
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class KeyStore(Protocol):
+    async def put_org(self, org: Organisation) -> None: ...
+
+    async def get_org(self, org_id: str) -> Organisation | None: ...
+
+    async def list_orgs(self) -> list[Organisation]: ...
+
+    async def put_key(self, key: ApiKey) -> None: ...
+
+    async def get_key(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not; None if there is none."""
+        ...
+
+    async def list_keys(self, org_id: str) -> list[ApiKey]: ...
+
+    async def revoke_key(self, org_id: str, key_id: str) -> bool:
+        """Mark the key revoked; False if the organisation has no such key."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class LogQueue(Protocol):
+    async def send(self, record: LogRecord) -> None:
+        """Return only once the record is durably accepted; raise if it could not be."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Gateway, start_gateway
+from tests.mock_provider import MockProvider
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def mock_provider() -> Iterator[MockProvider]:
+    with MockProvider() as mock:
+        yield mock
+
+
+@pytest.fixture(scope="session")
+def gateway(mock_provider: MockProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One heliport for the session; tests tell their requests apart by request id."""
+    data_dir: Path = tmp_path_factory.mktemp("heliport")
+    gw = start_gateway(
+        data_dir,
+        mock_provider.url,
+        target_hosts=("localhost",),
+        trusted_origins=frozenset({mock_provider.url}),
+    )
+    yield gw
+    gw.stop()

@@ -1,0 +1,122 @@
+"""Run heliport for real, over HTTP on loopback, the way a client meets it.
+
+:class:`ServerThread` serves any ASGI app with uvicorn in a thread on a free port. :class:`Gateway`
+is a heliport instance wired to a fresh key store, an in-memory log sink the tests can read, and
+upstream overrides pointing at the mock provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import uvicorn
+
+from heliport.app import Heliport
+from heliport.auth import bootstrap_local_org, create_key
+from heliport.config import Settings
+from heliport.logs.record import LogRecord
+from heliport.store.local import MemoryQueue, SqliteKeyStore
+
+
+class ServerThread:
+    def __init__(self, app: Any) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", server_header=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+
+@dataclass
+class Gateway:
+    url: str
+    key: str
+    org_id: str
+    queue: MemoryQueue
+    store: SqliteKeyStore
+    app: Heliport
+    server: ServerThread
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def oai_base(self) -> str:
+        return f"{self.url}/v1/gateway/oai/v1"
+
+    def openai(self, key: str | None = None, **kwargs: Any) -> openai.OpenAI:
+        headers = {"Helicone-Auth": f"Bearer {key or self.key}", **kwargs.pop("default_headers", {})}
+        return openai.OpenAI(
+            base_url=self.oai_base, api_key="sk-provider-secret", default_headers=headers, max_retries=0, **kwargs
+        )
+
+    def anthropic(self, **kwargs: Any) -> anthropic.Anthropic:
+        headers = {"Helicone-Auth": f"Bearer {self.key}", **kwargs.pop("default_headers", {})}
+        return anthropic.Anthropic(
+            base_url=f"{self.url}/v1/gateway/anthropic",
+            api_key="sk-ant-provider-secret",
+            default_headers=headers,
+            max_retries=0,
+            **kwargs,
+        )
+
+    def record(self, request_id: str, timeout: float = 5.0) -> LogRecord:
+        """The log record of one request, waiting for the post-response hand-off."""
+        return wait_for(lambda: next((r for r in self.queue.records if r.request_id == request_id), None), timeout)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def start_gateway(data_dir: Path, upstream: str, **settings: Any) -> Gateway:
+    config = Settings(
+        data_dir=data_dir,
+        upstream_overrides={"oai": upstream, "anthropic": upstream, "groq": upstream},
+        **settings,
+    )
+    store = SqliteKeyStore(data_dir / "keys.sqlite3")
+
+    async def bootstrap() -> tuple[str, str]:
+        org, _ = await bootstrap_local_org(store)
+        plain, _ = await create_key(store, org.id, "tests")
+        return org.id, plain
+
+    org_id, key = asyncio.run(bootstrap())
+    queue = MemoryQueue()
+    app = Heliport(config, key_store=store, queue=queue)
+    server = ServerThread(app).start()
+    return Gateway(url=server.url, key=key, org_id=org_id, queue=queue, store=store, app=app, server=server)
