@@ -245,7 +245,7 @@ class DynamoKeyStore:
         return sorted((_org(item) for item in items), key=lambda o: o.created_at.isoformat())
 
     async def put_key(self, key: ApiKey) -> None:
-        """Store both items of a new key; ValueError if its hash or its id is already taken."""
+        """Store both items of a new key; ValueError if its hash, or its id within its organisation, is taken."""
         from botocore.exceptions import ClientError
 
         client = await self._client.get()

@@ -11,7 +11,7 @@ import asyncio
 import sqlite3
 import threading
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -114,7 +114,7 @@ class SqliteKeyStore:
     async def revoke_key(self, org_id: str, key_id: str) -> bool:
         cur = self._conn.execute(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE org_id = ? AND id = ?",
-            (datetime.now().astimezone().isoformat(), org_id, key_id),
+            (datetime.now(UTC).isoformat(), org_id, key_id),
         )
         return cur.rowcount == 1
 
