@@ -1,12 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.aws import aws_endpoint, dynamo_table, s3_bucket, sqs_queue_url
 from tests.harness import Gateway, start_gateway
 from tests.mock_provider import MockProvider
+from tests.postgres import throwaway_database
+
+__all__ = ["aws_endpoint", "dynamo_table", "s3_bucket", "sqs_queue_url"]  # fixtures from tests.aws
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +36,10 @@ def gateway(mock_provider: MockProvider, tmp_path_factory: pytest.TempPathFactor
     )
     yield gw
     gw.stop()
+
+
+@pytest.fixture
+async def pg_dsn() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    async with throwaway_database() as dsn:
+        yield dsn

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from heliport.auth import KEY_PREFIX, Authenticator
 from heliport.config import Settings
 from heliport.errors import RouteNotFoundError, send_error
+from heliport.logs.async_log import ASYNC_LOG_ROUTES, AsyncLogHandler
 from heliport.proxy.forward import Message, ProxyHandler, Receive, Scope, Send
 from heliport.proxy.targets import TargetResolver
 from heliport.proxy.transport import AiohttpTransport, UpstreamTransport
 from heliport.store.ports import KeyStore, LogQueue
+
+if TYPE_CHECKING:
+    from heliport.logs.consumer import LocalPipeline
 
 __all__ = ["GATEWAY_PREFIX", "PUBLIC_ROUTES", "Heliport", "create_app"]
 
@@ -38,19 +42,23 @@ class Heliport:
         key_store: KeyStore,
         queue: LogQueue,
         transport_factory: Callable[[], UpstreamTransport] | None = None,
+        pipeline: LocalPipeline | None = None,
     ) -> None:
         self.settings = settings
         self.key_store = key_store
         self.queue = queue
+        self.pipeline = pipeline
         self._transport_factory = transport_factory or (lambda: AiohttpTransport(settings.timeouts))
         self._transport: UpstreamTransport | None = None
+        authenticator = Authenticator(key_store, settings.auth_cache_ttl)
         self._proxy = ProxyHandler(
             settings,
-            authenticator=Authenticator(key_store, settings.auth_cache_ttl),
+            authenticator=authenticator,
             targets=TargetResolver(settings),
             transport=self._upstream,
             queue=queue,
         )
+        self._async_log = AsyncLogHandler(settings, authenticator=authenticator, queue=queue)
 
     def _upstream(self) -> UpstreamTransport:
         if self._transport is None:  # a server that skipped lifespan still gets a pooled client
@@ -65,6 +73,8 @@ class Heliport:
                 path = _move_key_to_header(scope, path)
             if path.startswith(GATEWAY_PREFIX):
                 await self._proxy(scope, receive, send, path[len(GATEWAY_PREFIX) :])
+            elif path in ASYNC_LOG_ROUTES:
+                await self._async_log(scope, receive, send, ASYNC_LOG_ROUTES[path])
             elif path in PUBLIC_ROUTES:
                 await _send_json(send, 200, b'{"status":"ok"}')
             else:
@@ -77,6 +87,8 @@ class Heliport:
             message: Message = await receive()
             if message["type"] == "lifespan.startup":
                 self._upstream()
+                if self.pipeline is not None:
+                    await self.pipeline.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
@@ -84,6 +96,8 @@ class Heliport:
                 return
 
     async def aclose(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.stop()
         if self._transport is not None:
             await self._transport.aclose()
             self._transport = None
@@ -116,11 +130,22 @@ async def _send_json(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(settings: Settings | None = None, **overrides: Any) -> Heliport:
-    """The app with the adapters the settings name (AWS in Lambda, local files elsewhere)."""
-    from heliport.store.factory import open_key_store, open_queue
+def create_app(settings: Settings | None = None, *, local_pipeline: bool = False, **overrides: Any) -> Heliport:
+    """The app with the adapters the settings name (AWS in Lambda, local files elsewhere).
+
+    ``local_pipeline`` also runs the log consumer in-process (``heliport serve``); in AWS the
+    consumer is its own function.
+    """
+    from heliport.store.factory import open_blobs, open_inner_queue, open_key_store, open_logdb, open_queue
 
     settings = settings or Settings.from_env()
     key_store = overrides.pop("key_store", None) or open_key_store(settings)
-    queue = overrides.pop("queue", None) or open_queue(settings)
-    return Heliport(settings, key_store=key_store, queue=queue, **overrides)
+    blobs = open_blobs(settings)
+    inner = open_inner_queue(settings)
+    queue = open_queue(settings, blobs, inner)
+    pipeline = None
+    if local_pipeline:
+        from heliport.logs.consumer import LocalPipeline
+
+        pipeline = LocalPipeline(inner, queue, open_logdb(settings), blobs)
+    return Heliport(settings, key_store=key_store, queue=queue, pipeline=pipeline, **overrides)

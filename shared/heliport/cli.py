@@ -1,4 +1,4 @@
-"""``heliport serve | keys create|list|revoke``: the local server and key management.
+"""``heliport serve | keys create|list|revoke | migrate | logs respool``: the local server and its upkeep.
 
 The same commands manage keys of a deployed stack: with ``HELIPORT_TABLE`` (and AWS credentials)
 set, keys go to the DynamoDB table instead of the local SQLite file.
@@ -30,6 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, HELIPORT_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8585, HELIPORT_PORT)")
     serve.add_argument("--data-dir", type=Path, help="where local state lives (default .heliport)")
+
+    migrate = commands.add_parser("migrate", help="apply log-database migrations (HELIPORT_DATABASE_URL or local)")
+    migrate.add_argument("--data-dir", type=Path, help="where local state lives (default .heliport)")
+
+    logs = commands.add_parser("logs", help="log pipeline maintenance")
+    log_commands = logs.add_subparsers(dest="logs_command", required=True)
+    respool = log_commands.add_parser("respool", help="re-enqueue records spooled while the queue was down")
+    respool.add_argument("--data-dir", type=Path, help="where local state lives (default .heliport)")
 
     keys = commands.add_parser("keys", help="manage heliport API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -91,7 +99,7 @@ def _serve(settings: Settings) -> int:
 
     from heliport.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, local_pipeline=True)
 
     async def bootstrap() -> tuple[Organisation, str | None]:
         return await bootstrap_local_org(app.key_store)
@@ -121,11 +129,44 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
+async def _migrate(settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from heliport.store.factory import open_logdb
+
+    logdb = open_logdb(settings)
+    try:
+        applied = await logdb.migrate()
+        await logdb.ensure_partitions(datetime.now(UTC))
+    finally:
+        await logdb.aclose()
+    print("applied: " + ", ".join(applied) if applied else "log database is up to date")
+    return 0
+
+
+async def _respool(settings: Settings) -> int:
+    from heliport.logs.spool import respool
+    from heliport.store.factory import open_blobs, open_inner_queue
+
+    blobs, queue = open_blobs(settings), open_inner_queue(settings)
+    try:
+        moved = await respool(blobs, queue)
+    finally:
+        await queue.aclose()
+        await blobs.aclose()
+    print(f"re-enqueued {moved} spooled records")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
     if args.command == "serve":
         return _serve(settings)
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "logs":
+        return asyncio.run(_respool(settings))
     return asyncio.run(_keys(args, settings))
 
 

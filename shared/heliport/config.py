@@ -62,6 +62,8 @@ class Settings:
     aws_region: str | None = None
     #: Points the AWS clients at another endpoint (moto's server in tests).
     aws_endpoint_url: str | None = None
+    #: PostgreSQL DSN of the log database; the local default is SQLite in the data directory.
+    database_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +94,7 @@ class Settings:
             bucket=env.get(_PREFIX + "BUCKET") or None,
             aws_region=env.get(_PREFIX + "AWS_REGION") or env.get("AWS_REGION") or None,
             aws_endpoint_url=env.get(_PREFIX + "AWS_ENDPOINT_URL") or None,
+            database_url=env.get(_PREFIX + "DATABASE_URL") or None,
         )
 
 

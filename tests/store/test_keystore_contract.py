@@ -15,8 +15,7 @@ from heliport.errors import AuthenticationError
 from heliport.store.aws import DynamoKeyStore, create_table
 from heliport.store.local import SqliteKeyStore
 from heliport.store.ports import ApiKey, KeyStore, Organisation
-
-from .conftest import REGION
+from tests.aws import REGION
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,7 @@ import pytest
 from heliport.errors import HeliportError
 from heliport.logs.record import LogRecord
 from heliport.store.aws import QueueUnavailableError, SqsQueue
-
-from .conftest import REGION
+from tests.aws import REGION
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -11,6 +11,8 @@ from datetime import datetime
 
 import msgspec
 
+from heliport.logs.usage import Usage
+
 __all__ = ["LOG_RECORD_VERSION", "LogRecord", "Status"]
 
 LOG_RECORD_VERSION = 1
@@ -67,5 +69,11 @@ class LogRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Bodies: None when omitted; truncated when over the proxy's copy cap.
     request_body: str | None = None
     response_body: str | None = None
+    #: Claim check: when the record would exceed the queue's message limit, the bodies travel in the
+    #: blob store under this key and the two fields above are empty (see logs/spool.py).
+    bodies_key: str | None = None
+    #: Usage the proxy extracted itself: set when the response body is omitted from the log, so the
+    #: row still gets its tokens and cost (Helicone-Omit-Response keeps the body out, not the usage).
+    usage: Usage | None = None
     response_body_truncated: bool = False
     response_headers: dict[str, str] = msgspec.field(default_factory=dict)

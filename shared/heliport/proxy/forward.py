@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -23,6 +24,7 @@ from heliport.config import Settings
 from heliport.errors import HeliportError, InvalidBodyError, UpstreamError, UpstreamTimeoutError, send_error
 from heliport.headers import RequestOptions, parse_headers
 from heliport.logs.record import LogRecord, Status
+from heliport.logs.usage import Usage, extract_usage
 from heliport.proxy.targets import Target, TargetResolver
 from heliport.proxy.transport import UpstreamRequest, UpstreamTransport
 from heliport.store.ports import ApiKey, LogQueue
@@ -72,7 +74,7 @@ def _with_stream_usage(body: bytes) -> bytes:
     return msgspec.json.encode(parsed)
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -151,6 +153,15 @@ class _Exchange:
         self.response_headers: dict[str, str] = {}
         self.logged: asyncio.Future[None] | None = None
 
+    def _omitted_usage(self) -> Usage:
+        """Usage read here, from the body the log will not carry (only for omitted responses)."""
+        return extract_usage(
+            provider=self.target.provider if self.target else "",
+            path=urlsplit(self.target.url).path if self.target else self.path,
+            response_body=self.tee.text(),
+            is_stream=bool(self.peek.stream),
+        )
+
     def record(self) -> LogRecord:
         options, tee = self.options, self.tee
         ttfb = None if tee.first_byte_at is None else (tee.first_byte_at - self.started) * 1000
@@ -183,6 +194,7 @@ class _Exchange:
             errors=self.errors,
             request_body=None if options.omit_request else self.body.decode("utf-8", "replace"),
             response_body=None if options.omit_response else tee.text(),
+            usage=self._omitted_usage() if options.omit_response else None,
             response_body_truncated=tee.truncated,
             response_headers=self.response_headers,
         )
@@ -217,7 +229,7 @@ class ProxyHandler:
         ids = [(b"helicone-id", options.request_id.encode())]
         try:
             exchange.target = self._targets.resolve(gateway_path, scope["query_string"], options)
-            exchange.body = await _read_body(receive, self._settings.max_request_bytes)
+            exchange.body = await read_body(receive, self._settings.max_request_bytes)
         except HeliportError as err:
             await send_error(send, err, ids)
             return

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from heliport.config import Settings
+from heliport.store.blobs import BlobStore
+from heliport.store.logdb import LogDb
 from heliport.store.ports import KeyStore, LogQueue
 
-__all__ = ["open_key_store", "open_queue"]
+__all__ = ["open_blobs", "open_inner_queue", "open_key_store", "open_logdb", "open_queue"]
 
 
 def open_key_store(settings: Settings) -> KeyStore:
@@ -18,7 +20,18 @@ def open_key_store(settings: Settings) -> KeyStore:
     return SqliteKeyStore(settings.data_dir / "keys.sqlite3")
 
 
-def open_queue(settings: Settings) -> LogQueue:
+def open_blobs(settings: Settings) -> BlobStore:
+    if settings.bucket:
+        from heliport.store.aws import S3BlobStore
+
+        return S3BlobStore(settings.bucket, region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+    from heliport.store.blobs import LocalBlobStore
+
+    return LocalBlobStore(settings.data_dir / "blobs")
+
+
+def open_inner_queue(settings: Settings) -> LogQueue:
+    """The queue itself, without the spool: what a consumer reads and ``respool`` writes to."""
     if settings.queue_url:
         from heliport.store.aws import SqsQueue
 
@@ -26,3 +39,20 @@ def open_queue(settings: Settings) -> LogQueue:
     from heliport.store.local import SqliteQueue
 
     return SqliteQueue(settings.data_dir / "log-queue.sqlite3")
+
+
+def open_queue(settings: Settings, blobs: BlobStore | None = None, inner: LogQueue | None = None) -> LogQueue:
+    """The queue the proxy sends to: claim check for large records, spool when the queue is down."""
+    from heliport.logs.spool import SpoolingQueue
+
+    return SpoolingQueue(inner or open_inner_queue(settings), blobs or open_blobs(settings))
+
+
+def open_logdb(settings: Settings) -> LogDb:
+    if settings.database_url:
+        from heliport.store.logdb_postgres import PostgresLogDb
+
+        return PostgresLogDb(settings.database_url)
+    from heliport.store.logdb_sqlite import SqliteLogDb
+
+    return SqliteLogDb(settings.data_dir / "logs.sqlite3")

@@ -1,6 +1,6 @@
-"""Fixtures for the store adapters: moto's server over real HTTP, and a fresh table or queue per test.
+"""AWS services for tests: moto as a server on loopback, and a fresh table, queue or bucket per test.
 
-moto runs as a server (not ``mock_aws``) so the adapters go through aiobotocore's real HTTP stack:
+moto runs as a server (never ``mock_aws``) so the adapters go through aiobotocore's real HTTP stack:
 signing, serialisation, error parsing and connection handling are all exercised.
 """
 
@@ -15,11 +15,6 @@ from moto.server import ThreadedMotoServer
 from heliport.store.aws import create_table
 
 REGION = "us-east-1"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +53,19 @@ async def sqs_queue_url(aws_endpoint: str) -> AsyncIterator[str]:
         url: str = response["QueueUrl"]
         yield url
         await sqs.delete_queue(QueueUrl=url)
+
+
+@pytest.fixture
+async def s3_bucket(aws_endpoint: str) -> AsyncIterator[str]:
+    """A new, empty S3 bucket for one test; emptied and removed afterwards."""
+    import aioboto3
+
+    name = f"heliport-{uuid.uuid4().hex[:12]}"
+    async with aioboto3.Session().client("s3", region_name=REGION, endpoint_url=aws_endpoint) as s3:
+        await s3.create_bucket(Bucket=name)
+        yield name
+        paginator = s3.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=name):
+            for item in page.get("Contents", []):
+                await s3.delete_object(Bucket=name, Key=item["Key"])
+        await s3.delete_bucket(Bucket=name)

@@ -1,0 +1,179 @@
+"""Async ("manual") logging: ``POST /custom/v1/log`` and friends, for calls heliport did not proxy.
+
+The payload is Helicone's ``{providerRequest, providerResponse, timing}``. ``providerRequest.meta``
+acts as Helicone headers (``Helicone-User-Id``, ``Helicone-Property-*``...), as do the POST's own
+``Helicone-*`` headers (helicone-helpers sends properties that way); meta wins on a clash. The key
+comes in ``Authorization: Bearer`` (what the Helicone SDKs send) or ``Helicone-Auth``. The record
+then takes the same queue -> consumer path as a proxied request.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from heliport.auth import Authenticator
+from heliport.config import Settings
+from heliport.errors import HeliportError, InvalidBodyError, send_error
+from heliport.headers import parse_headers
+from heliport.logs.record import LogRecord
+from heliport.logs.usage import extract_usage
+from heliport.proxy.forward import Receive, Scope, Send, read_body
+from heliport.store.ports import LogQueue
+
+__all__ = ["ASYNC_LOG_ROUTES", "AsyncLogHandler"]
+
+#: path -> the provider label its records carry.
+ASYNC_LOG_ROUTES = {
+    "/custom/v1/log": "CUSTOM",
+    "/v1/trace/custom/log": "CUSTOM",
+    "/oai/v1/log": "OPENAI",
+    "/anthropic/v1/log": "ANTHROPIC",
+}
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "set-cookie", "cookie"})
+
+
+class _Instant(msgspec.Struct):
+    seconds: int
+    milliseconds: int = 0
+
+    def to_datetime(self) -> datetime:
+        return datetime.fromtimestamp(self.seconds + self.milliseconds / 1000, UTC)
+
+
+class _Timing(msgspec.Struct):
+    startTime: _Instant
+    endTime: _Instant
+    timeToFirstToken: float | None = None
+
+
+class _ProviderRequest(msgspec.Struct):
+    url: str = "custom-model-nopath"
+    json: dict[str, Any] | None = None
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class _ProviderResponse(msgspec.Struct):
+    status: int = 200
+    headers: dict[str, Any] = msgspec.field(default_factory=dict)
+    json: Any = None
+    textBody: str | None = None
+
+
+class AsyncLogPayload(msgspec.Struct):
+    providerRequest: _ProviderRequest
+    providerResponse: _ProviderResponse
+    timing: _Timing | None = None
+
+
+_payload_decoder = msgspec.json.Decoder(AsyncLogPayload)
+_encoder = msgspec.json.Encoder()
+
+
+def _field_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> InvalidBodyError:
+    message = str(exc)
+    # msgspec says "... - at `$.providerResponse.status`"; surface the path as the param.
+    param = message.rsplit("at `", 1)[1].rstrip("`") if "at `$" in message else None
+    return InvalidBodyError(f"Invalid log payload: {message}", param=param)
+
+
+class AsyncLogHandler:
+    def __init__(self, settings: Settings, *, authenticator: Authenticator, queue: LogQueue) -> None:
+        self._settings = settings
+        self._auth = authenticator
+        self._queue = queue
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, provider: str) -> None:
+        try:
+            record = await self._record(scope, receive, provider)
+        except HeliportError as err:
+            await send_error(send, err)
+            return
+        await self._queue.send(record)
+        body = _encoder.encode({"ok": True, "id": record.request_id})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"helicone-id", record.request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _record(self, scope: Scope, receive: Receive, provider: str) -> LogRecord:
+        if scope["method"] != "POST":
+            raise InvalidBodyError("Use POST to send a log", status=405)
+        body = await read_body(receive, self._settings.max_request_bytes)
+        try:
+            payload = _payload_decoder.decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise _field_error(exc) from None
+        headers = [(n, v) for n, v in scope["headers"] if n.lower().startswith(b"helicone-")]
+        token = _bearer(scope["headers"])
+        if token and not any(n.lower() == b"helicone-auth" for n, _ in headers):
+            headers.append((b"helicone-auth", b"Bearer " + token.encode()))
+        headers += [(str(k).lower().encode(), str(v).encode()) for k, v in payload.providerRequest.meta.items()]
+        options, _ = parse_headers(headers)
+        key = await self._auth.authenticate(options.auth_token)
+        now = datetime.now(UTC)
+        timing = payload.timing
+        started = timing.startTime.to_datetime() if timing else now
+        ended = timing.endTime.to_datetime() if timing else now
+        if ended < started:
+            raise InvalidBodyError("timing.endTime is before timing.startTime", param="$.timing.endTime")
+        request_json = payload.providerRequest.json
+        response = payload.providerResponse
+        response_text = response.textBody if response.json is None else _encoder.encode(response.json).decode()
+        model = request_json.get("model") if isinstance(request_json, dict) else None
+        return LogRecord(
+            request_id=options.request_id,
+            org_id=key.org_id,
+            key_id=key.id,
+            started_at=started,
+            ttfb_ms=timing.timeToFirstToken if timing else None,
+            duration_ms=(ended - started).total_seconds() * 1000,
+            method="POST",
+            path=scope["path"],
+            provider=provider,
+            target_url=payload.providerRequest.url,
+            status=response.status,
+            is_stream=False,
+            request_model=model if isinstance(model, str) else None,
+            user_id=options.user_id,
+            properties=options.properties,
+            session_id=options.session_id,
+            session_path=options.session_path,
+            session_name=options.session_name,
+            prompt_id=options.prompt_id,
+            model_override=options.model_override,
+            omit_request=options.omit_request,
+            omit_response=options.omit_response,
+            helicone_headers=options.other,
+            request_body=None
+            if options.omit_request or request_json is None
+            else _encoder.encode(request_json).decode(),
+            response_body=None if options.omit_response else response_text,
+            usage=(
+                extract_usage(provider=provider, path="", response_body=response_text, is_stream=False)
+                if options.omit_response
+                else None
+            ),
+            response_headers={
+                str(k).lower(): str(v) for k, v in response.headers.items() if str(k).lower() not in _SECRET_HEADERS
+            },
+        )
+
+
+def _bearer(raw: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in raw:
+        if name.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None

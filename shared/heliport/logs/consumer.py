@@ -1,0 +1,274 @@
+"""The log consumer: LogRecords in, request rows and stored bodies out.
+
+One code path serves both deployments: the SQS Lambda (``functions/logger``) calls
+:func:`handle_sqs_batch`, and ``heliport serve`` runs :class:`LocalConsumer` over its SQLite queue.
+Both hand records to :class:`LogWriter`, which for each record resolves the model, extracts usage,
+prices it, writes the bodies to the blob store and then the rows, one batch insert per call.
+
+Writing is idempotent (a redelivered record leaves one row), so every failure can simply be retried:
+a record that cannot be decoded fails alone (and ends in the DLQ after its retries); a database
+outage fails the whole batch, whose messages come back once the queue's visibility timeout passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, TypedDict
+from urllib.parse import urlsplit
+
+import msgspec
+
+from heliport.logs.cost import compute_cost
+from heliport.logs.previews import request_preview, response_preview
+from heliport.logs.record import LogRecord
+from heliport.logs.row import RequestRow
+from heliport.logs.spool import load_bodies
+from heliport.logs.usage import Usage, extract_usage, resolve_model
+from heliport.store.blobs import BlobStore
+from heliport.store.logdb import LogDb
+
+__all__ = ["LocalConsumer", "LogWriter", "body_key", "build_row", "handle_sqs_batch"]
+
+logger = logging.getLogger("heliport.consumer")
+
+_record_decoder = msgspec.json.Decoder(LogRecord)
+_body_encoder = msgspec.json.Encoder()
+
+
+def body_key(org_id: str, request_id: str) -> str:
+    """Where a request's bodies live; Helicone's layout, so its tooling finds them."""
+    return f"organizations/{org_id}/requests/{request_id}/raw_request_response_body"
+
+
+def build_row(record: LogRecord) -> tuple[RequestRow, bytes | None]:
+    """The row for a record, and the gzip JSON of its bodies (None when both were omitted)."""
+    # Async-log records carry a placeholder target ("custom-model-nopath"); their route names the format.
+    is_url = record.target_url.startswith(("https://", "http://"))
+    path = (urlsplit(record.target_url).path if is_url else "") or record.path
+    usage = record.usage or extract_usage(
+        provider=record.provider,
+        path=path,
+        response_body=record.response_body,
+        is_stream=record.is_stream,
+        request_body=record.request_body,
+    )
+    model = resolve_model(
+        model_override=record.model_override,
+        response_model=usage.response_model,
+        request_model=record.request_model,
+        path=path,
+    )
+    if record.cache_hit:
+        cost_amount: Decimal | None = Decimal(0)
+        cost_source: str | None = "cache hit"
+    else:
+        cost = compute_cost(model=model, provider=record.provider, usage=usage, at=record.started_at)
+        cost_amount, cost_source = cost.amount, cost.source
+    status = record.status
+    errors = list(record.errors)
+    if usage.stream_error is not None and 200 <= status < 300:
+        # The stream answered 200 and then failed (Anthropic's overloaded `event: error`).
+        status = usage.stream_error_status or 500
+        errors.append(f"stream error: {usage.stream_error}")
+    request_body = None if record.omit_request else record.request_body
+    response_body = None if record.omit_response else record.response_body
+    blob: bytes | None = None
+    key: str | None = None
+    if request_body is not None or response_body is not None:
+        key = body_key(record.org_id, record.request_id)
+        blob = gzip.compress(_body_encoder.encode({"request": request_body, "response": response_body}), 5)
+    row = RequestRow(
+        request_id=record.request_id,
+        org_id=record.org_id,
+        key_id=record.key_id,
+        created_at=record.started_at,
+        response_created_at=record.started_at + timedelta(milliseconds=record.duration_ms),
+        status=status,
+        provider=record.provider,
+        target_url=record.target_url,
+        path=record.path,
+        method=record.method,
+        is_stream=record.is_stream,
+        model=model,
+        request_model=record.request_model,
+        response_model=usage.response_model,
+        model_override=record.model_override,
+        user_id=record.user_id,
+        properties=record.properties,
+        session_id=record.session_id,
+        session_path=record.session_path,
+        session_name=record.session_name,
+        prompt_id=record.prompt_id,
+        delay_ms=record.duration_ms,
+        time_to_first_token=record.ttfb_ms if record.is_stream else None,
+        **_usage_columns(usage),
+        cost=cost_amount,
+        cost_source=cost_source,
+        cache_hit=record.cache_hit,
+        cache_reference_id=record.cache_reference_id,
+        rate_limited=record.rate_limited,
+        retry_count=record.retry_count,
+        fallback_index=record.fallback_index,
+        gateway_provider=record.gateway_provider,
+        gateway_model=record.gateway_model,
+        errors=errors,
+        omit_request=record.omit_request,
+        omit_response=record.omit_response,
+        body_key=key,
+        request_preview=request_preview(request_body),
+        response_preview=response_preview(response_body, record.is_stream),
+    )
+    return row, blob
+
+
+def _usage_columns(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_cache_read_tokens": usage.prompt_cache_read_tokens,
+        "prompt_cache_write_tokens": usage.prompt_cache_write_tokens,
+        "prompt_cache_write_5m_tokens": usage.prompt_cache_write_5m_tokens,
+        "prompt_cache_write_1h_tokens": usage.prompt_cache_write_1h_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "prompt_audio_tokens": usage.prompt_audio_tokens,
+        "completion_audio_tokens": usage.completion_audio_tokens,
+        "usage_source": usage.source,
+    }
+
+
+class LogWriter:
+    """Stores records: bodies to the blob store first, then all rows in one idempotent insert."""
+
+    def __init__(self, logdb: LogDb, blobs: BlobStore) -> None:
+        self.logdb = logdb
+        self.blobs = blobs
+
+    async def write(self, records: Sequence[LogRecord]) -> int:
+        """Store every record or raise; returns how many rows were new."""
+        built = [build_row(await self._with_bodies(r)) for r in records]
+        await asyncio.gather(
+            *(
+                self.blobs.put(row.body_key, blob, content_type="application/json", content_encoding="gzip")
+                for row, blob in built
+                if blob is not None and row.body_key is not None
+            )
+        )
+        return await self.logdb.insert_requests([row for row, _ in built])
+
+    async def _with_bodies(self, record: LogRecord) -> LogRecord:
+        return await load_bodies(record, self.blobs) if record.bodies_key else record
+
+
+class BatchItemFailure(TypedDict):
+    itemIdentifier: str
+
+
+class BatchResponse(TypedDict):
+    batchItemFailures: list[BatchItemFailure]
+
+
+async def handle_sqs_batch(event: Mapping[str, Any], writer: LogWriter) -> BatchResponse:
+    """The SQS event source's batch, reporting only the messages that failed (ReportBatchItemFailures)."""
+    records: list[LogRecord] = []
+    ids: list[str] = []
+    failures: list[BatchItemFailure] = []
+    for message in event.get("Records", []):
+        message_id = message["messageId"]
+        try:
+            records.append(_record_decoder.decode(message["body"]))
+            ids.append(message_id)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            logger.error("unreadable log record in message %s: %s", message_id, exc)
+            failures.append({"itemIdentifier": message_id})
+    if records:
+        try:
+            await writer.write(records)
+        except Exception:
+            logger.exception("could not store a batch of %d records; they will be redelivered", len(records))
+            failures.extend({"itemIdentifier": i} for i in ids)
+    return {"batchItemFailures": failures}
+
+
+class LocalConsumer:
+    """``heliport serve``'s consumer: drains the SQLite queue into the log database."""
+
+    def __init__(self, queue: Any, writer: LogWriter, *, batch: int = 100, idle_seconds: float = 0.2) -> None:
+        self._queue = queue
+        self._writer = writer
+        self._batch = batch
+        self._idle = idle_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="heliport-consumer")
+
+    async def drain_once(self) -> int:
+        """Store what is queued now; returns how many records were handled."""
+        items = await asyncio.to_thread(self._queue.receive, self._batch)
+        if not items:
+            return 0
+        await self._writer.write([record for _, record in items])
+        await asyncio.to_thread(self._queue.delete, [seq for seq, _ in items])
+        return len(items)
+
+    async def _run(self) -> None:
+        backoff = self._idle
+        while True:
+            try:
+                handled = await self.drain_once()
+                backoff = self._idle
+            except Exception:
+                logger.exception("log consumer failed; retrying in %.1f s", backoff)
+                handled = 0
+                backoff = min(backoff * 2, 30.0)
+            if handled == 0:
+                await asyncio.sleep(backoff)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class LocalPipeline:
+    """Everything ``heliport serve`` runs beside the proxy to turn queued records into rows.
+
+    On start it migrates the log database, makes sure this month's partitions exist, moves any
+    spooled records back into the queue, and starts the consumer; on stop it drains what is left.
+    """
+
+    def __init__(self, queue: Any, spooling_queue: Any, logdb: LogDb, blobs: BlobStore) -> None:
+        self.logdb = logdb
+        self.writer = LogWriter(logdb, blobs)
+        self.consumer = LocalConsumer(queue, self.writer)
+        self._spooling_queue = spooling_queue
+
+    async def start(self) -> None:
+        from datetime import UTC, datetime
+
+        await self.logdb.migrate()
+        await self.logdb.ensure_partitions(datetime.now(UTC))
+        try:
+            moved = await self._spooling_queue.respool()
+            if moved:
+                logger.warning("re-enqueued %d spooled log records", moved)
+        except Exception:
+            logger.exception("could not re-enqueue spooled log records; they stay spooled")
+        self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        try:
+            while await self.consumer.drain_once():
+                pass
+        finally:
+            await self.logdb.aclose()
