@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -43,3 +44,15 @@ async def pg_dsn() -> AsyncIterator[str]:
     """A fresh, empty PostgreSQL database for one test."""
     async with throwaway_database() as dsn:
         yield dsn
+
+
+@pytest.fixture
+def pg_dsn_sync() -> Iterator[str]:
+    """``pg_dsn`` for synchronous tests (the SDK end-to-end tests are plain functions)."""
+    loop = asyncio.new_event_loop()
+    database = throwaway_database()
+    try:
+        yield loop.run_until_complete(database.__aenter__())
+    finally:
+        loop.run_until_complete(database.__aexit__(None, None, None))
+        loop.close()

@@ -20,7 +20,7 @@ import anthropic
 import openai
 import uvicorn
 
-from heliport.app import Heliport
+from heliport.app import Heliport, create_app
 from heliport.auth import bootstrap_local_org, create_key
 from heliport.config import Settings
 from heliport.logs.record import LogRecord
@@ -102,7 +102,9 @@ def wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> Any:
         time.sleep(0.01)
 
 
-def start_gateway(data_dir: Path, upstream: str, **settings: Any) -> Gateway:
+def start_gateway(data_dir: Path, upstream: str, *, pipeline: bool = False, **settings: Any) -> Gateway:
+    """A heliport on loopback. ``pipeline``: the whole local log pipeline (queue, consumer, log
+    database in ``data_dir``) as ``heliport serve`` runs it; otherwise a memory sink for records."""
     config = Settings(
         data_dir=data_dir,
         upstream_overrides={"oai": upstream, "anthropic": upstream, "groq": upstream},
@@ -117,6 +119,10 @@ def start_gateway(data_dir: Path, upstream: str, **settings: Any) -> Gateway:
 
     org_id, key = asyncio.run(bootstrap())
     queue = MemoryQueue()
-    app = Heliport(config, key_store=store, queue=queue)
+    app = (
+        create_app(config, local_pipeline=True, key_store=store)
+        if pipeline
+        else Heliport(config, key_store=store, queue=queue)
+    )
     server = ServerThread(app).start()
     return Gateway(url=server.url, key=key, org_id=org_id, queue=queue, store=store, app=app, server=server)
