@@ -18,7 +18,7 @@ from heliport.auth import Authenticator
 from heliport.config import Settings
 from heliport.errors import HeliportError, InvalidBodyError, send_error
 from heliport.headers import parse_headers
-from heliport.logs.record import LogRecord
+from heliport.logs.record import LogRecord, caller_fields
 from heliport.logs.usage import extract_usage
 from heliport.proxy.forward import Receive, Scope, Send, read_body
 from heliport.store.ports import LogQueue
@@ -145,16 +145,7 @@ class AsyncLogHandler:
             status=response.status,
             is_stream=False,
             request_model=model if isinstance(model, str) else None,
-            user_id=options.user_id,
-            properties=options.properties,
-            session_id=options.session_id,
-            session_path=options.session_path,
-            session_name=options.session_name,
-            prompt_id=options.prompt_id,
-            model_override=options.model_override,
-            omit_request=options.omit_request,
-            omit_response=options.omit_response,
-            helicone_headers=options.other,
+            **caller_fields(options),  # type: ignore[arg-type]  # typed by _CallerFields
             request_body=None
             if options.omit_request or request_json is None
             else _encoder.encode(request_json).decode(),

@@ -97,7 +97,6 @@ def build_row(record: LogRecord) -> tuple[RequestRow, bytes | None]:
         is_stream=record.is_stream,
         model=model,
         request_model=record.request_model,
-        response_model=usage.response_model,
         model_override=record.model_override,
         user_id=record.user_id,
         properties=record.properties,
@@ -127,20 +126,12 @@ def build_row(record: LogRecord) -> tuple[RequestRow, bytes | None]:
     return row, blob
 
 
+#: Usage fields that are also row columns, response_model included (Usage carries a few more, for pricing).
+_USAGE_COLUMNS = tuple(f for f in Usage.__struct_fields__ if f in RequestRow.__struct_fields__ and f != "source")
+
+
 def _usage_columns(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_cache_read_tokens": usage.prompt_cache_read_tokens,
-        "prompt_cache_write_tokens": usage.prompt_cache_write_tokens,
-        "prompt_cache_write_5m_tokens": usage.prompt_cache_write_5m_tokens,
-        "prompt_cache_write_1h_tokens": usage.prompt_cache_write_1h_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "prompt_audio_tokens": usage.prompt_audio_tokens,
-        "completion_audio_tokens": usage.completion_audio_tokens,
-        "usage_source": usage.source,
-    }
+    return {**{f: getattr(usage, f) for f in _USAGE_COLUMNS}, "usage_source": usage.source}
 
 
 class LogWriter:

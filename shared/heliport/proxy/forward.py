@@ -23,7 +23,7 @@ from heliport.auth import Authenticator
 from heliport.config import Settings
 from heliport.errors import HeliportError, InvalidBodyError, UpstreamError, UpstreamTimeoutError, send_error
 from heliport.headers import RequestOptions, parse_headers
-from heliport.logs.record import LogRecord, Status
+from heliport.logs.record import LogRecord, Status, caller_fields
 from heliport.logs.usage import Usage, extract_usage
 from heliport.proxy.targets import Target, TargetResolver
 from heliport.proxy.transport import UpstreamRequest, UpstreamTransport
@@ -179,18 +179,7 @@ class _Exchange:
             status=self.status,
             is_stream=bool(self.peek.stream),
             request_model=self.peek.model,
-            user_id=options.user_id or self.peek.user,
-            properties=options.properties,
-            session_id=options.session_id,
-            session_path=options.session_path,
-            session_name=options.session_name,
-            prompt_id=options.prompt_id,
-            model_override=options.model_override,
-            omit_request=options.omit_request,
-            omit_response=options.omit_response,
-            posthog_key=options.posthog_key,
-            posthog_host=options.posthog_host,
-            helicone_headers=options.other,
+            **caller_fields(options, body_user=self.peek.user),  # type: ignore[arg-type]  # typed by _CallerFields
             errors=self.errors,
             request_body=None if options.omit_request else self.body.decode("utf-8", "replace"),
             response_body=None if options.omit_response else tee.text(),
