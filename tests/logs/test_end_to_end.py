@@ -137,3 +137,19 @@ def test_async_log_payload_errors_name_the_field(gateway: Gateway) -> None:
     record = gateway.record(response.json()["id"])
     assert record.provider == "OPENAI"
     assert json.loads(record.request_body or "") == {}
+
+
+def test_secrets_in_logged_headers_are_never_stored(gateway: Gateway) -> None:
+    payload = {
+        "providerRequest": {"url": "custom-model-nopath", "json": {"model": "m"}, "meta": {}},
+        "providerResponse": {
+            "status": 200,
+            "json": {"ok": True},
+            "headers": {"Authorization": "Bearer sk-live", "X-Api-Key": "k", "Set-Cookie": "s=1", "X-Request-Id": "r"},
+        },
+    }
+    response = httpx.post(
+        f"{gateway.url}/custom/v1/log", json=payload, headers={"Helicone-Auth": f"Bearer {gateway.key}"}
+    )
+    record = gateway.record(response.json()["id"])
+    assert record.response_headers == {"x-request-id": "r"}
