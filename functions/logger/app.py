@@ -2,22 +2,46 @@
 
 The event source mapping sets ``ReportBatchItemFailures``, so only the messages listed in
 ``batchItemFailures`` come back. One event loop lives for the whole execution environment: the
-database pool and the S3 client belong to it and are reused by every warm invocation.
+database pool and the S3 client belong to it and are reused by every warm invocation. The first
+invocation of each environment also re-enqueues records the proxy spooled to S3 while SQS was down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from heliport.config import Settings
 from heliport.logs.consumer import BatchResponse, LogWriter, handle_sqs_batch
-from heliport.store.factory import open_blobs, open_logdb
+from heliport.logs.spool import respool
+from heliport.store.factory import open_blobs, open_inner_queue, open_logdb
+
+logger = logging.getLogger("heliport.consumer")
 
 _loop = asyncio.new_event_loop()
 _settings = Settings.from_env()
 _writer = LogWriter(open_logdb(_settings), open_blobs(_settings))
+_respooled = False
+
+
+async def _respool_once() -> None:
+    global _respooled
+    if _respooled or not _settings.queue_url:
+        return
+    _respooled = True
+    try:
+        moved = await respool(_writer.blobs, open_inner_queue(_settings))
+        if moved:
+            logger.warning("re-enqueued %d spooled log records", moved)
+    except Exception:
+        logger.exception("could not re-enqueue spooled log records; they stay spooled")
+
+
+async def _handle(event: dict[str, Any]) -> BatchResponse:
+    await _respool_once()
+    return await handle_sqs_batch(event, _writer)
 
 
 def handler(event: dict[str, Any], context: object) -> BatchResponse:
-    return _loop.run_until_complete(handle_sqs_batch(event, _writer))
+    return _loop.run_until_complete(_handle(event))
