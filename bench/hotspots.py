@@ -2,10 +2,13 @@
 
     .venv/bin/pip install py-spy      # once
     .venv/bin/python bench/hotspots.py [--scenario json|sse] [--connections 32] [--seconds 12]
+                                       [--targets heliport-proxy,baseline]
 
-``bench/run.py`` says *how much* heliport costs; this says *where*. Both proxies get the same wrk load
-while py-spy samples them; each sample is charged to the deepest frame that names a step (header
-parsing, auth, upstream client, log queue, ...), and a step's share of samples times the process's
+``bench/run.py`` says *how much* heliport costs; this says *where*. Each proxy gets the same wrk load
+while py-spy samples it (targets as in run.py: ``heliport-proxy`` is the request hot path alone,
+``heliport`` is ``heliport serve`` with its in-process log consumer, sampled during the load only).
+Each sample is charged to the deepest frame that names a step (header parsing, auth, upstream
+client, log queue, ...), and a step's share of samples times the process's
 measured CPU per request gives microseconds per request. Samples count time a thread was not idle,
 which on a contended machine includes waiting for a core, so the µs are estimates; the shares are the
 finding. Threads parked in ``Condition.wait`` (heliport's idle queue writer) are left out.
@@ -31,6 +34,20 @@ import run  # bench/run.py: the same processes, readiness checks and wrk driver
 # within one frame, the first step listed wins. A pattern ending in "." matches a class's methods.
 STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("idle wait (not CPU)", ("Condition.wait",)),
+    (
+        "log consumer (heliport serve only)",
+        (
+            "LocalConsumer.",
+            "LocalPipeline.",
+            "LogWriter.",
+            "SqliteQueue.receive",
+            "SqliteQueue.delete",
+            "SqliteLogDb.",
+            "LocalBlobStore.",
+            "build_row",
+            "extract_usage",
+        ),
+    ),
     ("request id: uuid4 (os.urandom)", ("uuid4", "UUID.__init__")),
     ("header parsing", ("parse_headers",)),
     ("auth: sha256 + cache", ("Authenticator.authenticate", "hash_key")),
@@ -38,12 +55,15 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("request body read", ("_read_body", "Request.body", "Request.stream")),
     ("body peek (msgspec)", ("_peek", "_with_stream_usage")),
     ("log record build", ("_Exchange.record",)),
-    ("queue hand-off: msgspec encode + notify", ("SqliteQueue.send", "ProxyHandler._send_record", "ProxyHandler._log")),
+    (
+        "queue hand-off: msgspec encode + notify",
+        ("SpoolingQueue.send", "SqliteQueue.send", "ProxyHandler._send_record", "ProxyHandler._log"),
+    ),
     ("SQLite group commit (writer thread)", ("SqliteQueue._run",)),
     ("exchange + tee + header copy", ("_Exchange.__init__", "_Tee.", "ProxyHandler._response_headers")),
     ("disconnect watcher", ("_watch_disconnect",)),
     (
-        "task creation",
+        "task creation + anyio cancel scopes",
         (
             "create_task",
             "ensure_future",
@@ -223,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--keep", action="store_true", help="keep the raw stacks (flamegraph.pl-ready)")
     parser.add_argument("--micro-only", action="store_true", help="only time heliport's steps in isolation")
+    parser.add_argument("--targets", default="heliport-proxy,baseline", help="proxies to sample, comma-separated")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None or (shutil.which("py-spy", path=str(run.BIN)) or shutil.which("py-spy")) is None:
         print("bench: needs wrk (apt-get install -y wrk) and py-spy (.venv/bin/pip install py-spy)")
@@ -236,13 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             bodies = {k: json.dumps(v, separators=(",", ":")).encode() for k, v in run.SCENARIOS.items()}
             body_file = scratch / f"{args.scenario}.json"
             body_file.write_bytes(bodies[args.scenario])
-            targets, _ = run.start_all(children, scratch)
+            targets = run.start_all(children, scratch)
             for target in targets.values():
                 run.wait_ready(target, bodies, children)
             direct = targets["direct"]
             _, response = run.post(direct.url, bodies[args.scenario], direct.headers)
             micro_rows = micro(scratch, response, bodies[args.scenario])
-            for name in () if args.micro_only else ("heliport", "baseline"):
+            names = [] if args.micro_only else [n.strip() for n in args.targets.split(",") if n.strip()]
+            for name in names:
                 target = targets[name]
                 run.run_wrk(target, args.scenario, body_file, connections=args.connections, threads=1, duration_s=2)
                 result = profile(target, args.scenario, body_file, args, scratch / f"{name}.stacks")
@@ -260,13 +282,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"| {step} | {us:.1f} |")
     if args.micro_only:
         return 0
-    steps = sorted({s for v in shares.values() for s in v}, key=lambda s: -shares["heliport"].get(s, 0.0))
+    steps = sorted({s for v in shares.values() for s in v}, key=lambda s: -shares[names[0]].get(s, 0.0))
     print(f"\n{args.scenario.upper()} at {args.connections} connections; µs = share x measured CPU per request\n")
-    print("| step | heliport share | heliport µs/req | baseline share | baseline µs/req |")
-    print("|---|---:|---:|---:|---:|")
+    print("| step | " + " | ".join(f"{n} share | {n} µs/req" for n in names) + " |")
+    print("|---|" + "---:|---:|" * len(names))
     for step in steps:
         cells = []
-        for name in ("heliport", "baseline"):
+        for name in names:
             share = shares[name].get(step, 0.0)
             cells += [f"{share:.1%}", f"{share * per_request[name]:.0f}"] if share else ["-", "-"]
         print(f"| {step} | {' | '.join(cells)} |")

@@ -1,11 +1,12 @@
 """The upstream transport: the one seam between gateway logic and an HTTP client library.
 
 :class:`UpstreamTransport` is a one-method protocol; :class:`AiohttpTransport` implements it over
-aiohttp's client, which measured ~3.5x the throughput of httpx's on this proxy's workload (see
-docs/benchmarks.md). Library exceptions are translated here, and only here, into
-:mod:`heliport.errors`. Two pooled sessions live for the whole process: one for configured
-providers, and a *guarded* one for caller-chosen targets whose resolver refuses any address that is
-not globally routable, at connect time, so DNS rebinding cannot slip past a check made earlier.
+aiohttp's client, which the design brief measured at ~3.5x the throughput of httpx's on this kind
+of machine (2,200 vs 630 req/s at one connection through a bare pass-through). Library exceptions
+are translated here, and only here, into :mod:`heliport.errors`. Two pooled sessions live for the
+whole process: one for configured providers, and a *guarded* one for caller-chosen targets, whose
+resolver refuses any address that is not globally routable, at connect time, so DNS rebinding
+cannot slip past a check made earlier.
 """
 
 from __future__ import annotations
