@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from moto.server import ThreadedMotoServer
 
-from heliport.store.aws import create_table
+from heliport.store.aws import S3BlobStore, create_table
+from heliport.store.blobs import BlobStore, LocalBlobStore
 
 REGION = "us-east-1"
 
@@ -69,3 +71,23 @@ async def s3_bucket(aws_endpoint: str) -> AsyncIterator[str]:
             for item in page.get("Contents", []):
                 await s3.delete_object(Bucket=name, Key=item["Key"])
         await s3.delete_bucket(Bucket=name)
+
+
+@pytest.fixture(params=["local", "s3"])
+def blob_target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str, str | None]:
+    """(kind, root or bucket, endpoint); sync, so it may pull the async S3 fixtures in only when needed."""
+    if request.param == "local":
+        return "local", str(tmp_path / "blobs"), None
+    return "s3", request.getfixturevalue("s3_bucket"), request.getfixturevalue("aws_endpoint")
+
+
+@pytest.fixture
+async def blobs(blob_target: tuple[str, str, str | None]) -> AsyncIterator[BlobStore]:
+    kind, where, endpoint = blob_target
+    store: BlobStore = (
+        LocalBlobStore(Path(where)) if kind == "local" else S3BlobStore(where, region=REGION, endpoint_url=endpoint)
+    )
+    try:
+        yield store
+    finally:
+        await store.aclose()

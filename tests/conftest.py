@@ -6,12 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.aws import aws_endpoint, dynamo_table, s3_bucket, sqs_queue_url
+from tests.aws import aws_endpoint, blob_target, blobs, dynamo_table, s3_bucket, sqs_queue_url
 from tests.harness import Gateway, start_gateway
 from tests.mock_provider import MockProvider
 from tests.postgres import throwaway_database
 
-__all__ = ["aws_endpoint", "dynamo_table", "s3_bucket", "sqs_queue_url"]  # fixtures from tests.aws
+__all__ = [
+    "aws_endpoint",
+    "blob_target",
+    "blobs",
+    "dynamo_table",
+    "s3_bucket",
+    "sqs_queue_url",
+]  # fixtures from tests.aws
 
 
 @pytest.fixture(scope="session")

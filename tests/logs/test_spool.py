@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -135,26 +134,6 @@ class FlakyQueue(MemoryQueue):
 
     async def aclose(self) -> None:
         self.closed = True
-
-
-@pytest.fixture(params=["local", "s3"])
-def blob_target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str, str | None]:
-    """(kind, root or bucket, endpoint); sync, so it may pull the async S3 fixtures in only when needed."""
-    if request.param == "local":
-        return "local", str(tmp_path / "blobs"), None
-    return "s3", request.getfixturevalue("s3_bucket"), request.getfixturevalue("aws_endpoint")
-
-
-@pytest.fixture
-async def blobs(blob_target: tuple[str, str, str | None]) -> AsyncIterator[BlobStore]:
-    kind, where, endpoint = blob_target
-    store: BlobStore = (
-        LocalBlobStore(Path(where)) if kind == "local" else S3BlobStore(where, region=REGION, endpoint_url=endpoint)
-    )
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -18,26 +17,6 @@ from heliport.store.blobs import BlobStore, LocalBlobStore
 from tests.aws import REGION
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["local", "s3"])
-def blob_target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str, str | None]:
-    """(kind, root or bucket, endpoint); sync, so it may pull the async S3 fixtures in only when needed."""
-    if request.param == "local":
-        return "local", str(tmp_path / "blobs"), None
-    return "s3", request.getfixturevalue("s3_bucket"), request.getfixturevalue("aws_endpoint")
-
-
-@pytest.fixture
-async def blobs(blob_target: tuple[str, str, str | None]) -> AsyncIterator[BlobStore]:
-    kind, where, endpoint = blob_target
-    store: BlobStore = (
-        LocalBlobStore(Path(where)) if kind == "local" else S3BlobStore(where, region=REGION, endpoint_url=endpoint)
-    )
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 async def test_put_get_keeps_gzip_bytes_as_they_are(blobs: BlobStore) -> None:

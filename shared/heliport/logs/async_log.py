@@ -18,7 +18,7 @@ from heliport.auth import Authenticator
 from heliport.config import Settings
 from heliport.errors import HeliportError, InvalidBodyError, send_error
 from heliport.headers import parse_headers
-from heliport.logs.record import LogRecord, caller_fields
+from heliport.logs.record import SECRET_HEADERS, LogRecord, caller_fields
 from heliport.logs.usage import extract_usage
 from heliport.proxy.forward import Receive, Scope, Send, read_body
 from heliport.store.ports import LogQueue
@@ -32,7 +32,6 @@ ASYNC_LOG_ROUTES = {
     "/oai/v1/log": "OPENAI",
     "/anthropic/v1/log": "ANTHROPIC",
 }
-_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "set-cookie", "cookie"})
 
 
 class _Instant(msgspec.Struct):
@@ -145,7 +144,7 @@ class AsyncLogHandler:
             status=response.status,
             is_stream=False,
             request_model=model if isinstance(model, str) else None,
-            **caller_fields(options),  # type: ignore[arg-type]  # typed by _CallerFields
+            **caller_fields(options),
             request_body=None
             if options.omit_request or request_json is None
             else _encoder.encode(request_json).decode(),
@@ -156,7 +155,7 @@ class AsyncLogHandler:
                 else None
             ),
             response_headers={
-                str(k).lower(): str(v) for k, v in response.headers.items() if str(k).lower() not in _SECRET_HEADERS
+                str(k).lower(): str(v) for k, v in response.headers.items() if str(k).lower() not in SECRET_HEADERS
             },
         )
 

@@ -8,13 +8,17 @@ row and perf-counter durations in milliseconds for precision.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
 from heliport.headers import RequestOptions
 from heliport.logs.usage import Usage
 
-__all__ = ["LOG_RECORD_VERSION", "LogRecord", "Status", "caller_fields"]
+__all__ = ["LOG_RECORD_VERSION", "SECRET_HEADERS", "LogRecord", "Status", "caller_fields"]
+
+#: Header names (lower case) whose values are credentials: never copied into a stored header set.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"})
 
 LOG_RECORD_VERSION = 1
 
@@ -80,38 +84,19 @@ class LogRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     response_headers: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class _CallerFields(msgspec.Struct, frozen=True, kw_only=True):
-    """The LogRecord fields that come straight from the caller's Helicone headers."""
-
-    user_id: str | None
-    properties: dict[str, str]
-    session_id: str | None
-    session_path: str | None
-    session_name: str | None
-    prompt_id: str | None
-    model_override: str | None
-    omit_request: bool
-    omit_response: bool
-    posthog_key: str | None
-    posthog_host: str | None
-    helicone_headers: dict[str, str]
-
-
-def caller_fields(options: RequestOptions, *, body_user: str | None = None) -> dict[str, object]:
+def caller_fields(options: RequestOptions, *, body_user: str | None = None) -> dict[str, Any]:
     """Keyword arguments for LogRecord from the parsed headers (the user falls back to the body's)."""
-    return msgspec.structs.asdict(
-        _CallerFields(
-            user_id=options.user_id or body_user,
-            properties=options.properties,
-            session_id=options.session_id,
-            session_path=options.session_path,
-            session_name=options.session_name,
-            prompt_id=options.prompt_id,
-            model_override=options.model_override,
-            omit_request=options.omit_request,
-            omit_response=options.omit_response,
-            posthog_key=options.posthog_key,
-            posthog_host=options.posthog_host,
-            helicone_headers=options.other,
-        )
-    )
+    return {
+        "user_id": options.user_id or body_user,
+        "properties": options.properties,
+        "session_id": options.session_id,
+        "session_path": options.session_path,
+        "session_name": options.session_name,
+        "prompt_id": options.prompt_id,
+        "model_override": options.model_override,
+        "omit_request": options.omit_request,
+        "omit_response": options.omit_response,
+        "posthog_key": options.posthog_key,
+        "posthog_host": options.posthog_host,
+        "helicone_headers": options.other,
+    }

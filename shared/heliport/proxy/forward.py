@@ -23,7 +23,7 @@ from heliport.auth import Authenticator
 from heliport.config import Settings
 from heliport.errors import HeliportError, InvalidBodyError, UpstreamError, UpstreamTimeoutError, send_error
 from heliport.headers import RequestOptions, parse_headers
-from heliport.logs.record import LogRecord, Status, caller_fields
+from heliport.logs.record import SECRET_HEADERS, LogRecord, Status, caller_fields
 from heliport.logs.usage import Usage, extract_usage
 from heliport.proxy.targets import Target, TargetResolver
 from heliport.proxy.transport import UpstreamRequest, UpstreamTransport
@@ -41,7 +41,6 @@ Send = Callable[[Message], Awaitable[None]]
 # Response headers that describe the upstream hop, not the response we send.
 _DROP_RESPONSE_HEADERS = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"date", b"server"})
 _DECODED_HEADERS = frozenset({b"content-encoding", b"content-length"})
-_SECRET_HEADERS = frozenset({"set-cookie", "authorization", "x-api-key", "api-key"})
 
 
 class _BodyPeek(msgspec.Struct):
@@ -179,7 +178,7 @@ class _Exchange:
             status=self.status,
             is_stream=bool(self.peek.stream),
             request_model=self.peek.model,
-            **caller_fields(options, body_user=self.peek.user),  # type: ignore[arg-type]  # typed by _CallerFields
+            **caller_fields(options, body_user=self.peek.user),
             errors=self.errors,
             request_body=None if options.omit_request else self.body.decode("utf-8", "replace"),
             response_body=None if options.omit_response else tee.text(),
@@ -309,7 +308,7 @@ class ProxyHandler:
                 continue
             out.append((lowered, value))
             text = lowered.decode("latin-1")
-            if text not in _SECRET_HEADERS:
+            if text not in SECRET_HEADERS:
                 exchange.response_headers[text] = value.decode("latin-1")
         return out
 
