@@ -6,9 +6,12 @@ signing, serialisation, error parsing and connection handling are all exercised.
 
 from __future__ import annotations
 
+import functools
+import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
@@ -91,3 +94,26 @@ async def blobs(blob_target: tuple[str, str, str | None]) -> AsyncIterator[BlobS
         yield store
     finally:
         await store.aclose()
+
+
+@pytest.fixture
+def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give moto DynamoDB's per-item write atomicity, which the concurrency tests rely on.
+
+    moto reads an item, evaluates the condition and applies the update with no lock, and its server
+    answers requests on threads: concurrent writes to one item can interleave there (seen as 21 or 22
+    admissions of 20), where DynamoDB itself serialises them. A lock around moto's writes restores
+    the service's guarantee without hiding any interleaving on the client side.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(original)
+        def locked(self: object, *args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.aws import aws_endpoint, blob_target, blobs, dynamo_table, s3_bucket, sqs_queue_url
+from tests.aws import atomic_moto_writes, aws_endpoint, blob_target, blobs, dynamo_table, s3_bucket, sqs_queue_url
 from tests.harness import Gateway, start_gateway
 from tests.mock_provider import MockProvider
 from tests.postgres import throwaway_database
 
 __all__ = [
+    "atomic_moto_writes",
     "aws_endpoint",
     "blob_target",
     "blobs",

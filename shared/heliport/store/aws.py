@@ -12,6 +12,8 @@ other features share the table under other ``pk`` prefixes)::
     orgs                org#<org_id>        id, name, created_at          (index for list_orgs)
     apikey#<key_hash>   apikey              id, org_id, name, key_hash, prefix, created_at[, revoked_at]
     org#<org_id>        apikey#<key_id>     the same attributes           (listing for list_keys)
+    cache#<key>:<slot>  cache               v (B) or blob (S), expires_at  (store/cache_store.py)
+    rl#<counter key>    rl                  n (N), expires_at             (store/counter_store.py)
 
 Every write touching a pair of items does so in one ``TransactWriteItems``, so the pair never
 disagrees. Datetimes are ISO-8601 strings, which round-trip exactly through ``fromisoformat``.
@@ -36,7 +38,15 @@ from heliport.store.ports import ApiKey, Organisation
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
-__all__ = ["DynamoKeyStore", "QueueUnavailableError", "S3BlobStore", "SqsQueue", "create_table"]
+__all__ = [
+    "DynamoKeyStore",
+    "LazyClient",
+    "QueueUnavailableError",
+    "S3BlobStore",
+    "SqsQueue",
+    "create_table",
+    "retryable_error",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -79,7 +89,7 @@ class QueueUnavailableError(HeliportError):
     code = "queue_unavailable"
 
 
-class _Client:
+class LazyClient:
     """One lazily made aioboto3 client, shared by every call of the adapter that owns it.
 
     Making a client reads credentials and builds its endpoint and connection pool: worth doing once,
@@ -215,7 +225,7 @@ class DynamoKeyStore:
     def __init__(self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None) -> None:
         self._table = table_name
         # botocore's standard retry mode: backoff with jitter on throttles and transient failures.
-        self._client = _Client(
+        self._client = LazyClient(
             "dynamodb",
             region=region,
             endpoint_url=endpoint_url,
@@ -349,7 +359,7 @@ async def create_table(table_name: str, *, region: str | None = None, endpoint_u
     """
     from botocore.exceptions import ClientError
 
-    holder = _Client("dynamodb", region=region, endpoint_url=endpoint_url)
+    holder = LazyClient("dynamodb", region=region, endpoint_url=endpoint_url)
     try:
         client = await holder.get()
         created = True
@@ -418,7 +428,7 @@ class SqsQueue:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._read_timeout = read_timeout
-        self._client = _Client(
+        self._client = LazyClient(
             "sqs",
             region=region,
             endpoint_url=endpoint_url,
@@ -500,7 +510,7 @@ class SqsQueue:
             except (BotoConnectionError, HTTPClientError) as exc:
                 error = exc
             except ClientError as exc:
-                if not _retryable(exc):
+                if not retryable_error(exc):
                     code = exc.response.get("Error", {}).get("Code", "?")
                     raise QueueUnavailableError(f"log queue refused {operation}: {code}") from exc
                 error = exc
@@ -517,7 +527,7 @@ class SqsQueue:
         await self._client.aclose()
 
 
-def _retryable(error: ClientError) -> bool:
+def retryable_error(error: ClientError) -> bool:
     code = error.response.get("Error", {}).get("Code", "")
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     return code in _RETRYABLE_CODES or status >= 500
@@ -559,7 +569,7 @@ class S3BlobStore:
         if endpoint_url:
             # MinIO, moto and other S3-compatibles are addressed by path, not by bucket subdomain.
             config["s3"] = {"addressing_style": "path"}
-        self._client = _Client("s3", region=region, endpoint_url=endpoint_url, config=config)
+        self._client = LazyClient("s3", region=region, endpoint_url=endpoint_url, config=config)
 
     @property
     def bucket(self) -> str:

@@ -5,9 +5,17 @@ from __future__ import annotations
 from heliport.config import Settings
 from heliport.store.blobs import BlobStore
 from heliport.store.logdb import LogDb
-from heliport.store.ports import KeyStore, LogQueue
+from heliport.store.ports import CacheStore, CounterStore, KeyStore, LogQueue
 
-__all__ = ["open_blobs", "open_inner_queue", "open_key_store", "open_logdb", "open_queue"]
+__all__ = [
+    "open_blobs",
+    "open_cache_store",
+    "open_counter_store",
+    "open_inner_queue",
+    "open_key_store",
+    "open_logdb",
+    "open_queue",
+]
 
 
 def open_key_store(settings: Settings) -> KeyStore:
@@ -56,3 +64,32 @@ def open_logdb(settings: Settings) -> LogDb:
     from heliport.store.logdb_sqlite import SqliteLogDb
 
     return SqliteLogDb(settings.data_dir / "logs.sqlite3")
+
+
+def open_cache_store(settings: Settings, blobs: BlobStore | None = None) -> CacheStore:
+    """Response-cache entries: the DynamoDB table (large entries in the blob store), or a local SQLite file."""
+    if settings.table_name:
+        from heliport.store.cache_store import DynamoCacheStore
+
+        return DynamoCacheStore(
+            settings.table_name,
+            blobs or open_blobs(settings),
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+        )
+    from heliport.store.cache_store import SqliteCacheStore
+
+    return SqliteCacheStore(settings.data_dir / "cache.sqlite3")
+
+
+def open_counter_store(settings: Settings) -> CounterStore:
+    """Rate-limit counters: the DynamoDB table shared by every instance, or a local SQLite file."""
+    if settings.table_name:
+        from heliport.store.counter_store import DynamoCounterStore
+
+        return DynamoCounterStore(
+            settings.table_name, region=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+        )
+    from heliport.store.counter_store import SqliteCounterStore
+
+    return SqliteCounterStore(settings.data_dir / "counters.sqlite3")

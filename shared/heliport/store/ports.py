@@ -5,6 +5,7 @@ Stores speak in typed records, never raw rows or items, so the proxy cannot tell
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -12,7 +13,7 @@ import msgspec
 
 from heliport.logs.record import LogRecord
 
-__all__ = ["ApiKey", "KeyStore", "LogQueue", "Organisation"]
+__all__ = ["ApiKey", "CacheStore", "CounterStore", "KeyStore", "LogQueue", "Organisation"]
 
 
 class Organisation(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +64,47 @@ class KeyStore(Protocol):
 class LogQueue(Protocol):
     async def send(self, record: LogRecord) -> None:
         """Return only once the record is durably accepted; raise if it could not be."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class CacheStore(Protocol):
+    """Response-cache entries: opaque bytes under a key, each with its own time to live.
+
+    Expiry is the store's to enforce on read (DynamoDB deletes expired items lazily, days later):
+    an entry past its TTL reads as absent and may be overwritten.
+    """
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Each key's live value, in the order asked, None where absent or expired; one round trip if possible."""
+        ...
+
+    async def put_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        """Store ``value`` unless a live entry already holds ``key``; True when it was stored."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class CounterStore(Protocol):
+    """Numeric counters shared by every proxy instance: the rate limiter's windows.
+
+    Keys name one window of one limit, so a counter is never reset, only left to expire.
+    """
+
+    async def get(self, key: str) -> float:
+        """The counter's value; 0 when it does not exist or has expired."""
+        ...
+
+    async def add(
+        self, key: str, amount: float, *, ttl_seconds: int, at_most: float | None = None
+    ) -> tuple[bool, float]:
+        """Atomically add ``amount``; with ``at_most``, only when the result stays at or under it.
+
+        Returns (applied, value): the value after the add when applied, else the value that stopped it.
+        The first add sets the expiry ``ttl_seconds`` from now; later adds keep it. One conditional write.
+        """
         ...
 
     async def aclose(self) -> None: ...
