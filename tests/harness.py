@@ -24,6 +24,7 @@ from heliport.app import Heliport, create_app
 from heliport.auth import bootstrap_local_org, create_key
 from heliport.config import Settings
 from heliport.logs.record import LogRecord
+from heliport.store.factory import open_cache_store, open_counter_store
 from heliport.store.local import MemoryQueue, SqliteKeyStore
 
 
@@ -122,7 +123,13 @@ def start_gateway(data_dir: Path, upstream: str, *, pipeline: bool = False, **se
     app = (
         create_app(config, local_pipeline=True, key_store=store)
         if pipeline
-        else Heliport(config, key_store=store, queue=queue)
+        else Heliport(
+            config,
+            key_store=store,
+            queue=queue,
+            cache_store=open_cache_store(config),
+            counter_store=open_counter_store(config),
+        )
     )
     server = ServerThread(app).start()
     return Gateway(url=server.url, key=key, org_id=org_id, queue=queue, store=store, app=app, server=server)

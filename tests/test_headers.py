@@ -63,7 +63,19 @@ def test_utf8_property_values_survive() -> None:
         ("helicone-auth", "Bearer ", "Bearer"),
         ("helicone-cache-bucket-max-size", "0", "from 1 to 20"),
         ("helicone-cache-ignore-keys", "a,,b", "comma-separated"),
+        ("helicone-cache-bucket-max-size", "21", "from 1 to 20"),
         ("helicone-fallbacks", "[", "JSON array"),
+        ("helicone-fallbacks", "[]", "at least one"),
+        ("helicone-fallbacks", '{"target-url": "https://api.openai.com"}', "JSON array of"),
+        ("helicone-fallbacks", '[{"target-url": 5, "headers": {}, "onCodes": [500]}]', "$[0].target-url"),
+        ("helicone-fallbacks", '[{"target-url": "https://x.com", "headers": {}}]', "onCodes"),
+        ("helicone-fallbacks", '[{"target-url": "https://x.com", "headers": {}, "onCodes": ["5xx"]}]', "onCodes"),
+        ("helicone-retry-enabled", "1", "expected 'true' or 'false'"),
+        ("helicone-retry-num", "many", "integer from 0 to 10"),
+        ("helicone-retry-num", "11", "from 0 to 10"),
+        ("helicone-retry-factor", "0.5", "from 1 to 10"),
+        ("helicone-retry-min-timeout", "-1", "from 0 to 60000"),
+        ("helicone-ratelimit-policy", "10;w=30", "60"),
     ],
 )
 def test_malformed_values_name_the_header(name: str, value: str, problem: str) -> None:
@@ -72,3 +84,48 @@ def test_malformed_values_name_the_header(name: str, value: str, problem: str) -
     assert caught.value.status == 400
     assert caught.value.param is not None and caught.value.param.lower() == name
     assert problem in caught.value.message
+
+
+def test_retry_headers_become_a_policy() -> None:
+    options, _ = parse_headers(
+        raw(
+            helicone_retry_enabled="true",
+            helicone_retry_num="3",
+            helicone_retry_factor="1.5",
+            helicone_retry_min_timeout="10",
+            helicone_retry_max_timeout="200",
+        )
+    )
+    assert (options.retry_enabled, options.retry_num, options.retry_factor) == (True, 3, 1.5)
+    assert (options.retry_min_timeout_ms, options.retry_max_timeout_ms) == (10, 200)
+
+
+def test_retry_max_below_min_is_refused() -> None:
+    with pytest.raises(InvalidHeaderError) as caught:
+        parse_headers(raw(helicone_retry_min_timeout="500", helicone_retry_max_timeout="100"))
+    assert caught.value.param == "Helicone-Retry-Max-Timeout"
+
+
+def test_fallbacks_parse_with_codes_and_ranges() -> None:
+    value = (
+        '[{"target-url": "https://api.openai.com", "headers": {"Authorization": "Bearer a"},'
+        ' "onCodes": [429, {"from": 500, "to": 599}], "bodyKeyOverride": {"model": "gpt-4o-mini"}},'
+        ' {"target-url": "https://api.groq.com/openai", "headers": {}, "onCodes": []}]'
+    )
+    options, forward = parse_headers(raw(helicone_fallbacks=value))
+    first, second = options.fallbacks
+    assert first.target_url == "https://api.openai.com"
+    assert first.headers == {"Authorization": "Bearer a"}
+    assert first.body_key_override == {"model": "gpt-4o-mini"}
+    assert [first.moves_on(s) for s in (429, 430, 499, 500, 503, 599, 600)] == [
+        True, False, False, True, True, True, False,
+    ]  # fmt: skip
+    assert second.moves_on(500) is False
+    assert forward == []
+
+
+def test_rate_limit_policy_is_parsed_once() -> None:
+    options, _ = parse_headers(raw(helicone_ratelimit_policy="100;w=3600;u=cents;s=User"))
+    policy = options.rate_limit_policy
+    assert policy is not None
+    assert (policy.quota, policy.window, policy.unit, policy.segment) == (100, 3600, "cents", "user")

@@ -11,13 +11,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from heliport.auth import KEY_PREFIX, Authenticator
+from heliport.cache import ResponseCache
 from heliport.config import Settings
 from heliport.errors import RouteNotFoundError, send_error
 from heliport.logs.async_log import ASYNC_LOG_ROUTES, AsyncLogHandler
 from heliport.proxy.forward import Message, ProxyHandler, Receive, Scope, Send
 from heliport.proxy.targets import TargetResolver
 from heliport.proxy.transport import AiohttpTransport, UpstreamTransport
-from heliport.store.ports import KeyStore, LogQueue
+from heliport.ratelimit import RateLimiter
+from heliport.store.ports import CacheStore, CounterStore, KeyStore, LogQueue
 
 if TYPE_CHECKING:
     from heliport.logs.consumer import LocalPipeline
@@ -41,12 +43,16 @@ class Heliport:
         *,
         key_store: KeyStore,
         queue: LogQueue,
+        cache_store: CacheStore,
+        counter_store: CounterStore,
         transport_factory: Callable[[], UpstreamTransport] | None = None,
         pipeline: LocalPipeline | None = None,
     ) -> None:
         self.settings = settings
         self.key_store = key_store
         self.queue = queue
+        self.cache_store = cache_store
+        self.counter_store = counter_store
         self.pipeline = pipeline
         self._transport_factory = transport_factory or (lambda: AiohttpTransport(settings.timeouts))
         self._transport: UpstreamTransport | None = None
@@ -57,6 +63,8 @@ class Heliport:
             targets=TargetResolver(settings),
             transport=self._upstream,
             queue=queue,
+            cache=ResponseCache(cache_store),
+            limiter=RateLimiter(counter_store),
         )
         self._async_log = AsyncLogHandler(settings, authenticator=authenticator, queue=queue)
 
@@ -103,6 +111,8 @@ class Heliport:
             self._transport = None
         await self.queue.aclose()
         await self.key_store.aclose()
+        await self.cache_store.aclose()
+        await self.counter_store.aclose()
 
 
 def _move_key_to_header(scope: Scope, path: str) -> str:
@@ -136,7 +146,15 @@ def create_app(settings: Settings | None = None, *, local_pipeline: bool = False
     ``local_pipeline`` also runs the log consumer in-process (``heliport serve``); in AWS the
     consumer is its own function.
     """
-    from heliport.store.factory import open_blobs, open_inner_queue, open_key_store, open_logdb, open_queue
+    from heliport.store.factory import (
+        open_blobs,
+        open_cache_store,
+        open_counter_store,
+        open_inner_queue,
+        open_key_store,
+        open_logdb,
+        open_queue,
+    )
 
     settings = settings or Settings.from_env()
     key_store = overrides.pop("key_store", None) or open_key_store(settings)
@@ -148,4 +166,14 @@ def create_app(settings: Settings | None = None, *, local_pipeline: bool = False
         from heliport.logs.consumer import LocalPipeline
 
         pipeline = LocalPipeline(inner, queue, open_logdb(settings), blobs)
-    return Heliport(settings, key_store=key_store, queue=queue, pipeline=pipeline, **overrides)
+    cache_store = overrides.pop("cache_store", None) or open_cache_store(settings, blobs)
+    counter_store = overrides.pop("counter_store", None) or open_counter_store(settings)
+    return Heliport(
+        settings,
+        key_store=key_store,
+        queue=queue,
+        cache_store=cache_store,
+        counter_store=counter_store,
+        pipeline=pipeline,
+        **overrides,
+    )

@@ -9,6 +9,7 @@
     │   ├── TargetRefusedError         400     target_refused        (SSRF guard)
     │   ├── AuthenticationError        401     invalid_api_key
     │   └── RouteNotFoundError         404     not_found
+    ├── RateLimitedError               429     rate_limited          (Helicone-RateLimit-Policy)
     └── UpstreamError                  5xx     (the provider could not be reached)
         ├── UpstreamConnectError       502     upstream_unreachable
         └── UpstreamTimeoutError       504     upstream_timeout      (also a TimeoutError)
@@ -30,6 +31,7 @@ __all__ = [
     "HeliportError",
     "InvalidBodyError",
     "InvalidHeaderError",
+    "RateLimitedError",
     "RequestError",
     "RouteNotFoundError",
     "TargetRefusedError",
@@ -91,6 +93,13 @@ class AuthenticationError(RequestError):
 class RouteNotFoundError(RequestError):
     status = 404
     code = "not_found"
+
+
+class RateLimitedError(HeliportError):
+    """The caller's own Helicone-RateLimit-Policy refused the request; the upstream was not called."""
+
+    status = 429
+    code = "rate_limited"
 
 
 class UpstreamError(HeliportError):

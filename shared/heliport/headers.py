@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable
 import msgspec
 
 from heliport.errors import InvalidHeaderError
+from heliport.ratelimit import Policy, parse_policy
 
-__all__ = ["RequestOptions", "parse_headers"]
+__all__ = ["CodeRange", "Fallback", "RequestOptions", "parse_headers"]
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
 
@@ -38,6 +39,33 @@ _HOP_BY_HOP = frozenset(
 )
 _PROPERTY_PREFIX = "helicone-property-"
 _MAX_CACHE_BUCKET = 20
+_MAX_RETRIES = 10
+_MAX_RETRY_WAIT_MS = 60_000
+
+
+class CodeRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An inclusive range of status codes in a fallback's ``onCodes``."""
+
+    start: int = msgspec.field(name="from")
+    end: int = msgspec.field(name="to")
+
+
+class Fallback(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One entry of ``Helicone-Fallbacks``: where to send the request, and when to move on to the next."""
+
+    target_url: str = msgspec.field(name="target-url")
+    headers: dict[str, str]
+    on_codes: tuple[int | CodeRange, ...] = msgspec.field(name="onCodes")
+    body_key_override: dict[str, object] | None = msgspec.field(default=None, name="bodyKeyOverride")
+
+    def moves_on(self, status: int) -> bool:
+        """Whether a response with ``status`` sends the request on to the next fallback."""
+        return any(
+            status == code if isinstance(code, int) else code.start <= status <= code.end for code in self.on_codes
+        )
+
+
+_fallbacks_decoder = msgspec.json.Decoder(tuple[Fallback, ...])
 
 
 class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,9 +93,13 @@ class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
     cache_seed: str | None = None
     cache_bucket_max_size: int = 1
     cache_ignore_keys: tuple[str, ...] = ()
-    rate_limit_policy: str | None = None
+    rate_limit_policy: Policy | None = None
     retry_enabled: bool = False
-    fallbacks: str | None = None
+    retry_num: int = 5
+    retry_factor: float = 2.0
+    retry_min_timeout_ms: int = 1000
+    retry_max_timeout_ms: int = 10_000
+    fallbacks: tuple[Fallback, ...] = ()
     #: Every other ``helicone-*`` header, recorded on the log as sent.
     other: dict[str, str] = msgspec.field(default_factory=dict)
 
@@ -123,14 +155,42 @@ def _key_list(name: str, value: str) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _json_array(name: str, value: str) -> str:
+def _int_between(low: int, high: int) -> Callable[[str, str], int]:
+    def parse(name: str, value: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise InvalidHeaderError(name, f"expected an integer from {low} to {high}, got {value!r}") from None
+        if not low <= number <= high:
+            raise InvalidHeaderError(name, f"must be from {low} to {high}, got {number}")
+        return number
+
+    return parse
+
+
+def _factor(name: str, value: str) -> float:
     try:
-        parsed = msgspec.json.decode(value)
+        number = float(value.strip())
+    except ValueError:
+        raise InvalidHeaderError(name, f"expected a number from 1 to 10, got {value!r}") from None
+    if not 1 <= number <= 10:
+        raise InvalidHeaderError(name, f"must be from 1 to 10, got {value.strip()}")
+    return number
+
+
+def _fallbacks(name: str, value: str) -> tuple[Fallback, ...]:
+    try:
+        fallbacks = _fallbacks_decoder.decode(value)
+    except msgspec.ValidationError as err:
+        # msgspec names the offending path, e.g. "Expected `str`, got `int` - at `$[0].target-url`".
+        raise InvalidHeaderError(
+            name, f'expected a JSON array of {{"target-url", "headers", "onCodes"[, "bodyKeyOverride"]}}: {err}'
+        ) from None
     except msgspec.DecodeError:
-        raise InvalidHeaderError(name, "expected a JSON array") from None
-    if not isinstance(parsed, list):
-        raise InvalidHeaderError(name, "expected a JSON array")
-    return value
+        raise InvalidHeaderError(name, "expected a JSON array, and this is not valid JSON") from None
+    if not fallbacks:
+        raise InvalidHeaderError(name, "expected at least one fallback")
+    return fallbacks
 
 
 _Parser = Callable[[str, str], object]
@@ -160,9 +220,13 @@ _FIELDS: dict[str, tuple[str, str, _Parser]] = {
         ("Helicone-Cache-Seed", "cache_seed", _text),
         ("Helicone-Cache-Bucket-Max-Size", "cache_bucket_max_size", _bucket_size),
         ("Helicone-Cache-Ignore-Keys", "cache_ignore_keys", _key_list),
-        ("Helicone-RateLimit-Policy", "rate_limit_policy", _text),
+        ("Helicone-RateLimit-Policy", "rate_limit_policy", parse_policy),
         ("Helicone-Retry-Enabled", "retry_enabled", _bool),
-        ("Helicone-Fallbacks", "fallbacks", _json_array),
+        ("Helicone-Retry-Num", "retry_num", _int_between(0, _MAX_RETRIES)),
+        ("Helicone-Retry-Factor", "retry_factor", _factor),
+        ("Helicone-Retry-Min-Timeout", "retry_min_timeout_ms", _int_between(0, _MAX_RETRY_WAIT_MS)),
+        ("Helicone-Retry-Max-Timeout", "retry_max_timeout_ms", _int_between(0, _MAX_RETRY_WAIT_MS)),
+        ("Helicone-Fallbacks", "fallbacks", _fallbacks),
     )
 }
 
@@ -202,5 +266,8 @@ def parse_headers(raw: RawHeaders) -> tuple[RequestOptions, list[tuple[str, str]
         values[fieldname] = parser(display, value)
     if "request_id" not in values:
         values["request_id"] = str(uuid.uuid4())
+    low, high = values.get("retry_min_timeout_ms", 1000), values.get("retry_max_timeout_ms", 10_000)
+    if low > high:  # type: ignore[operator]  # both parsed by _int_between
+        raise InvalidHeaderError("Helicone-Retry-Max-Timeout", f"must not be below Helicone-Retry-Min-Timeout ({low})")
     options = RequestOptions(properties=properties, other=other, **values)  # type: ignore[arg-type]  # keys come from _FIELDS, which names only RequestOptions fields
     return options, forward

@@ -11,6 +11,8 @@ proxy forwards untouched:
 * ``x-mock-fail-after: N``        drop the connection after N stream events
 * ``x-mock-stream-error: overloaded``  (Anthropic) 200, message_start, then an ``error`` event
 * ``x-mock-gate: <name>``         after the first stream event, wait for ``release(name)``
+* ``x-mock-fail-first: N`` with ``x-mock-fail-key: <k>``  the first N requests carrying key k get
+  ``x-mock-fail-status`` (default 503), later ones succeed: a provider that recovers, for retries
 * ``x-mock-gate-timeout-ms: N``   how long a gate waits (default 10 s)
 """
 
@@ -300,6 +302,8 @@ class MockProviderApp:
     def __init__(self, recorder: Recorder, fixtures: Fixtures) -> None:
         self.recorder = recorder
         self.fixtures = fixtures
+        #: x-mock-fail-key -> how many requests with that key were failed so far.
+        self.failures: dict[str, int] = {}
         self.models_body = encode(
             {
                 "object": "list",
@@ -348,6 +352,13 @@ class MockProviderApp:
         status = _int_header(headers, "x-mock-status")
         if status is not None and status >= 400:
             return _error_for(path, status)
+        fail_first = _int_header(headers, "x-mock-fail-first")
+        if fail_first:
+            fail_key = headers.get("x-mock-fail-key", "")
+            failed = self.failures.get(fail_key, 0)
+            if failed < fail_first:
+                self.failures[fail_key] = failed + 1
+                return _error_for(path, _int_header(headers, "x-mock-fail-status") or 503)
 
         payload: Any = {}
         if body:

@@ -112,6 +112,7 @@ def build_row(record: LogRecord) -> tuple[RequestRow, bytes | None]:
         cost_source=cost_source,
         cache_hit=record.cache_hit,
         cache_reference_id=record.cache_reference_id,
+        cache_latency_saved_ms=record.cached_latency_ms,
         rate_limited=record.rate_limited,
         retry_count=record.retry_count,
         fallback_index=record.fallback_index,

@@ -64,6 +64,8 @@ class LogRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Optional features' facts (filled as they land).
     cache_hit: bool = False
     cache_reference_id: str | None = None
+    #: On a hit, the original request's duration: the latency the hit saved.
+    cached_latency_ms: float | None = None
     rate_limited: bool = False
     retry_count: int = 0
     fallback_index: int | None = None

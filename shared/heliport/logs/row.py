@@ -78,3 +78,6 @@ class RequestRow(msgspec.Struct, kw_only=True):
     scores: dict[str, float] = msgspec.field(default_factory=dict)
     feedback_rating: bool | None = None
     feedback_created_at: datetime | None = None
+    #: On a cache hit: how long the original request took, i.e. the latency this hit saved.
+    #: Last because migration 0002 appends it (the columns follow this field order).
+    cache_latency_saved_ms: float | None = None

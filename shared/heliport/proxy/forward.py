@@ -1,8 +1,12 @@
-"""Forwarding one request: parse -> authenticate -> route -> forward -> tee -> log.
+"""Forwarding one request: parse -> authenticate -> route -> [cache read -> rate limit] -> forward -> tee -> log.
+
+The bracketed steps, and retries and fallbacks around the forward, run only when a header asks for
+them; a failure of their store falls back to plain proxying and is recorded on the log.
 
 The response is relayed chunk by chunk as it arrives (an SSE stream is never buffered); a capped
 copy and the time to first byte are kept for the log. A client that disconnects cancels the
-upstream request. The :class:`LogRecord` is handed to the queue after the last byte, or, on Lambda
+upstream request. After a complete response the cache write and a cents charge run, then the
+:class:`LogRecord` is handed to the queue: after the last byte, or, on Lambda
 (``log_before_last_byte``), just before the terminating chunk, because the sandbox may freeze the
 moment the response ends.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,13 +25,23 @@ from urllib.parse import urlsplit
 import msgspec
 
 from heliport.auth import Authenticator
+from heliport.cache import Lookup, ResponseCache, cache_key, cache_ttl, new_entry
 from heliport.config import Settings
-from heliport.errors import HeliportError, InvalidBodyError, UpstreamError, UpstreamTimeoutError, send_error
-from heliport.headers import RequestOptions, parse_headers
+from heliport.errors import (
+    HeliportError,
+    InvalidBodyError,
+    RateLimitedError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    send_error,
+)
+from heliport.headers import Fallback, RequestOptions, parse_headers
 from heliport.logs.record import SECRET_HEADERS, LogRecord, Status, caller_fields
 from heliport.logs.usage import Usage, extract_usage
+from heliport.proxy.retry import RetryPolicy, send_with_retries
 from heliport.proxy.targets import Target, TargetResolver
-from heliport.proxy.transport import UpstreamRequest, UpstreamTransport
+from heliport.proxy.transport import UpstreamRequest, UpstreamResponse, UpstreamTransport
+from heliport.ratelimit import Decision, RateLimiter, SegmentMissing
 from heliport.store.ports import ApiKey, LogQueue
 
 __all__ = ["ProxyHandler"]
@@ -116,19 +131,39 @@ class _Tee:
         return b"".join(self.chunks).decode("utf-8", "replace")
 
 
+class _CachePlan(msgspec.Struct, frozen=True):
+    """The cache's part in one request: its bucket, and which directions the caller asked for."""
+
+    key: str
+    size: int
+    ttl: int
+    read: bool
+    save: bool
+
+
 class _Exchange:
     """Everything known about one request as it moves along; becomes the LogRecord."""
 
     __slots__ = (
         "body",
+        "cache",
+        "cache_free",
+        "cache_hit",
+        "cache_reference_id",
+        "cached_latency_ms",
+        "complete",
         "errors",
+        "fallback_index",
         "key",
         "logged",
         "method",
         "options",
         "path",
         "peek",
+        "rate_limit",
+        "rate_limited",
         "response_headers",
+        "retry_count",
         "started",
         "started_at",
         "status",
@@ -151,9 +186,20 @@ class _Exchange:
         self.errors: list[str] = []
         self.response_headers: dict[str, str] = {}
         self.logged: asyncio.Future[None] | None = None
+        #: True once the whole response reached the client: only then is it cached or charged.
+        self.complete = False
+        self.cache: _CachePlan | None = None
+        self.cache_free: tuple[int, ...] | None = None
+        self.cache_hit = False
+        self.cache_reference_id: str | None = None
+        self.cached_latency_ms: float | None = None
+        self.rate_limit: Decision | None = None
+        self.rate_limited = False
+        self.retry_count = 0
+        self.fallback_index: int | None = None
 
-    def _omitted_usage(self) -> Usage:
-        """Usage read here, from the body the log will not carry (only for omitted responses)."""
+    def usage(self) -> Usage:
+        """Usage read here, from the relayed body (for omitted responses and cents rate limits)."""
         return extract_usage(
             provider=self.target.provider if self.target else "",
             path=urlsplit(self.target.url).path if self.target else self.path,
@@ -179,13 +225,26 @@ class _Exchange:
             is_stream=bool(self.peek.stream),
             request_model=self.peek.model,
             **caller_fields(options, body_user=self.peek.user),
+            cache_hit=self.cache_hit,
+            cache_reference_id=self.cache_reference_id,
+            cached_latency_ms=self.cached_latency_ms,
+            rate_limited=self.rate_limited,
+            retry_count=self.retry_count,
+            fallback_index=self.fallback_index,
             errors=self.errors,
             request_body=None if options.omit_request else self.body.decode("utf-8", "replace"),
             response_body=None if options.omit_response else tee.text(),
-            usage=self._omitted_usage() if options.omit_response else None,
+            usage=self.usage() if options.omit_response else None,
             response_body_truncated=tee.truncated,
             response_headers=self.response_headers,
         )
+
+
+class _Attempt(msgspec.Struct, frozen=True):
+    """One place to send the request: the route's target, or one ``Helicone-Fallbacks`` entry."""
+
+    target: Target
+    fallback: Fallback | None = None
 
 
 class ProxyHandler:
@@ -199,12 +258,16 @@ class ProxyHandler:
         targets: TargetResolver,
         transport: Callable[[], UpstreamTransport],
         queue: LogQueue,
+        cache: ResponseCache,
+        limiter: RateLimiter,
     ) -> None:
         self._settings = settings
         self._auth = authenticator
         self._targets = targets
         self._transport = transport
         self._queue = queue
+        self._cache = cache
+        self._limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, gateway_path: str) -> None:
         try:
@@ -216,8 +279,23 @@ class ProxyHandler:
         exchange = _Exchange(scope, options, key, _Tee(self._settings.max_logged_body_bytes))
         ids = [(b"helicone-id", options.request_id.encode())]
         try:
-            exchange.target = self._targets.resolve(gateway_path, scope["query_string"], options)
+            attempts = self._attempts(gateway_path, scope["query_string"], options)
+            exchange.target = attempts[0].target
             exchange.body = await read_body(receive, self._settings.max_request_bytes)
+            if options.cache_enabled or options.cache_read or options.cache_save:
+                exchange.cache = _CachePlan(
+                    key=cache_key(
+                        options,
+                        key_hash=key.key_hash,
+                        target_url=exchange.target.url,
+                        body=exchange.body,
+                        forward_headers=forward_headers,
+                    ),
+                    size=options.cache_bucket_max_size,
+                    ttl=cache_ttl(forward_headers),
+                    read=options.cache_enabled or options.cache_read,
+                    save=options.cache_enabled or options.cache_save,
+                )
         except HeliportError as err:
             await send_error(send, err, ids)
             return
@@ -225,13 +303,168 @@ class ProxyHandler:
         body = exchange.body
         if options.stream_usage and exchange.peek.stream:
             body = _with_stream_usage(body)
-        request = UpstreamRequest(scope["method"], exchange.target.url, forward_headers, body, exchange.target.guarded)
-        await self._relay(exchange, request, receive, send, ids)
+        extra: list[tuple[bytes, bytes]] = []
+        if exchange.cache is not None and exchange.cache.read:
+            lookup = await self._cache_lookup(exchange, exchange.cache)
+            if lookup.entry is not None:
+                await self._replay(exchange, lookup, send, ids)
+                return
+            extra.append((b"helicone-cache", b"MISS"))
+        if options.rate_limit_policy is not None:
+            decision = await self._rate_limit(exchange)
+            if decision is not None:
+                extra.extend(decision.headers())
+                if not decision.allowed:
+                    await self._refuse(exchange, decision, send, ids + extra)
+                    return
+        requests = [self._request(scope["method"], attempt, forward_headers, body) for attempt in attempts]
+        await self._relay(exchange, attempts, requests, receive, send, ids + extra)
+
+    def _attempts(self, gateway_path: str, query: bytes, options: RequestOptions) -> list[_Attempt]:
+        if not options.fallbacks:
+            return [_Attempt(self._targets.resolve(gateway_path, query, options))]
+        # Helicone's semantics: the fallbacks list every attempt, the first one included.
+        return [
+            _Attempt(self._targets.resolve_fallback(gateway_path, query, fallback.target_url), fallback)
+            for fallback in options.fallbacks
+        ]
+
+    @staticmethod
+    def _request(
+        method: str, attempt: _Attempt, forward_headers: list[tuple[str, str]], body: bytes
+    ) -> UpstreamRequest:
+        fallback = attempt.fallback
+        if fallback is None:
+            return UpstreamRequest(method, attempt.target.url, forward_headers, body, attempt.target.guarded)
+        # The fallback's headers replace the caller's credentials and any header of the same name;
+        # the rest (content type, API versions) still describes this body, so it stays.
+        own = {name.lower(): value for name, value in fallback.headers.items()}
+        headers = [(n, v) for n, v in forward_headers if n not in own and n not in SECRET_HEADERS]
+        headers.extend(own.items())
+        if fallback.body_key_override:
+            body = _override_body(body, fallback.body_key_override)
+        return UpstreamRequest(method, attempt.target.url, headers, body, attempt.target.guarded)
+
+    async def _cache_lookup(self, exchange: _Exchange, plan: _CachePlan) -> Lookup:
+        try:
+            lookup = await self._cache.lookup(plan.key, plan.size)
+        except Exception as exc:  # fail open: a broken cache is a miss, and the log says why
+            exchange.errors.append(f"cache read failed, proxied without it: {_describe(exc)}")
+            return Lookup()
+        exchange.cache_free = lookup.free
+        return lookup
+
+    async def _replay(self, exchange: _Exchange, lookup: Lookup, send: Send, ids: list[tuple[bytes, bytes]]) -> None:
+        entry = lookup.entry
+        assert entry is not None and lookup.index is not None
+        exchange.cache_hit = True
+        exchange.cache_reference_id = entry.request_id
+        exchange.cached_latency_ms = entry.latency_ms
+        exchange.status = entry.status
+        headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in entry.headers]
+        exchange.response_headers = {name: value for name, value in entry.headers if name not in SECRET_HEADERS}
+        headers += [
+            *ids,
+            (b"helicone-cache", b"HIT"),
+            (b"helicone-cache-bucket-idx", str(lookup.index).encode()),
+            (b"helicone-cache-latency", str(round(entry.latency_ms)).encode()),
+            *_SUCCESS,
+        ]
+        await send({"type": "http.response.start", "status": entry.status, "headers": headers})
+        for chunk in entry.chunks:
+            exchange.tee.add(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await self._finish(exchange, send)
+
+    async def _rate_limit(self, exchange: _Exchange) -> Decision | None:
+        options = exchange.options
+        assert options.rate_limit_policy is not None
+        try:
+            decision = await self._limiter.check(
+                exchange.key.org_id,
+                options.rate_limit_policy,
+                user_id=options.user_id or exchange.peek.user,
+                properties=options.properties,
+            )
+        except SegmentMissing as exc:
+            exchange.errors.append(f"rate limit not applied: {exc}")
+            return None
+        except Exception as exc:  # fail open: the limiter's store is down, the request still goes
+            exchange.errors.append(f"rate limit store failed, proxied without it: {_describe(exc)}")
+            return None
+        exchange.rate_limit = decision
+        return decision
+
+    async def _refuse(
+        self, exchange: _Exchange, decision: Decision, send: Send, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        exchange.status = RateLimitedError.status
+        exchange.rate_limited = True
+        error = RateLimitedError(
+            f"Rate limited by the Helicone-RateLimit-Policy header ({decision.policy.canonical()}); "
+            f"retry in {decision.reset} s."
+        )
+        retry_after = (b"retry-after", str(max(1, decision.reset)).encode())
+        await send_error(send, error, [*headers, (b"x-helicone-error", b"rate_limited"), retry_after])
+        await self._log(exchange)
+
+    async def _open(
+        self, exchange: _Exchange, attempts: list[_Attempt], requests: list[UpstreamRequest]
+    ) -> UpstreamResponse:
+        """The upstream response to relay: through retries of each attempt and on through fallbacks."""
+        policy = RetryPolicy.from_options(exchange.options)
+
+        def note_retry(why: str) -> None:
+            exchange.retry_count += 1
+            exchange.errors.append(why)
+
+        last = len(attempts) - 1
+        for index, (attempt, request) in enumerate(zip(attempts, requests, strict=True)):
+            exchange.target = attempt.target
+            if attempt.fallback is not None:
+                exchange.fallback_index = index
+            try:
+                response = await send_with_retries(
+                    lambda request=request: self._transport().send(request), policy, on_retry=note_retry
+                )
+            except UpstreamError as err:
+                if index == last or attempt.fallback is None:
+                    raise
+                await self._log_attempt(exchange, attempt, err.status, err.message, index)
+                continue
+            if index == last or attempt.fallback is None or not attempt.fallback.moves_on(response.status):
+                return response
+            try:
+                text = await _read_capped(response, self._settings.max_logged_body_bytes)
+            finally:
+                response.close()
+            await self._log_attempt(exchange, attempt, response.status, text, index)
+        raise AssertionError("unreachable: the last attempt always returns or raises")
+
+    async def _log_attempt(self, exchange: _Exchange, attempt: _Attempt, status: int, text: str, index: int) -> None:
+        """A fallback that answered with one of its ``onCodes``: logged on its own, linked by request id."""
+        exchange.errors.append(f"fallback {index} ({attempt.target.url}) answered {status}; moved on")
+        record = msgspec.structs.replace(
+            exchange.record(),
+            request_id=str(uuid.uuid4()),
+            status=status,
+            ttfb_ms=None,
+            response_body=None if exchange.options.omit_response else text,
+            usage=None,
+            response_body_truncated=False,
+            response_headers={},
+            errors=[f"fallback {index} of request {exchange.options.request_id}, superseded by the next"],
+        )
+        try:
+            await self._queue.send(record)
+        except Exception:
+            logger.exception("could not queue the log record of a fallback attempt of %s", exchange.options.request_id)
 
     async def _relay(
         self,
         exchange: _Exchange,
-        request: UpstreamRequest,
+        attempts: list[_Attempt],
+        requests: list[UpstreamRequest],
         receive: Receive,
         send: Send,
         ids: list[tuple[bytes, bytes]],
@@ -243,7 +476,7 @@ class ProxyHandler:
         finished = False
         try:
             try:
-                upstream = await self._transport().send(request)
+                upstream = await self._open(exchange, attempts, requests)
             except HeliportError as err:
                 exchange.status = err.status
                 exchange.errors.append(err.message)
@@ -256,6 +489,8 @@ class ProxyHandler:
                 headers = self._response_headers(exchange, upstream.headers, upstream.decoded)
                 status = upstream.status if 200 <= upstream.status < 600 else 500
                 exchange.status = status
+                if exchange.fallback_index is not None:
+                    ids = [*ids, (b"helicone-fallback-index", str(exchange.fallback_index).encode())]
                 await send({"type": "http.response.start", "status": status, "headers": headers + ids + _SUCCESS})
                 async for chunk in upstream.chunks():
                     exchange.tee.add(chunk)
@@ -273,12 +508,7 @@ class ProxyHandler:
                 upstream.close()
             watcher.cancel()
             finished = True
-            if self._settings.log_before_last_byte:
-                await self._log(exchange)
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            else:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                await self._log(exchange)
+            await self._finish(exchange, send)
         except asyncio.CancelledError:
             if not disconnected.is_set():
                 raise
@@ -294,6 +524,16 @@ class ProxyHandler:
             if not finished:
                 watcher.cancel()
                 await self._log(exchange)
+
+    async def _finish(self, exchange: _Exchange, send: Send) -> None:
+        """End a complete response, and do the after-response work before or after its last byte."""
+        exchange.complete = True
+        if self._settings.log_before_last_byte:
+            await self._log(exchange)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await self._log(exchange)
 
     def _response_headers(
         self, exchange: _Exchange, raw: Sequence[tuple[bytes, bytes]], decoded: bool
@@ -318,10 +558,108 @@ class ProxyHandler:
         await asyncio.shield(exchange.logged)
 
     async def _send_record(self, exchange: _Exchange) -> None:
+        if exchange.complete and not exchange.cache_hit:
+            await self._after_response(exchange)
         try:
             await self._queue.send(exchange.record())
         except Exception:
             logger.exception("could not queue the log record of request %s", exchange.options.request_id)
+
+    async def _after_response(self, exchange: _Exchange) -> None:
+        """Cache write and cents charge, once the response is complete; failures go on the log."""
+        plan = exchange.cache
+        if plan is not None and plan.save:
+            why_not = _uncacheable(exchange)
+            if why_not is not None:
+                exchange.errors.append(f"not cached: {why_not}")
+            else:
+                entry = new_entry(
+                    request_id=exchange.options.request_id,
+                    status=exchange.status,
+                    headers=[(k, v) for k, v in exchange.response_headers.items()],
+                    latency_ms=(time.perf_counter() - exchange.started) * 1000,
+                    chunks=exchange.tee.chunks,
+                )
+                try:
+                    await self._cache.save(plan.key, plan.size, entry, plan.ttl, exchange.cache_free)
+                except Exception as exc:
+                    exchange.errors.append(f"cache write failed: {_describe(exc)}")
+        decision = exchange.rate_limit
+        if decision is not None and decision.policy.unit == "cents" and 200 <= exchange.status < 300:
+            try:
+                cents = _cost_cents(exchange)
+                if cents:
+                    await self._limiter.charge(decision, cents)
+            except Exception as exc:
+                exchange.errors.append(f"rate limit charge failed: {_describe(exc)}")
+
+
+def _uncacheable(exchange: _Exchange) -> str | None:
+    if not 200 <= exchange.status < 300:
+        return f"status {exchange.status}"
+    if exchange.tee.truncated:
+        return "response larger than the copy limit (HELIPORT_MAX_LOGGED_BODY_BYTES)"
+    if exchange.peek.stream and any(b"event: error" in chunk for chunk in exchange.tee.chunks):
+        return "the stream carried an error event"
+    return None
+
+
+def _cost_cents(exchange: _Exchange) -> float:
+    from heliport.logs.cost import compute_cost  # genai-prices loads only for cents policies
+    from heliport.logs.usage import resolve_model
+
+    usage = exchange.usage()
+    target = exchange.target
+    model = resolve_model(
+        model_override=exchange.options.model_override,
+        response_model=usage.response_model,
+        request_model=exchange.peek.model,
+        path=urlsplit(target.url).path if target else exchange.path,
+    )
+    cost = compute_cost(model=model, provider=target.provider if target else "", usage=usage, at=exchange.started_at)
+    if cost.amount is None:
+        exchange.errors.append(f"rate limit charge skipped: {cost.source}")
+        return 0.0
+    return float(cost.amount * 100)
+
+
+def _override_body(body: bytes, override: dict[str, object]) -> bytes:
+    """Deep-merge a fallback's ``bodyKeyOverride`` into a JSON body (a non-JSON body is sent as is)."""
+    try:
+        parsed = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return body
+    if not isinstance(parsed, dict):
+        return body
+    return msgspec.json.encode(_merge(parsed, override))
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        merged[key] = _merge(current, value) if isinstance(current, dict) and isinstance(value, dict) else value
+    return merged
+
+
+async def _read_capped(response: UpstreamResponse, limit: int) -> str:
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.chunks():
+            chunks.append(chunk[: max(0, limit - size)])
+            size += len(chunk)
+            if size >= limit:
+                break
+    except UpstreamError:
+        pass  # the body of an answer we are discarding: what arrived is enough for its log
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 _SUCCESS = [(b"helicone-status", b"success")]

@@ -126,6 +126,16 @@ class TargetResolver:
             return Target(provider=provider.label, url=_join(origin, rest, query), guarded=guarded)
         return Target(provider=provider.label, url=_join(self._bases[provider.slug], rest, query), guarded=False)
 
+    def resolve_fallback(self, gateway_path: str, query: bytes, target_url: str) -> Target:
+        """The target of one ``Helicone-Fallbacks`` entry: its origin, this request's path.
+
+        On a provider route (``/v1/gateway/openai/v1/...``) the provider segment is not part of the path.
+        """
+        segment, _, rest = gateway_path.partition("/")
+        path = rest if segment.lower() in PROVIDERS else gateway_path
+        origin, guarded = self._checked_origin(target_url, "Helicone-Fallbacks", self._hosts)
+        return Target(provider=_label_for(origin), url=_join(origin, path, query), guarded=guarded)
+
     def _checked_origin(self, url: str, header: str, hosts: tuple[str, ...]) -> tuple[str, bool]:
         try:
             parts = urlsplit(url.strip())

@@ -85,6 +85,7 @@ PG_TYPES: dict[str, str] = {
     "scores": "jsonb",
     "feedback_rating": "bool",
     "feedback_created_at": "timestamptz",
+    "cache_latency_saved_ms": "float8",
 }
 
 _COLUMN_LIST = ", ".join(COLUMNS)
