@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.harness import Gateway, start_gateway
+from tests.harness import Gateway
 from tests.mock_provider import MockProvider
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -195,20 +193,6 @@ def test_cache_control_sets_the_lifetime_and_bad_values_are_refused(
     assert too_big.status_code == 400
     assert "Helicone-Cache-Bucket-Max-Size" in too_big.json()["error"]["message"]
     assert mock_provider.requests == []
-
-
-@pytest.fixture
-def broken_store_gateway(mock_provider: MockProvider, tmp_path: Path, aws_endpoint: str) -> Iterator[Gateway]:
-    """A heliport whose cache and rate-limit table lives on an endpoint that refuses connections."""
-    gw = start_gateway(
-        tmp_path,
-        mock_provider.url,
-        table_name="heliport-unreachable",
-        aws_region="us-east-1",
-        aws_endpoint_url="http://127.0.0.1:9",
-    )
-    yield gw
-    gw.stop()
 
 
 def test_an_unavailable_cache_fails_open(broken_store_gateway: Gateway, mock_provider: MockProvider) -> None:

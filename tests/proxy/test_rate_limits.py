@@ -148,3 +148,14 @@ def test_instances_sharing_a_table_share_the_limit(
     assert statuses.count(200) == 10
     assert statuses.count(429) == 20
     assert len(mock_provider.requests) == 10
+
+
+def test_an_unavailable_counter_store_fails_open(broken_store_gateway: Gateway, mock_provider: MockProvider) -> None:
+    gateway = broken_store_gateway
+    headers = _scoped("1;w=60")
+    response, again = _post(gateway, headers), _post(gateway, headers)  # the second is over the quota
+    assert (response.status_code, again.status_code) == (200, 200)
+    assert "helicone-ratelimit-limit" not in response.headers
+    record = gateway.record(response.headers["helicone-id"])
+    assert any(e.startswith("rate limit store failed, proxied without it") for e in record.errors)
+    assert len(mock_provider.requests) == 2
