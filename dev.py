@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".heliport-installed"
+# checkov pins its own HCL parser, which clashes with the project's: it gets a venv of its own.
+CHECKOV_VENV = ROOT / ".venv-checkov"
+CHECKOV_REQUIREMENTS = ROOT / "infra" / "requirements-checkov.txt"
 
 
 def ensure_venv() -> None:
@@ -37,6 +40,22 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
+def ensure_checkov() -> Path:
+    """The checkov the infrastructure tests run, installed from ``infra/requirements-checkov.txt``."""
+    bin_dir = CHECKOV_VENV / ("Scripts" if os.name == "nt" else "bin")
+    stamp = CHECKOV_VENV / ".installed"
+    wanted = hashlib.sha256(CHECKOV_REQUIREMENTS.read_bytes()).hexdigest()
+    if not (bin_dir / "python").exists():
+        print("dev.py: creating .venv-checkov", file=sys.stderr)
+        venv.EnvBuilder(with_pip=True).create(CHECKOV_VENV)
+    if not stamp.exists() or stamp.read_text() != wanted:
+        print("dev.py: installing checkov into .venv-checkov", file=sys.stderr)
+        pip = [str(bin_dir / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        subprocess.run([*pip, "-r", str(CHECKOV_REQUIREMENTS)], check=True)
+        stamp.write_text(wanted)
+    return bin_dir / "checkov"
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"serve", "test", "heliport", "bench"}:
         print(__doc__, file=sys.stderr)
@@ -50,6 +69,7 @@ def main(argv: list[str]) -> int:
     elif command == "bench":
         args = [str(BIN / "python"), str(ROOT / "bench" / "run.py"), *rest]
     else:
+        os.environ.setdefault("HELIPORT_CHECKOV", str(ensure_checkov()))
         args = [str(BIN / "python"), "-m", "pytest", *rest]
     os.chdir(ROOT)
     return subprocess.call(args)

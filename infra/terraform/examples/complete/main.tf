@@ -1,0 +1,90 @@
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = var.tags
+  }
+}
+
+data "aws_caller_identity" "current" {}
+
+module "network" {
+  source = "../../modules/network"
+
+  name                        = var.name
+  cidr_block                  = var.vpc_cidr_block
+  az_count                    = var.az_count
+  interface_endpoint_services = var.interface_endpoint_services
+}
+
+module "aurora" {
+  source = "../../modules/aurora"
+
+  name                       = var.name
+  vpc_id                     = module.network.vpc_id
+  subnet_ids                 = module.network.private_subnet_ids
+  allowed_security_group_ids = [module.network.lambda_security_group_id]
+  min_capacity               = var.aurora_min_capacity
+  max_capacity               = var.aurora_max_capacity
+  kms_key_arn                = var.kms_key_arn
+  deletion_protection        = var.deletion_protection
+}
+
+module "bodies" {
+  source = "../../modules/s3"
+
+  bucket_name         = "${var.name}-bodies-${data.aws_caller_identity.current.account_id}-${var.region}"
+  kms_key_arn         = var.kms_key_arn
+  body_retention_days = var.body_retention_days
+}
+
+# The contract with template.yaml: SAM reads these parameters at deploy time.
+locals {
+  ssm_parameters = {
+    "bodies-bucket" = {
+      type        = "String"
+      value       = module.bodies.bucket_name
+      description = "S3 bucket for request/response bodies."
+    }
+    "consumer-subnet-ids" = {
+      type        = "StringList"
+      value       = join(",", module.network.private_subnet_ids)
+      description = "Private subnets of the VPC-attached Lambdas."
+    }
+    "consumer-security-group-ids" = {
+      type        = "StringList"
+      value       = module.network.lambda_security_group_id
+      description = "Security groups of the VPC-attached Lambdas (allowed into Aurora)."
+    }
+    "database-secret-arn" = {
+      type        = "String"
+      value       = module.aurora.master_user_secret_arn
+      description = "ARN of the RDS-managed master user secret (not the secret itself)."
+    }
+    "database-endpoint" = {
+      type        = "String"
+      value       = module.aurora.cluster_endpoint
+      description = "Aurora writer endpoint."
+    }
+    "database-name" = {
+      type        = "String"
+      value       = module.aurora.database_name
+      description = "Aurora database name."
+    }
+    "aurora-cluster-arn" = {
+      type        = "String"
+      value       = module.aurora.cluster_arn
+      description = "Aurora cluster ARN (Data API, IAM policies)."
+    }
+  }
+}
+
+resource "aws_ssm_parameter" "sam" {
+  #checkov:skip=CKV2_AWS_34:Non-secret identifiers (the secret's ARN, not its value); SAM's AWS::SSM::Parameter::Value<String> cannot read SecureString.
+  for_each = local.ssm_parameters
+
+  name        = "/${var.name}/${each.key}"
+  type        = each.value.type
+  value       = each.value.value
+  description = each.value.description
+}
