@@ -53,15 +53,15 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("auth: sha256 + cache", ("Authenticator.authenticate", "hash_key")),
     ("routing", ("TargetResolver.resolve",)),
     ("request body read", ("_read_body", "Request.body", "Request.stream")),
-    ("body peek (msgspec)", ("_peek", "_with_stream_usage")),
-    ("log record build", ("_Exchange.record",)),
+    ("body peek (msgspec)", ("peek_body", "_with_stream_usage")),
+    ("log record build", ("Exchange.record",)),
     (
         "queue hand-off: msgspec encode + notify",
         ("SpoolingQueue.send", "SqliteQueue.send", "ProxyHandler._send_record", "ProxyHandler._log"),
     ),
     ("SQLite group commit (writer thread)", ("SqliteQueue._run",)),
-    ("exchange + tee + header copy", ("_Exchange.__init__", "_Tee.", "ProxyHandler._response_headers")),
-    ("disconnect watcher", ("_watch_disconnect",)),
+    ("exchange + tee + header copy", ("Exchange.__init__", "Tee.", "ProxyHandler._response_headers")),
+    ("disconnect watcher", ("watch_disconnect",)),
     (
         "task creation + anyio cancel scopes",
         (
@@ -131,7 +131,7 @@ def steps_of(raw: Path) -> Counter[str]:
 def micro(scratch: Path, response: bytes, request: bytes) -> list[tuple[str, float]]:
     """heliport's own per-request steps timed in isolation (best of 5): what contention cannot inflate.
 
-    Uses heliport's internals read-only (``_Exchange`` and ``_Tee`` are private, and that is the point:
+    Uses heliport's internals read-only (``Exchange`` and ``Tee`` are private, and that is the point:
     they are what the proxy runs per request).
     """
     import asyncio
@@ -166,8 +166,13 @@ def micro(scratch: Path, response: bytes, request: bytes) -> list[tuple[str, flo
     scope = {"method": "POST", "path": "/v1/gateway/oai/v1/chat/completions"}
 
     def exchange_and_record() -> LogRecord:
-        exchange = forward._Exchange(scope, options, key, forward._Tee(settings.max_logged_body_bytes))
-        exchange.body, exchange.peek, exchange.target, exchange.status = request, forward._peek(request), target, 200
+        exchange = forward.Exchange(scope, options, key, forward.Tee(settings.max_logged_body_bytes))
+        exchange.body, exchange.peek, exchange.target, exchange.status = (
+            request,
+            forward.peek_body(request),
+            target,
+            200,
+        )
         exchange.tee.add(response)
         return exchange.record()
 
@@ -189,8 +194,8 @@ def micro(scratch: Path, response: bytes, request: bytes) -> list[tuple[str, flo
         ("parse_headers (5 headers, incl. uuid4)", best(lambda: parse_headers(raw_headers))),
         ("authenticate, cached (sha256 + dict)", best(authenticate_cached)),
         ("TargetResolver.resolve", best(lambda: resolver.resolve("oai/v1/chat/completions", b"", options))),
-        ("_peek body (msgspec)", best(lambda: forward._peek(request))),
-        ("_Exchange + tee + LogRecord build", best(exchange_and_record)),
+        ("peek_body (msgspec)", best(lambda: forward.peek_body(request))),
+        ("Exchange + tee + LogRecord build", best(exchange_and_record)),
         ("LogRecord msgspec encode", best(lambda: encoder.encode(record))),
     ]
     queue = SqliteQueue(settings.data_dir / "log-queue.sqlite3")

@@ -8,7 +8,8 @@
     │   ├── InvalidBodyError           400/413 invalid_body
     │   ├── TargetRefusedError         400     target_refused        (SSRF guard)
     │   ├── AuthenticationError        401     invalid_api_key
-    │   └── RouteNotFoundError         404     not_found
+    │   ├── RouteNotFoundError         404     not_found
+    │   └── MethodNotAllowedError      405     method_not_allowed
     ├── RateLimitedError               429     rate_limited          (Helicone-RateLimit-Policy)
     └── UpstreamError                  5xx     (the provider could not be reached)
         ├── UpstreamConnectError       502     upstream_unreachable
@@ -31,6 +32,7 @@ __all__ = [
     "HeliportError",
     "InvalidBodyError",
     "InvalidHeaderError",
+    "MethodNotAllowedError",
     "RateLimitedError",
     "RequestError",
     "RouteNotFoundError",
@@ -93,6 +95,11 @@ class AuthenticationError(RequestError):
 class RouteNotFoundError(RequestError):
     status = 404
     code = "not_found"
+
+
+class MethodNotAllowedError(RequestError):
+    status = 405
+    code = "method_not_allowed"
 
 
 class RateLimitedError(HeliportError):

@@ -83,7 +83,12 @@ def build_row(record: LogRecord) -> tuple[RequestRow, bytes | None]:
     key: str | None = None
     if request_body is not None or response_body is not None:
         key = body_key(record.org_id, record.request_id)
-        blob = gzip.compress(_body_encoder.encode({"request": request_body, "response": response_body}), 5)
+        bodies: dict[str, str | None] = {"request": request_body, "response": response_body}
+        if record.native_request_body is not None or record.native_response_body is not None:
+            # The AI gateway's translated calls: what the provider itself saw and said, beside the OpenAI shape.
+            bodies["nativeRequest"] = None if record.omit_request else record.native_request_body
+            bodies["nativeResponse"] = None if record.omit_response else record.native_response_body
+        blob = gzip.compress(_body_encoder.encode(bodies), 5)
     row = RequestRow(
         request_id=record.request_id,
         org_id=record.org_id,
@@ -118,6 +123,7 @@ def build_row(record: LogRecord) -> tuple[RequestRow, bytes | None]:
         fallback_index=record.fallback_index,
         gateway_provider=record.gateway_provider,
         gateway_model=record.gateway_model,
+        gateway_attempts=record.gateway_attempts,
         errors=errors,
         omit_request=record.omit_request,
         omit_response=record.omit_response,

@@ -71,11 +71,16 @@ class LogRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     fallback_index: int | None = None
     gateway_provider: str | None = None
     gateway_model: str | None = None
+    #: AI gateway: how many providers were tried, the serving one included.
+    gateway_attempts: int | None = None
     #: Why an optional feature fell back to plain proxying, or why the stream ended early.
     errors: list[str] = msgspec.field(default_factory=list)
     # Bodies: None when omitted; truncated when over the proxy's copy cap.
     request_body: str | None = None
     response_body: str | None = None
+    #: AI gateway: the bodies as the provider saw them, when it speaks another format than the client.
+    native_request_body: str | None = None
+    native_response_body: str | None = None
     #: Claim check: when the record would exceed the queue's message limit, the bodies travel in the
     #: blob store under this key and the two fields above are empty (see logs/spool.py).
     bodies_key: str | None = None

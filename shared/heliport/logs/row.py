@@ -79,5 +79,7 @@ class RequestRow(msgspec.Struct, kw_only=True):
     feedback_rating: bool | None = None
     feedback_created_at: datetime | None = None
     #: On a cache hit: how long the original request took, i.e. the latency this hit saved.
-    #: Last because migration 0002 appends it (the columns follow this field order).
+    #: Appended by migration 0002 (the columns follow this field order).
     cache_latency_saved_ms: float | None = None
+    #: AI gateway: how many providers were tried, the serving one included (migration 0003 appends it).
+    gateway_attempts: int | None = None

@@ -66,11 +66,16 @@ _encoder = msgspec.json.Encoder()
 _record_decoder = msgspec.json.Decoder(LogRecord)
 
 
-class _Bodies(msgspec.Struct, kw_only=True):
-    """The claim object: exactly the two fields the message leaves empty."""
+class _Bodies(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The claim object: exactly the body fields the message leaves empty."""
 
     request_body: str | None = None
     response_body: str | None = None
+    native_request_body: str | None = None
+    native_response_body: str | None = None
+
+
+_EMPTIED = {"request_body": None, "response_body": None, "native_request_body": None, "native_response_body": None}
 
 
 _bodies_decoder = msgspec.json.Decoder(_Bodies)
@@ -148,7 +153,14 @@ class SpoolingQueue:
         facts (status, timing, cost) are still worth keeping.
         """
         key = claim_key(record)
-        bodies = _encoder.encode(_Bodies(request_body=record.request_body, response_body=record.response_body))
+        bodies = _encoder.encode(
+            _Bodies(
+                request_body=record.request_body,
+                response_body=record.response_body,
+                native_request_body=record.native_request_body,
+                native_response_body=record.native_response_body,
+            )
+        )
         try:
             data = await asyncio.to_thread(gzip.compress, bodies, _GZIP_LEVEL, mtime=0)
             await self._blobs.put(key, data, content_type="application/json", content_encoding="gzip")
@@ -156,12 +168,11 @@ class SpoolingQueue:
             _log.error("could not store the bodies of request %s (%s); logging it without them", record.request_id, exc)
             return msgspec.structs.replace(
                 record,
-                request_body=None,
-                response_body=None,
+                **_EMPTIED,
                 errors=[*record.errors, "logging: bodies dropped, blob store unavailable"],
             )
         _log.info("request %s is %d bytes; its bodies went to %s", record.request_id, len(bodies), key)
-        return msgspec.structs.replace(record, request_body=None, response_body=None, bodies_key=key)
+        return msgspec.structs.replace(record, **_EMPTIED, bodies_key=key)
 
     async def respool(self, *, limit: int = 1000) -> int:
         """:func:`respool` through this wrapper's inner queue and blob store."""
@@ -190,7 +201,12 @@ async def load_bodies(record: LogRecord, blobs: BlobStore) -> LogRecord:
     raw = await asyncio.to_thread(gzip.decompress, data) if len(data) >= THREAD_THRESHOLD else gzip.decompress(data)
     bodies = _bodies_decoder.decode(raw)
     return msgspec.structs.replace(
-        record, request_body=bodies.request_body, response_body=bodies.response_body, bodies_key=None
+        record,
+        request_body=bodies.request_body,
+        response_body=bodies.response_body,
+        native_request_body=bodies.native_request_body,
+        native_response_body=bodies.native_response_body,
+        bodies_key=None,
     )
 
 

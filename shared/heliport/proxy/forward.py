@@ -44,7 +44,18 @@ from heliport.proxy.transport import UpstreamRequest, UpstreamResponse, Upstream
 from heliport.ratelimit import Decision, RateLimiter, SegmentMissing
 from heliport.store.ports import ApiKey, LogQueue
 
-__all__ = ["ProxyHandler"]
+__all__ = [
+    "CachePlan",
+    "Exchange",
+    "ExchangeHandler",
+    "GatewayFacts",
+    "ProxyHandler",
+    "Tee",
+    "peek_body",
+    "read_body",
+    "read_capped",
+    "watch_disconnect",
+]
 
 logger = logging.getLogger("heliport.proxy")
 
@@ -69,7 +80,7 @@ class _BodyPeek(msgspec.Struct):
 _peek_decoder = msgspec.json.Decoder(_BodyPeek)
 
 
-def _peek(body: bytes) -> _BodyPeek:
+def peek_body(body: bytes) -> _BodyPeek:
     if not body or body[:1] not in (b"{", b" ", b"\n", b"\r", b"\t"):
         return _BodyPeek()
     try:
@@ -104,7 +115,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-class _Tee:
+class Tee:
     """What the relay saw: a capped copy of the body, and when its first byte came."""
 
     __slots__ = ("chunks", "first_byte_at", "limit", "size", "truncated")
@@ -131,7 +142,7 @@ class _Tee:
         return b"".join(self.chunks).decode("utf-8", "replace")
 
 
-class _CachePlan(msgspec.Struct, frozen=True):
+class CachePlan(msgspec.Struct, frozen=True):
     """The cache's part in one request: its bucket, and which directions the caller asked for."""
 
     key: str
@@ -141,7 +152,33 @@ class _CachePlan(msgspec.Struct, frozen=True):
     save: bool
 
 
-class _Exchange:
+class GatewayFacts:
+    """The AI gateway's part of an exchange: which registry model and provider, and the native bodies.
+
+    The exchange's own body and tee hold what the client sent and got (OpenAI shape); ``native``
+    holds the provider's answer as it came, from which usage is read.
+    """
+
+    __slots__ = ("attempts", "model", "native", "native_request", "provider")
+
+    def __init__(self, model: str, limit: int) -> None:
+        self.model = model
+        self.provider: str | None = None
+        self.attempts = 0
+        self.native_request = b""
+        self.native = Tee(limit)
+
+    def fields(self, options: RequestOptions) -> dict[str, Any]:
+        return {
+            "gateway_model": self.model,
+            "gateway_provider": self.provider,
+            "gateway_attempts": self.attempts,
+            "native_request_body": None if options.omit_request else self.native_request.decode("utf-8", "replace"),
+            "native_response_body": None if options.omit_response else self.native.text(),
+        }
+
+
+class Exchange:
     """Everything known about one request as it moves along; becomes the LogRecord."""
 
     __slots__ = (
@@ -154,6 +191,7 @@ class _Exchange:
         "complete",
         "errors",
         "fallback_index",
+        "gateway",
         "key",
         "logged",
         "method",
@@ -171,7 +209,7 @@ class _Exchange:
         "tee",
     )
 
-    def __init__(self, scope: Scope, options: RequestOptions, key: ApiKey, tee: _Tee) -> None:
+    def __init__(self, scope: Scope, options: RequestOptions, key: ApiKey, tee: Tee) -> None:
         self.started_at = datetime.now(UTC)
         self.started = time.perf_counter()
         self.method: str = scope["method"]
@@ -188,7 +226,7 @@ class _Exchange:
         self.logged: asyncio.Future[None] | None = None
         #: True once the whole response reached the client: only then is it cached or charged.
         self.complete = False
-        self.cache: _CachePlan | None = None
+        self.cache: CachePlan | None = None
         self.cache_free: tuple[int, ...] | None = None
         self.cache_hit = False
         self.cache_reference_id: str | None = None
@@ -197,13 +235,14 @@ class _Exchange:
         self.rate_limited = False
         self.retry_count = 0
         self.fallback_index: int | None = None
+        self.gateway: GatewayFacts | None = None
 
     def usage(self) -> Usage:
-        """Usage read here, from the relayed body (for omitted responses and cents rate limits)."""
+        """Usage read here, from the provider's own body (for omitted responses, cents limits, the gateway)."""
         return extract_usage(
             provider=self.target.provider if self.target else "",
             path=urlsplit(self.target.url).path if self.target else self.path,
-            response_body=self.tee.text(),
+            response_body=(self.gateway.native if self.gateway else self.tee).text(),
             is_stream=bool(self.peek.stream),
         )
 
@@ -234,7 +273,8 @@ class _Exchange:
             errors=self.errors,
             request_body=None if options.omit_request else self.body.decode("utf-8", "replace"),
             response_body=None if options.omit_response else tee.text(),
-            usage=self.usage() if options.omit_response else None,
+            usage=self.usage() if options.omit_response or self.gateway else None,
+            **(self.gateway.fields(options) if self.gateway else {}),
             response_body_truncated=tee.truncated,
             response_headers=self.response_headers,
         )
@@ -247,15 +287,18 @@ class _Attempt(msgspec.Struct, frozen=True):
     fallback: Fallback | None = None
 
 
-class ProxyHandler:
-    """The ASGI handler for ``/v1/gateway/...``; ``gateway_path`` is what follows that prefix."""
+class ExchangeHandler:
+    """What every logged route shares: cache replay, rate limits, the end of a response, the log.
+
+    :class:`ProxyHandler` and the AI gateway's handler (:mod:`heliport.gateway.handler`) differ in
+    how they find and call the upstream, not in what happens around it.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
         authenticator: Authenticator,
-        targets: TargetResolver,
         transport: Callable[[], UpstreamTransport],
         queue: LogQueue,
         cache: ResponseCache,
@@ -263,11 +306,151 @@ class ProxyHandler:
     ) -> None:
         self._settings = settings
         self._auth = authenticator
-        self._targets = targets
         self._transport = transport
         self._queue = queue
         self._cache = cache
         self._limiter = limiter
+
+    async def _cache_lookup(self, exchange: Exchange, plan: CachePlan) -> Lookup:
+        try:
+            lookup = await self._cache.lookup(plan.key, plan.size)
+        except Exception as exc:  # fail open: a broken cache is a miss, and the log says why
+            exchange.errors.append(f"cache read failed, proxied without it: {describe(exc)}")
+            return Lookup()
+        exchange.cache_free = lookup.free
+        return lookup
+
+    async def _replay(self, exchange: Exchange, lookup: Lookup, send: Send, ids: list[tuple[bytes, bytes]]) -> None:
+        entry = lookup.entry
+        assert entry is not None and lookup.index is not None
+        exchange.cache_hit = True
+        exchange.cache_reference_id = entry.request_id
+        exchange.cached_latency_ms = entry.latency_ms
+        exchange.status = entry.status
+        headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in entry.headers]
+        exchange.response_headers = {name: value for name, value in entry.headers if name not in SECRET_HEADERS}
+        headers += [
+            *ids,
+            (b"helicone-cache", b"HIT"),
+            (b"helicone-cache-bucket-idx", str(lookup.index).encode()),
+            (b"helicone-cache-latency", str(round(entry.latency_ms)).encode()),
+            *SUCCESS_HEADERS,
+        ]
+        await send({"type": "http.response.start", "status": entry.status, "headers": headers})
+        for chunk in entry.chunks:
+            exchange.tee.add(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await self._finish(exchange, send)
+
+    async def _rate_limit(self, exchange: Exchange) -> Decision | None:
+        options = exchange.options
+        assert options.rate_limit_policy is not None
+        try:
+            decision = await self._limiter.check(
+                exchange.key.org_id,
+                options.rate_limit_policy,
+                user_id=options.user_id or exchange.peek.user,
+                properties=options.properties,
+            )
+        except SegmentMissing as exc:
+            exchange.errors.append(f"rate limit not applied: {exc}")
+            return None
+        except Exception as exc:  # fail open: the limiter's store is down, the request still goes
+            exchange.errors.append(f"rate limit store failed, proxied without it: {describe(exc)}")
+            return None
+        exchange.rate_limit = decision
+        return decision
+
+    async def _refuse(
+        self, exchange: Exchange, decision: Decision, send: Send, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        exchange.status = RateLimitedError.status
+        exchange.rate_limited = True
+        error = RateLimitedError(
+            f"Rate limited by the Helicone-RateLimit-Policy header ({decision.policy.canonical()}); "
+            f"retry in {decision.reset} s."
+        )
+        retry_after = (b"retry-after", str(max(1, decision.reset)).encode())
+        await send_error(send, error, [*headers, (b"x-helicone-error", b"rate_limited"), retry_after])
+        await self._log(exchange)
+
+    async def _log_attempt(self, exchange: Exchange, attempt: _Attempt, status: int, text: str, index: int) -> None:
+        """A fallback that answered with one of its ``onCodes``: logged on its own, linked by request id."""
+        exchange.errors.append(f"fallback {index} ({attempt.target.url}) answered {status}; moved on")
+        record = msgspec.structs.replace(
+            exchange.record(),
+            request_id=str(uuid.uuid4()),
+            status=status,
+            ttfb_ms=None,
+            response_body=None if exchange.options.omit_response else text,
+            usage=None,
+            response_body_truncated=False,
+            response_headers={},
+            errors=[f"fallback {index} of request {exchange.options.request_id}, superseded by the next"],
+        )
+        try:
+            await self._queue.send(record)
+        except Exception:
+            logger.exception("could not queue the log record of a fallback attempt of %s", exchange.options.request_id)
+
+    async def _finish(self, exchange: Exchange, send: Send) -> None:
+        """End a complete response, and do the after-response work before or after its last byte."""
+        exchange.complete = True
+        if self._settings.log_before_last_byte:
+            await self._log(exchange)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await self._log(exchange)
+
+    async def _log(self, exchange: Exchange) -> None:
+        # Shielded: a disconnect arriving now must not cut the hand-off short (see the cancel branch).
+        exchange.logged = asyncio.ensure_future(self._send_record(exchange))
+        await asyncio.shield(exchange.logged)
+
+    async def _send_record(self, exchange: Exchange) -> None:
+        if exchange.complete and not exchange.cache_hit:
+            await self._after_response(exchange)
+        try:
+            await self._queue.send(exchange.record())
+        except Exception:
+            logger.exception("could not queue the log record of request %s", exchange.options.request_id)
+
+    async def _after_response(self, exchange: Exchange) -> None:
+        """Cache write and cents charge, once the response is complete; failures go on the log."""
+        plan = exchange.cache
+        if plan is not None and plan.save:
+            why_not = _uncacheable(exchange)
+            if why_not is not None:
+                exchange.errors.append(f"not cached: {why_not}")
+            else:
+                entry = new_entry(
+                    request_id=exchange.options.request_id,
+                    status=exchange.status,
+                    headers=[(k, v) for k, v in exchange.response_headers.items()],
+                    latency_ms=(time.perf_counter() - exchange.started) * 1000,
+                    chunks=exchange.tee.chunks,
+                )
+                try:
+                    await self._cache.save(plan.key, plan.size, entry, plan.ttl, exchange.cache_free)
+                except Exception as exc:
+                    exchange.errors.append(f"cache write failed: {describe(exc)}")
+        decision = exchange.rate_limit
+        if decision is not None and decision.policy.unit == "cents" and 200 <= exchange.status < 300:
+            try:
+                cents = _cost_cents(exchange)
+                if cents:
+                    await self._limiter.charge(decision, cents)
+            except Exception as exc:
+                exchange.errors.append(f"rate limit charge failed: {describe(exc)}")
+
+
+class ProxyHandler(ExchangeHandler):
+    """The ASGI handler for ``/v1/gateway/...``; ``gateway_path`` is what follows that prefix."""
+
+    def __init__(self, settings: Settings, *, targets: TargetResolver, **shared: Any) -> None:
+        super().__init__(settings, **shared)
+        self._targets = targets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, gateway_path: str) -> None:
         try:
@@ -276,14 +459,14 @@ class ProxyHandler:
         except HeliportError as err:
             await send_error(send, err)
             return
-        exchange = _Exchange(scope, options, key, _Tee(self._settings.max_logged_body_bytes))
+        exchange = Exchange(scope, options, key, Tee(self._settings.max_logged_body_bytes))
         ids = [(b"helicone-id", options.request_id.encode())]
         try:
             attempts = self._attempts(gateway_path, scope["query_string"], options)
             exchange.target = attempts[0].target
             exchange.body = await read_body(receive, self._settings.max_request_bytes)
             if options.cache_enabled or options.cache_read or options.cache_save:
-                exchange.cache = _CachePlan(
+                exchange.cache = CachePlan(
                     key=cache_key(
                         options,
                         key_hash=key.key_hash,
@@ -299,7 +482,7 @@ class ProxyHandler:
         except HeliportError as err:
             await send_error(send, err, ids)
             return
-        exchange.peek = _peek(exchange.body)
+        exchange.peek = peek_body(exchange.body)
         body = exchange.body
         if options.stream_usage and exchange.peek.stream:
             body = _with_stream_usage(body)
@@ -345,71 +528,8 @@ class ProxyHandler:
             body = _override_body(body, fallback.body_key_override)
         return UpstreamRequest(method, attempt.target.url, headers, body, attempt.target.guarded)
 
-    async def _cache_lookup(self, exchange: _Exchange, plan: _CachePlan) -> Lookup:
-        try:
-            lookup = await self._cache.lookup(plan.key, plan.size)
-        except Exception as exc:  # fail open: a broken cache is a miss, and the log says why
-            exchange.errors.append(f"cache read failed, proxied without it: {_describe(exc)}")
-            return Lookup()
-        exchange.cache_free = lookup.free
-        return lookup
-
-    async def _replay(self, exchange: _Exchange, lookup: Lookup, send: Send, ids: list[tuple[bytes, bytes]]) -> None:
-        entry = lookup.entry
-        assert entry is not None and lookup.index is not None
-        exchange.cache_hit = True
-        exchange.cache_reference_id = entry.request_id
-        exchange.cached_latency_ms = entry.latency_ms
-        exchange.status = entry.status
-        headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in entry.headers]
-        exchange.response_headers = {name: value for name, value in entry.headers if name not in SECRET_HEADERS}
-        headers += [
-            *ids,
-            (b"helicone-cache", b"HIT"),
-            (b"helicone-cache-bucket-idx", str(lookup.index).encode()),
-            (b"helicone-cache-latency", str(round(entry.latency_ms)).encode()),
-            *_SUCCESS,
-        ]
-        await send({"type": "http.response.start", "status": entry.status, "headers": headers})
-        for chunk in entry.chunks:
-            exchange.tee.add(chunk)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await self._finish(exchange, send)
-
-    async def _rate_limit(self, exchange: _Exchange) -> Decision | None:
-        options = exchange.options
-        assert options.rate_limit_policy is not None
-        try:
-            decision = await self._limiter.check(
-                exchange.key.org_id,
-                options.rate_limit_policy,
-                user_id=options.user_id or exchange.peek.user,
-                properties=options.properties,
-            )
-        except SegmentMissing as exc:
-            exchange.errors.append(f"rate limit not applied: {exc}")
-            return None
-        except Exception as exc:  # fail open: the limiter's store is down, the request still goes
-            exchange.errors.append(f"rate limit store failed, proxied without it: {_describe(exc)}")
-            return None
-        exchange.rate_limit = decision
-        return decision
-
-    async def _refuse(
-        self, exchange: _Exchange, decision: Decision, send: Send, headers: list[tuple[bytes, bytes]]
-    ) -> None:
-        exchange.status = RateLimitedError.status
-        exchange.rate_limited = True
-        error = RateLimitedError(
-            f"Rate limited by the Helicone-RateLimit-Policy header ({decision.policy.canonical()}); "
-            f"retry in {decision.reset} s."
-        )
-        retry_after = (b"retry-after", str(max(1, decision.reset)).encode())
-        await send_error(send, error, [*headers, (b"x-helicone-error", b"rate_limited"), retry_after])
-        await self._log(exchange)
-
     async def _open(
-        self, exchange: _Exchange, attempts: list[_Attempt], requests: list[UpstreamRequest]
+        self, exchange: Exchange, attempts: list[_Attempt], requests: list[UpstreamRequest]
     ) -> UpstreamResponse:
         """The upstream response to relay: through retries of each attempt and on through fallbacks."""
         policy = RetryPolicy.from_options(exchange.options)
@@ -435,34 +555,15 @@ class ProxyHandler:
             if index == last or attempt.fallback is None or not attempt.fallback.moves_on(response.status):
                 return response
             try:
-                text = await _read_capped(response, self._settings.max_logged_body_bytes)
+                text = await read_capped(response, self._settings.max_logged_body_bytes)
             finally:
                 response.close()
             await self._log_attempt(exchange, attempt, response.status, text, index)
         raise AssertionError("unreachable: the last attempt always returns or raises")
 
-    async def _log_attempt(self, exchange: _Exchange, attempt: _Attempt, status: int, text: str, index: int) -> None:
-        """A fallback that answered with one of its ``onCodes``: logged on its own, linked by request id."""
-        exchange.errors.append(f"fallback {index} ({attempt.target.url}) answered {status}; moved on")
-        record = msgspec.structs.replace(
-            exchange.record(),
-            request_id=str(uuid.uuid4()),
-            status=status,
-            ttfb_ms=None,
-            response_body=None if exchange.options.omit_response else text,
-            usage=None,
-            response_body_truncated=False,
-            response_headers={},
-            errors=[f"fallback {index} of request {exchange.options.request_id}, superseded by the next"],
-        )
-        try:
-            await self._queue.send(record)
-        except Exception:
-            logger.exception("could not queue the log record of a fallback attempt of %s", exchange.options.request_id)
-
     async def _relay(
         self,
-        exchange: _Exchange,
+        exchange: Exchange,
         attempts: list[_Attempt],
         requests: list[UpstreamRequest],
         receive: Receive,
@@ -472,7 +573,7 @@ class ProxyHandler:
         task = asyncio.current_task()
         assert task is not None
         disconnected = asyncio.Event()
-        watcher = asyncio.create_task(_watch_disconnect(receive, task, disconnected))
+        watcher = asyncio.create_task(watch_disconnect(receive, task, disconnected))
         finished = False
         try:
             try:
@@ -491,7 +592,9 @@ class ProxyHandler:
                 exchange.status = status
                 if exchange.fallback_index is not None:
                     ids = [*ids, (b"helicone-fallback-index", str(exchange.fallback_index).encode())]
-                await send({"type": "http.response.start", "status": status, "headers": headers + ids + _SUCCESS})
+                await send(
+                    {"type": "http.response.start", "status": status, "headers": headers + ids + SUCCESS_HEADERS}
+                )
                 async for chunk in upstream.chunks():
                     exchange.tee.add(chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -525,18 +628,8 @@ class ProxyHandler:
                 watcher.cancel()
                 await self._log(exchange)
 
-    async def _finish(self, exchange: _Exchange, send: Send) -> None:
-        """End a complete response, and do the after-response work before or after its last byte."""
-        exchange.complete = True
-        if self._settings.log_before_last_byte:
-            await self._log(exchange)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        else:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            await self._log(exchange)
-
     def _response_headers(
-        self, exchange: _Exchange, raw: Sequence[tuple[bytes, bytes]], decoded: bool
+        self, exchange: Exchange, raw: Sequence[tuple[bytes, bytes]], decoded: bool
     ) -> list[tuple[bytes, bytes]]:
         drop_length = decoded or self._settings.log_before_last_byte
         out: list[tuple[bytes, bytes]] = []
@@ -552,49 +645,8 @@ class ProxyHandler:
                 exchange.response_headers[text] = value.decode("latin-1")
         return out
 
-    async def _log(self, exchange: _Exchange) -> None:
-        # Shielded: a disconnect arriving now must not cut the hand-off short (see the cancel branch).
-        exchange.logged = asyncio.ensure_future(self._send_record(exchange))
-        await asyncio.shield(exchange.logged)
 
-    async def _send_record(self, exchange: _Exchange) -> None:
-        if exchange.complete and not exchange.cache_hit:
-            await self._after_response(exchange)
-        try:
-            await self._queue.send(exchange.record())
-        except Exception:
-            logger.exception("could not queue the log record of request %s", exchange.options.request_id)
-
-    async def _after_response(self, exchange: _Exchange) -> None:
-        """Cache write and cents charge, once the response is complete; failures go on the log."""
-        plan = exchange.cache
-        if plan is not None and plan.save:
-            why_not = _uncacheable(exchange)
-            if why_not is not None:
-                exchange.errors.append(f"not cached: {why_not}")
-            else:
-                entry = new_entry(
-                    request_id=exchange.options.request_id,
-                    status=exchange.status,
-                    headers=[(k, v) for k, v in exchange.response_headers.items()],
-                    latency_ms=(time.perf_counter() - exchange.started) * 1000,
-                    chunks=exchange.tee.chunks,
-                )
-                try:
-                    await self._cache.save(plan.key, plan.size, entry, plan.ttl, exchange.cache_free)
-                except Exception as exc:
-                    exchange.errors.append(f"cache write failed: {_describe(exc)}")
-        decision = exchange.rate_limit
-        if decision is not None and decision.policy.unit == "cents" and 200 <= exchange.status < 300:
-            try:
-                cents = _cost_cents(exchange)
-                if cents:
-                    await self._limiter.charge(decision, cents)
-            except Exception as exc:
-                exchange.errors.append(f"rate limit charge failed: {_describe(exc)}")
-
-
-def _uncacheable(exchange: _Exchange) -> str | None:
+def _uncacheable(exchange: Exchange) -> str | None:
     if not 200 <= exchange.status < 300:
         return f"status {exchange.status}"
     if exchange.tee.truncated:
@@ -604,7 +656,7 @@ def _uncacheable(exchange: _Exchange) -> str | None:
     return None
 
 
-def _cost_cents(exchange: _Exchange) -> float:
+def _cost_cents(exchange: Exchange) -> float:
     from heliport.logs.cost import compute_cost  # genai-prices loads only for cents policies
     from heliport.logs.usage import resolve_model
 
@@ -642,7 +694,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-async def _read_capped(response: UpstreamResponse, limit: int) -> str:
+async def read_capped(response: UpstreamResponse, limit: int) -> str:
     chunks: list[bytes] = []
     size = 0
     try:
@@ -656,16 +708,16 @@ async def _read_capped(response: UpstreamResponse, limit: int) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-_SUCCESS = [(b"helicone-status", b"success")]
+SUCCESS_HEADERS = [(b"helicone-status", b"success")]
 
 
-async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any], disconnected: asyncio.Event) -> None:
+async def watch_disconnect(receive: Receive, task: asyncio.Task[Any], disconnected: asyncio.Event) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":

@@ -86,6 +86,7 @@ PG_TYPES: dict[str, str] = {
     "feedback_rating": "bool",
     "feedback_created_at": "timestamptz",
     "cache_latency_saved_ms": "float8",
+    "gateway_attempts": "int4",
 }
 
 _COLUMN_LIST = ", ".join(COLUMNS)
