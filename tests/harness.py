@@ -103,12 +103,20 @@ def wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> Any:
         time.sleep(0.01)
 
 
-def start_gateway(data_dir: Path, upstream: str, *, pipeline: bool = False, **settings: Any) -> Gateway:
+def start_gateway(
+    data_dir: Path,
+    upstream: str,
+    *,
+    pipeline: bool = False,
+    provider_env: dict[str, str] | None = None,
+    upstream_overrides: dict[str, str] | None = None,
+    **settings: Any,
+) -> Gateway:
     """A heliport on loopback. ``pipeline``: the whole local log pipeline (queue, consumer, log
     database in ``data_dir``) as ``heliport serve`` runs it; otherwise a memory sink for records."""
     config = Settings(
         data_dir=data_dir,
-        upstream_overrides={"oai": upstream, "anthropic": upstream, "groq": upstream},
+        upstream_overrides=upstream_overrides or {"oai": upstream, "anthropic": upstream, "groq": upstream},
         **settings,
     )
     store = SqliteKeyStore(data_dir / "keys.sqlite3")
@@ -121,7 +129,7 @@ def start_gateway(data_dir: Path, upstream: str, *, pipeline: bool = False, **se
     org_id, key = asyncio.run(bootstrap())
     queue = MemoryQueue()
     app = (
-        create_app(config, local_pipeline=True, key_store=store)
+        create_app(config, local_pipeline=True, key_store=store, provider_env=provider_env or {})
         if pipeline
         else Heliport(
             config,
@@ -129,6 +137,7 @@ def start_gateway(data_dir: Path, upstream: str, *, pipeline: bool = False, **se
             queue=queue,
             cache_store=open_cache_store(config),
             counter_store=open_counter_store(config),
+            provider_env=provider_env or {},
         )
     )
     server = ServerThread(app).start()

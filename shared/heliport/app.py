@@ -7,13 +7,15 @@ nothing to find. Routes that need no heliport key are listed in :data:`PUBLIC_RO
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from heliport.auth import KEY_PREFIX, Authenticator
 from heliport.cache import ResponseCache
 from heliport.config import Settings
 from heliport.errors import RouteNotFoundError, send_error
+from heliport.gateway.handler import GATEWAY_ROUTES, GatewayHandler
+from heliport.gateway.providers import load_accounts
 from heliport.logs.async_log import ASYNC_LOG_ROUTES, AsyncLogHandler
 from heliport.proxy.forward import Message, ProxyHandler, Receive, Scope, Send
 from heliport.proxy.targets import TargetResolver
@@ -22,6 +24,7 @@ from heliport.ratelimit import RateLimiter
 from heliport.store.ports import CacheStore, CounterStore, KeyStore, LogQueue
 
 if TYPE_CHECKING:
+    from heliport.gateway.registry import Registry
     from heliport.logs.consumer import LocalPipeline
 
 __all__ = ["GATEWAY_PREFIX", "PUBLIC_ROUTES", "Heliport", "create_app"]
@@ -29,8 +32,9 @@ __all__ = ["GATEWAY_PREFIX", "PUBLIC_ROUTES", "Heliport", "create_app"]
 logger = logging.getLogger("heliport")
 
 GATEWAY_PREFIX = "/v1/gateway/"
-#: Answered without a heliport key: a load balancer's health check must not need a secret.
-PUBLIC_ROUTES = frozenset({"/healthcheck"})
+#: Answered without a heliport key: a load balancer's health check must not need a secret, and the
+#: model registry is public, as Helicone's is.
+PUBLIC_ROUTES = frozenset({"/healthcheck", "/v1/public/model-registry/models"})
 _KEY_SEGMENT = "/" + KEY_PREFIX
 
 
@@ -47,6 +51,7 @@ class Heliport:
         counter_store: CounterStore,
         transport_factory: Callable[[], UpstreamTransport] | None = None,
         pipeline: LocalPipeline | None = None,
+        provider_env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.key_store = key_store
@@ -57,14 +62,16 @@ class Heliport:
         self._transport_factory = transport_factory or (lambda: AiohttpTransport(settings.timeouts))
         self._transport: UpstreamTransport | None = None
         authenticator = Authenticator(key_store, settings.auth_cache_ttl)
-        self._proxy = ProxyHandler(
-            settings,
-            authenticator=authenticator,
-            targets=TargetResolver(settings),
-            transport=self._upstream,
-            queue=queue,
-            cache=ResponseCache(cache_store),
-            limiter=RateLimiter(counter_store),
+        shared = {
+            "authenticator": authenticator,
+            "transport": self._upstream,
+            "queue": queue,
+            "cache": ResponseCache(cache_store),
+            "limiter": RateLimiter(counter_store),
+        }
+        self._proxy = ProxyHandler(settings, targets=TargetResolver(settings), **shared)
+        self._gateway = GatewayHandler(
+            settings, accounts=load_accounts(settings, provider_env), registry=_registry, **shared
         )
         self._async_log = AsyncLogHandler(settings, authenticator=authenticator, queue=queue)
 
@@ -81,9 +88,11 @@ class Heliport:
                 path = _move_key_to_header(scope, path)
             if path.startswith(GATEWAY_PREFIX):
                 await self._proxy(scope, receive, send, path[len(GATEWAY_PREFIX) :])
+            elif path in GATEWAY_ROUTES:
+                await self._gateway(scope, receive, send, path)
             elif path in ASYNC_LOG_ROUTES:
                 await self._async_log(scope, receive, send, ASYNC_LOG_ROUTES[path])
-            elif path in PUBLIC_ROUTES:
+            elif path == "/healthcheck":
                 await _send_json(send, 200, b'{"status":"ok"}')
             else:
                 await send_error(send, RouteNotFoundError(f"No route for {scope['method']} {path}"))
@@ -113,6 +122,19 @@ class Heliport:
         await self.key_store.aclose()
         await self.cache_store.aclose()
         await self.counter_store.aclose()
+
+
+def _registry() -> Registry:
+    """The model registry, read from the package on first use (a proxy-only container never pays)."""
+    global _loaded_registry
+    if _loaded_registry is None:
+        from heliport.gateway.registry import Registry
+
+        _loaded_registry = Registry.load()
+    return _loaded_registry
+
+
+_loaded_registry: Registry | None = None
 
 
 def _move_key_to_header(scope: Scope, path: str) -> str:

@@ -14,6 +14,12 @@ proxy forwards untouched:
 * ``x-mock-fail-first: N`` with ``x-mock-fail-key: <k>``  the first N requests carrying key k get
   ``x-mock-fail-status`` (default 503), later ones succeed: a provider that recovers, for retries
 * ``x-mock-gate-timeout-ms: N``   how long a gate waits (default 10 s)
+
+A credential (API key, or the access key id of a SigV4 signature) containing ``mock-status-<code>``
+gets that error on every request: how gateway tests make one provider account fail and another
+answer. OpenAI-compatible providers' chat paths (Azure deployments, Gemini's ``/v1beta/openai``,
+Groq's ``/openai/v1``, OpenRouter's ``/api/v1``, DeepSeek's ``/chat/completions``) all reach the chat
+endpoint, and every request's path and query are recorded, so tests see where it was sent.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +39,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from . import bedrock as mock_bedrock
 from .fixtures import Fixtures, Reply, ToolChoice, arguments_for_schema, encode, load_fixtures
 from .recorder import RecordedRequest, Recorder
 
@@ -40,6 +48,7 @@ SSE_TYPE = "text/event-stream"
 DEFAULT_GATE_TIMEOUT_S = 10.0
 
 _ANTHROPIC_PREFIX = "/v1/messages"
+_FORCED_STATUS = re.compile(r"mock-status-(\d{3})")
 
 
 class MockStreamAbort(Exception):
@@ -237,6 +246,8 @@ def anthropic_error(status: int, message: str | None = None) -> Response:
 
 
 def _error_for(path: str, status: int, message: str | None = None) -> Response:
+    if path.startswith("/model/"):
+        return mock_bedrock.bedrock_error(status, message)
     if path.startswith(_ANTHROPIC_PREFIX):
         return anthropic_error(status, message)
     return openai_error(status, message)
@@ -346,9 +357,16 @@ class MockProviderApp:
             await asyncio.sleep(delay_ms / 1000)
 
         handler = self.routes.get((method, path))
-        if handler is None:
+        if handler is None and method == "POST" and path.endswith("/chat/completions"):
+            handler = self.chat_completions
+        bedrock_route = mock_bedrock.route(path) if handler is None and method == "POST" else None
+        if handler is None and bedrock_route is None:
             return openai_error(404, f"Invalid URL ({method} {path})")
 
+        credential = " ".join(headers.get(name, "") for name in ("authorization", "x-api-key", "api-key"))
+        forced = _FORCED_STATUS.search(credential)
+        if forced is not None:
+            return _error_for(path, int(forced.group(1)))
         status = _int_header(headers, "x-mock-status")
         if status is not None and status >= 400:
             return _error_for(path, status)
@@ -368,6 +386,12 @@ class MockProviderApp:
                 return _error_for(path, 400, "We could not parse the JSON body of your request.")
             if not isinstance(payload, dict):
                 return _error_for(path, 400, "The request body must be a JSON object.")
+        if bedrock_route is not None:
+            model_id, stream = bedrock_route
+            if stream:
+                return await mock_bedrock.converse_stream(model_id, payload, headers, recorder=self.recorder)
+            return await mock_bedrock.converse(model_id, payload, headers)
+        assert handler is not None
         return await handler(payload, headers)
 
     # -- endpoints -----------------------------------------------------------------------

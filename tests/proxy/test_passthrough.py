@@ -261,9 +261,10 @@ def test_other_provider_routes(gateway: Gateway, mock_provider: MockProvider) ->
         default_headers={"Helicone-Auth": f"Bearer {gateway.key}", "Helicone-Request-Id": request_id},
         max_retries=0,
     )
-    with pytest.raises(openai.NotFoundError):  # the mock serves /v1/..., Groq's path is /openai/v1/...
-        client.chat.completions.create(model="llama-3.3-70b", messages=MESSAGES)
-    assert mock_provider.requests[0].path == "/openai/v1/chat/completions"
+    completion = client.chat.completions.create(model="llama-3.3-70b", messages=MESSAGES)
+    assert completion.choices[0].message.content
+    assert mock_provider.requests[0].path == "/openai/v1/chat/completions"  # Groq's own path, kept
+    assert mock_provider.requests[0].headers["authorization"] == "Bearer gsk-secret"
     assert gateway.record(request_id).provider == "GROQ"
 
 

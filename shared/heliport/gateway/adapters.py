@@ -1,0 +1,261 @@
+"""One upstream request per routing candidate, and how to read its answer back as OpenAI chat.
+
+Four families: OpenAI-compatible providers get the chat body as is, minus the parameters each one
+rejects; Azure OpenAI the same body at its deployment URL with an ``api-key`` header; Anthropic and
+Bedrock get a translated body and their answers are translated back (:mod:`.anthropic`,
+:mod:`.bedrock`). A :class:`Prepared` says which: ``to_chat``/``chunks`` are ``None`` when the
+answer already is OpenAI chat and can be relayed byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import msgspec
+
+from heliport.gateway.chat import JsonObj
+from heliport.gateway.providers import Account
+from heliport.gateway.routing import Candidate
+from heliport.gateway.sse import SseDecoder
+from heliport.proxy.transport import UpstreamRequest
+
+__all__ = ["ChunkReader", "Prepared", "chat_chunks", "error_message", "prepare", "prepare_responses"]
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+#: OpenAI parameters each OpenAI-compatible provider rejects (or answers 400/422 to); dropped before
+#: sending. OpenAI-only bookkeeping (store, metadata, service_tier, prompt_cache_key, ...) never
+#: leaves for another provider.
+_OPENAI_ONLY = frozenset(
+    {"store", "metadata", "service_tier", "prompt_cache_key", "safety_identifier", "prediction", "modalities", "audio"}
+)
+_UNSUPPORTED: dict[str, frozenset[str]] = {
+    "openai": frozenset(),
+    "openrouter": frozenset({"store", "service_tier", "prompt_cache_key", "safety_identifier"}),
+    "google": _OPENAI_ONLY
+    | {"logit_bias", "logprobs", "top_logprobs", "parallel_tool_calls", "user", "frequency_penalty"},
+    "xai": _OPENAI_ONLY | {"logit_bias"},
+    "groq": _OPENAI_ONLY | {"logit_bias", "logprobs", "top_logprobs"},
+    "deepseek": _OPENAI_ONLY | {"logit_bias", "parallel_tool_calls", "user"},
+    "mistral": _OPENAI_ONLY | {"logit_bias", "logprobs", "top_logprobs", "user", "stream_options"},
+    "azure": frozenset({"prompt_cache_key", "safety_identifier"}),
+}
+#: Providers that take ``max_tokens`` but not OpenAI's newer ``max_completion_tokens``.
+_MAX_TOKENS_ONLY = frozenset({"mistral", "deepseek", "google", "groq"})
+#: Headers that are the caller's business with heliport, or describe the hop, never the provider's.
+_NOT_FORWARDED = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "accept-encoding",
+        "connection",
+        "authorization",
+        "api-key",
+        "x-api-key",
+        "cookie",
+        "openai-organization",
+        "openai-project",
+    }
+)
+
+_ANTHROPIC_VERSION = "2023-06-01"
+
+
+class ChunkReader(Protocol):
+    """Native stream bytes in, OpenAI ``chat.completion.chunk`` objects out."""
+
+    def feed(self, data: bytes) -> list[JsonObj]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    request: UpstreamRequest
+    #: Native JSON answer -> OpenAI chat completion; None when the answer is OpenAI chat already.
+    to_chat: Callable[[bytes], JsonObj] | None
+    #: A fresh reader of the native stream; None when the stream is OpenAI chat already.
+    chunks: Callable[[], ChunkReader] | None
+
+
+def _headers(forward: Sequence[tuple[str, str]], own: dict[str, str]) -> list[tuple[str, str]]:
+    kept = [(n, v) for n, v in forward if n not in _NOT_FORWARDED and n not in own]
+    return [*kept, ("content-type", "application/json"), *own.items()]
+
+
+def _openai_body(chat: JsonObj, candidate: Candidate, *, stream: bool) -> JsonObj:
+    body = {k: v for k, v in chat.items() if k not in _UNSUPPORTED.get(candidate.provider, _OPENAI_ONLY)}
+    body["model"] = candidate.provider_model
+    if candidate.provider in _MAX_TOKENS_ONLY and "max_completion_tokens" in body:
+        body.setdefault("max_tokens", body.pop("max_completion_tokens"))
+    if stream and "stream_options" not in _UNSUPPORTED.get(candidate.provider, frozenset()):
+        # The log needs the usage chunk whether or not the caller asked for it (as Helicone's gateway does).
+        options = body.get("stream_options")
+        body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return body
+
+
+def prepare(
+    account: Account,
+    candidate: Candidate,
+    chat: JsonObj,
+    *,
+    stream: bool,
+    forward: Sequence[tuple[str, str]],
+    credentials: Any = None,
+) -> Prepared:
+    """The request for ``candidate`` (raises InvalidBodyError when the body cannot be translated)."""
+    created = int(time.time())
+    if account.family == "openai":
+        body = _encode(_openai_body(chat, candidate, stream=stream))
+        headers = _headers(forward, {"authorization": f"Bearer {account.api_key}"})
+        return Prepared(UpstreamRequest("POST", account.base_url + account.chat_path, headers, body), None, None)
+    if account.family == "azure":
+        deployment = quote(candidate.deployment or candidate.provider_model, safe="")
+        url = f"{account.base_url}/openai/deployments/{deployment}/chat/completions?api-version={account.api_version}"
+        payload = _openai_body(chat, candidate, stream=stream)
+        body = _encode(payload)
+        headers = _headers(forward, {"api-key": account.api_key or ""})
+        return Prepared(UpstreamRequest("POST", url, headers, body), None, None)
+    if account.family == "anthropic":
+        from heliport.gateway import anthropic
+
+        native = anthropic.chat_to_messages(chat, model=candidate.provider_model)
+        native["stream"] = stream
+        headers = _headers(
+            forward,
+            {"x-api-key": account.api_key or "", "anthropic-version": _ANTHROPIC_VERSION},
+        )
+        request = UpstreamRequest("POST", account.base_url + account.chat_path, headers, _encode(native))
+        model = candidate.provider_model
+        return Prepared(
+            request,
+            lambda raw: anthropic.messages_to_chat(_decode(raw), model=model, created=created),
+            lambda: _AnthropicReader(model, created),
+        )
+    from heliport.gateway import bedrock
+
+    model_id = candidate.deployment or candidate.provider_model
+    native = bedrock.chat_to_converse(chat, model_id=model_id)
+    url = bedrock.converse_url(account.region or "", model_id, stream=stream, endpoint=account.base_url or None)
+    body = _encode(native)
+    signed = bedrock.sign(
+        "POST", url, {"content-type": "application/json"}, body, region=account.region or "", credentials=credentials
+    )
+    completion_id = f"chatcmpl-{int(time.time() * 1000)}"
+    return Prepared(
+        UpstreamRequest("POST", url, list(signed.items()), body),
+        lambda raw: bedrock.converse_to_chat(
+            _decode(raw), model=model_id, created=created, completion_id=completion_id
+        ),
+        lambda: _BedrockReader(model_id, created, completion_id),
+    )
+
+
+def prepare_responses(
+    account: Account, candidate: Candidate, request: JsonObj, *, forward: Sequence[tuple[str, str]]
+) -> UpstreamRequest:
+    """A Responses request to OpenAI itself: passed through with the provider's model id."""
+    body = {**request, "model": candidate.provider_model}
+    headers = _headers(forward, {"authorization": f"Bearer {account.api_key}"})
+    return UpstreamRequest("POST", account.base_url + "/v1/responses", headers, _encode(body))
+
+
+class _ChatReader:
+    """An OpenAI-compatible chat stream, decoded (needed when it is translated to Responses)."""
+
+    def __init__(self) -> None:
+        self._sse = SseDecoder()
+
+    def feed(self, data: bytes) -> list[JsonObj]:
+        out: list[JsonObj] = []
+        for _, payload in self._sse.feed(data):
+            if payload.strip() == "[DONE]":
+                continue
+            parsed = _decode(payload)
+            if isinstance(parsed, dict):
+                if isinstance(parsed.get("error"), dict):
+                    from heliport.gateway.chat import ProviderStreamError
+
+                    error = parsed["error"]
+                    raise ProviderStreamError(500, str(error.get("message") or error), kind=str(error.get("type")))
+                out.append(parsed)
+        return out
+
+
+def chat_chunks(prepared: Prepared) -> ChunkReader:
+    return prepared.chunks() if prepared.chunks is not None else _ChatReader()
+
+
+class _AnthropicReader:
+    def __init__(self, model: str, created: int) -> None:
+        from heliport.gateway.anthropic import MessagesStreamTranslator
+
+        self._sse = SseDecoder()
+        self._translator = MessagesStreamTranslator(model=model, created=created, include_usage=True)
+
+    def feed(self, data: bytes) -> list[JsonObj]:
+        out: list[JsonObj] = []
+        for event, payload in self._sse.feed(data):
+            parsed = _decode(payload)
+            if isinstance(parsed, dict):
+                out.extend(self._translator.feed(event, parsed))
+        return out
+
+
+class _BedrockReader:
+    def __init__(self, model: str, created: int, completion_id: str) -> None:
+        from heliport.gateway.bedrock import ConverseStreamTranslator, EventStreamDecoder
+
+        self._frames = EventStreamDecoder()
+        self._translator = ConverseStreamTranslator(
+            model=model, created=created, completion_id=completion_id, include_usage=True
+        )
+
+    def feed(self, data: bytes) -> list[JsonObj]:
+        out: list[JsonObj] = []
+        for event_type, payload in self._frames.feed(data):
+            out.extend(self._translator.feed(event_type, payload))
+        return out
+
+
+def error_message(family: str, raw: bytes) -> str:
+    """The human part of a provider's error body (each family nests it differently)."""
+    try:
+        body = _decode(raw)
+    except msgspec.DecodeError:
+        return raw.decode("utf-8", "replace")[:500] or "no error body"
+    if not isinstance(body, dict):
+        return str(body)[:500]
+    if family == "anthropic":
+        from heliport.gateway.anthropic import error_message as anthropic_message
+
+        return anthropic_message(body)
+    if family == "bedrock":
+        from heliport.gateway.bedrock import error_message as bedrock_message
+
+        return bedrock_message(body)
+    error = body.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    return str(body.get("message") or body)[:500]
+
+
+async def bedrock_credentials() -> Any:
+    """The function role's credentials, found once (botocore refreshes them as they near expiry)."""
+    global _credentials
+    if _credentials is None:
+        from heliport.gateway.bedrock import role_credentials
+
+        _credentials = await asyncio.to_thread(role_credentials)
+    return _credentials
+
+
+_credentials: Any = None
