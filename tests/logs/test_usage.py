@@ -519,3 +519,21 @@ def test_resolve_model(kwargs: dict[str, str | None], expected: str | None) -> N
     args: dict[str, str | None] = {"model_override": None, "response_model": None, "request_model": None, "path": ""}
     args.update(kwargs)
     assert resolve_model(**args) == expected  # type: ignore[arg-type]
+
+
+def test_bedrock_converse_stream_usage_is_read_from_its_binary_frames() -> None:
+    from tests.mock_provider.eventstream import event_message
+
+    fixture = Path(__file__).parents[1] / "gateway" / "fixtures" / "bedrock" / "converse_stream_reasoning.jsonl"
+    frames = b""
+    for line in fixture.read_text().splitlines():
+        ((event_type, payload),) = json.loads(line).items()
+        frames += event_message(event_type, payload)
+    usage = extract_usage(
+        provider="BEDROCK",
+        path="/model/us.anthropic.claude-sonnet-4-20250514-v1:0/converse-stream",
+        response_body=frames.decode("utf-8", "replace"),  # as the proxy's tee keeps it
+        is_stream=True,
+    )
+    assert (usage.prompt_tokens, usage.completion_tokens) == (18 + 1536 + 512, 96)
+    assert usage.source == "stream"

@@ -595,6 +595,19 @@ def _from_bedrock_eventstream(body: str) -> _Found:
     return _from_events(events)
 
 
+_CONVERSE_USAGE = re.compile(r'"usage"\s*:\s*(\{[^{}]*\})')
+
+
+def _from_converse_stream(body: str) -> _Found:
+    """Bedrock ``converse-stream``: event-stream frames whose JSON payloads are Converse's own events;
+    the ``metadata`` event's payload holds the usage (the frames' binary preludes are skipped by the scan)."""
+    for match in _CONVERSE_USAGE.finditer(body):
+        usage = _obj(_decode(match.group(1)))
+        if usage is not None and "inputTokens" in usage:
+            return _Found(_converse_counts(usage), None, None)
+    return _Found(None, None)
+
+
 # -- manual logger payloads ------------------------------------------------------------------------
 
 _MANUAL_PATH = re.compile(
@@ -655,6 +668,8 @@ def _from_text(body: str, provider: str, request_body: str | None) -> _Found:
         return _from_sse(body)
     if '"bytes"' in body:
         return _from_bedrock_eventstream(body)
+    if '"usage"' in body and '"inputTokens"' in body:
+        return _from_converse_stream(body)
     return _Found(None, None)
 
 
