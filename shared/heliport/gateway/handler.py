@@ -322,7 +322,11 @@ class GatewayHandler(ExchangeHandler):
 
         for index, candidate in enumerate(call.candidates):
             account = call.accounts.get(candidate.provider)
-            gateway.provider, gateway.attempts = candidate.provider, index + 1
+            gateway.provider, gateway.provider_model, gateway.attempts = (
+                candidate.provider,
+                candidate.provider_model,
+                index + 1,
+            )
             prepared: Prepared | None = None
             try:
                 if call.route == "responses" and candidate.provider == "openai":

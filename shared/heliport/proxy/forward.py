@@ -159,11 +159,13 @@ class GatewayFacts:
     holds the provider's answer as it came, from which usage is read.
     """
 
-    __slots__ = ("attempts", "model", "native", "native_request", "provider")
+    __slots__ = ("attempts", "model", "native", "native_request", "provider", "provider_model")
 
     def __init__(self, model: str, limit: int) -> None:
         self.model = model
         self.provider: str | None = None
+        #: The serving provider's own id of the model: what the row is priced by.
+        self.provider_model: str | None = None
         self.attempts = 0
         self.native_request = b""
         self.native = Tee(limit)
@@ -262,7 +264,7 @@ class Exchange:
             target_url=self.target.url if self.target else "",
             status=self.status,
             is_stream=bool(self.peek.stream),
-            request_model=self.peek.model,
+            request_model=self.gateway.provider_model if self.gateway else self.peek.model,
             **caller_fields(options, body_user=self.peek.user),
             cache_hit=self.cache_hit,
             cache_reference_id=self.cache_reference_id,
