@@ -9,20 +9,34 @@ invocation of each environment also re-enqueues records the proxy spooled to S3 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
 from heliport.config import Settings
 from heliport.logs.consumer import BatchResponse, LogWriter, handle_sqs_batch
 from heliport.logs.spool import respool
+from heliport.store.aurora import database_url_from_environment
 from heliport.store.factory import open_blobs, open_inner_queue, open_logdb
 
 logger = logging.getLogger("heliport.consumer")
 
 _loop = asyncio.new_event_loop()
-_settings = Settings.from_env()
+_settings = dataclasses.replace(Settings.from_env(), database_url=database_url_from_environment())
 _writer = LogWriter(open_logdb(_settings), open_blobs(_settings))
 _respooled = False
+_migrated = False
+
+
+async def _migrate_once() -> None:
+    """The schema is brought up to date by the first invocation of each environment after a deploy:
+    idempotent, serialised by an advisory lock, one query when there is nothing to do."""
+    global _migrated
+    if not _migrated:
+        applied = await _writer.logdb.migrate()
+        if applied:
+            logger.warning("applied migrations %s", ", ".join(applied))
+        _migrated = True
 
 
 async def _respool_once() -> None:
@@ -39,6 +53,7 @@ async def _respool_once() -> None:
 
 
 async def _handle(event: dict[str, Any]) -> BatchResponse:
+    await _migrate_once()
     await _respool_once()
     return await handle_sqs_batch(event, _writer)
 
