@@ -143,6 +143,23 @@ def test_responses_api_through_every_family(ai_gateway: Gateway, mock_provider: 
     assert completed.output_text
 
 
+def test_openai_only_responses_features_reach_openai_untouched(
+    ai_gateway: Gateway, mock_provider: MockProvider
+) -> None:
+    sdk = client(ai_gateway)
+    sdk.responses.create(model=f"{GPT}/openai", input="And then?", previous_response_id="resp_123", store=True)
+    sent = msgspec.json.decode(mock_provider.requests[0].body)
+    assert (sent["previous_response_id"], sent["store"]) == ("resp_123", True)
+    with pytest.raises(openai.BadRequestError) as caught:  # no provider but OpenAI keeps response state
+        sdk.responses.create(model=f"{CLAUDE}/anthropic", input="And then?", previous_response_id="resp_123")
+    assert caught.value.body["param"] == "previous_response_id"  # type: ignore[index]
+
+
+def test_a_malformed_responses_input_is_a_400_not_a_crash(ai_gateway: Gateway) -> None:
+    with pytest.raises(openai.BadRequestError):
+        client(ai_gateway).responses.create(model=f"{CLAUDE}/anthropic", input=[{"type": {}}])  # type: ignore[list-item]
+
+
 def test_responses_tool_call_round_trip_on_a_translated_provider(ai_gateway: Gateway) -> None:
     sdk = client(ai_gateway)
     tool = {
@@ -188,6 +205,9 @@ def test_a_chain_fails_over_to_the_next_provider(failing_openai: Gateway, mock_p
     record = failing_openai.record(raw.headers["helicone-id"])
     assert record.gateway_attempts == 2 and record.gateway_provider == "azure"
     assert any(e.startswith("openai answered 429") for e in record.errors)
+    # Usage and cost come from the answer that was relayed, not from the failed attempt's error body.
+    assert record.usage is not None and record.usage.completion_tokens
+    assert record.native_response_body is not None and '"error"' not in record.native_response_body
 
 
 def test_a_locked_provider_does_not_fail_over(failing_openai: Gateway, mock_provider: MockProvider) -> None:
@@ -204,6 +224,37 @@ def test_when_all_fail_the_most_actionable_error_wins(failing_openai: Gateway, m
     details = caught.value.body["details"]  # type: ignore[index]
     assert [(d["provider"], d["status"]) for d in details] == [("openai", 429), ("openrouter", 401)]
     assert len(mock_provider.requests) == 2
+    # A provider's refusal of heliport's own key is reported without its text (which may quote the key).
+    assert "sk-mock-status-401" not in caught.value.response.text
+    assert details[1]["message"] == "openrouter refused the deployment's credentials"
+
+
+def test_a_stream_that_fails_at_its_first_event_fails_over(ai_gateway: Gateway, mock_provider: MockProvider) -> None:
+    stream = client(ai_gateway).chat.completions.with_raw_response.create(
+        model=f"{CLAUDE}/anthropic,{GPT}/openai",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers={"x-mock-stream-error": "overloaded"},  # Anthropic: 200, then `event: error`
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream.parse() if c.choices)
+    assert text and stream.headers["helicone-provider"] == "openai"
+    assert [r.path for r in mock_provider.requests] == ["/v1/messages", "/v1/chat/completions"]
+    record = ai_gateway.record(stream.headers["helicone-id"])
+    assert record.status == 200 and record.gateway_attempts == 2
+    assert any(e.startswith("anthropic answered 529") for e in record.errors)
+
+
+def test_a_stream_that_fails_before_its_first_token_answers_with_that_status(ai_gateway: Gateway) -> None:
+    with pytest.raises(openai.InternalServerError) as caught:  # not a 200 carrying only an error event
+        client(ai_gateway).chat.completions.create(
+            model=f"{CLAUDE}/anthropic",
+            messages=MESSAGES,
+            stream=True,
+            extra_headers={"x-mock-stream-error": "overloaded"},
+        )
+    assert caught.value.status_code == 529
+    record = ai_gateway.record(caught.value.response.headers["helicone-id"])
+    assert record.status == 529
 
 
 def test_server_errors_and_unreachable_providers_fail_over(mock_provider: MockProvider, tmp_path: Path) -> None:
@@ -302,6 +353,8 @@ def test_the_gateway_caches_like_the_proxy(ai_gateway: Gateway, mock_provider: M
     first = sdk.chat.completions.with_raw_response.create(model=f"{CLAUDE}/anthropic", messages=MESSAGES, seed=7)
     second = sdk.chat.completions.with_raw_response.create(model=f"{CLAUDE}/anthropic", messages=MESSAGES, seed=7)
     assert (first.headers["helicone-cache"], second.headers["helicone-cache"]) == ("MISS", "HIT")
+    assert second.headers["content-type"] == "application/json"
+    assert second.headers["helicone-provider"] == "anthropic"
     assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
     assert len(mock_provider.requests) == 1
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from heliport.gateway.chat import JsonObj
+from heliport.gateway.chat import JsonObj, ProviderStreamError
 from heliport.gateway.providers import Account
 from heliport.gateway.routing import Candidate
 from heliport.gateway.sse import SseDecoder
@@ -166,12 +166,27 @@ def prepare_responses(
     return UpstreamRequest("POST", account.base_url + "/v1/responses", headers, _encode(body))
 
 
+def _readable(feed: Callable[[Any, bytes], list[JsonObj]]) -> Callable[[Any, bytes], list[JsonObj]]:
+    """A provider stream heliport cannot parse is the provider's failure (a 502 event), never a crash."""
+
+    def guarded(self: Any, data: bytes) -> list[JsonObj]:
+        try:
+            return feed(self, data)
+        except ProviderStreamError:
+            raise
+        except Exception as exc:
+            raise ProviderStreamError(502, f"unreadable stream: {type(exc).__name__}: {exc}"[:300]) from exc
+
+    return guarded
+
+
 class _ChatReader:
     """An OpenAI-compatible chat stream, decoded (needed when it is translated to Responses)."""
 
     def __init__(self) -> None:
         self._sse = SseDecoder()
 
+    @_readable
     def feed(self, data: bytes) -> list[JsonObj]:
         out: list[JsonObj] = []
         for _, payload in self._sse.feed(data):
@@ -180,8 +195,6 @@ class _ChatReader:
             parsed = _decode(payload)
             if isinstance(parsed, dict):
                 if isinstance(parsed.get("error"), dict):
-                    from heliport.gateway.chat import ProviderStreamError
-
                     error = parsed["error"]
                     raise ProviderStreamError(500, str(error.get("message") or error), kind=str(error.get("type")))
                 out.append(parsed)
@@ -199,6 +212,7 @@ class _AnthropicReader:
         self._sse = SseDecoder()
         self._translator = MessagesStreamTranslator(model=model, created=created, include_usage=True)
 
+    @_readable
     def feed(self, data: bytes) -> list[JsonObj]:
         out: list[JsonObj] = []
         for event, payload in self._sse.feed(data):
@@ -217,6 +231,7 @@ class _BedrockReader:
             model=model, created=created, completion_id=completion_id, include_usage=True
         )
 
+    @_readable
     def feed(self, data: bytes) -> list[JsonObj]:
         out: list[JsonObj] = []
         for event_type, payload in self._frames.feed(data):

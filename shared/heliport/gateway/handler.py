@@ -16,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 import msgspec
 
 from heliport.cache import cache_key, cache_ttl
+from heliport.config import ConfigError
 from heliport.errors import (
     AuthenticationError,
     HeliportError,
@@ -33,7 +34,7 @@ from heliport.errors import (
     UpstreamTimeoutError,
     send_error,
 )
-from heliport.gateway.adapters import Prepared, bedrock_credentials, chat_chunks, error_message, prepare
+from heliport.gateway.adapters import ChunkReader, Prepared, bedrock_credentials, chat_chunks, error_message, prepare
 from heliport.gateway.adapters import prepare_responses as prepare_openai_responses
 from heliport.gateway.chat import JsonObj, ProviderStreamError
 from heliport.gateway.providers import Accounts
@@ -111,6 +112,11 @@ class _Failure:
             "status": self.status,
             "message": self.message,
         }
+
+
+class ProviderConfigError(HeliportError):
+    status = 503
+    code = "provider_config_unavailable"
 
 
 class _AllFailed(HeliportError):
@@ -191,7 +197,10 @@ class GatewayHandler(ExchangeHandler):
                     "Send your heliport key as the API key (Authorization: Bearer sk-heliport-...)"
                 )
             key = await self._auth.authenticate(token)
-            accounts = await self._accounts()
+            try:
+                accounts = await self._accounts()
+            except Exception as exc:  # the provider secret cannot be read: an outage, not the caller's fault
+                raise ProviderConfigError(f"The gateway's provider keys could not be loaded: {exc}") from exc
         except HeliportError as err:
             await send_error(send, err)
             return
@@ -209,12 +218,6 @@ class GatewayHandler(ExchangeHandler):
             if not isinstance(spec, str) or not spec.strip():
                 raise InvalidBodyError("model is required: a model id, optionally with /provider", param="model")
             candidates = plan(spec, self._registry(), available=accounts.available, deployments=accounts.has_deployment)
-            chat = request
-            if route == "responses" and any(c.provider != "openai" for c in candidates):
-                from heliport.gateway.responses import dropped_tools, responses_to_chat
-
-                chat = responses_to_chat(request)
-                exchange.errors.extend(f"tool {t!r} dropped: it runs only on OpenAI" for t in dropped_tools(request))
             if options.cache_enabled or options.cache_read or options.cache_save:
                 exchange.cache = CachePlan(
                     key=cache_key(
@@ -252,7 +255,7 @@ class GatewayHandler(ExchangeHandler):
                 if not decision.allowed:
                     await self._refuse(exchange, decision, send, ids + extra)
                     return
-        call = _Call(route, request, chat, bool(request.get("stream")), candidates, accounts, forward)
+        call = _Call(route, request, bool(request.get("stream")), candidates, accounts, forward)
         await self._run(exchange, call, receive, send, ids + extra)
 
     async def _run(
@@ -264,36 +267,39 @@ class GatewayHandler(ExchangeHandler):
         watcher = asyncio.create_task(watch_disconnect(receive, task, disconnected))
         try:
             try:
-                candidate, prepared, upstream = await self._open(exchange, call)
+                opened = await self._open(exchange, call)
             except HeliportError as err:
                 watcher.cancel()
-                exchange.status = err.status
-                exchange.errors.append(err.message)
-                await send_error(send, err, headers)
-                await self._log(exchange)
+                await self._fail(exchange, err, send, headers)
                 return
-            headers = [
-                *headers,
+            candidate = opened.candidate
+            success = [
                 (b"helicone-provider", candidate.provider.encode()),
                 (b"helicone-model", candidate.model.encode()),
-                *SUCCESS_HEADERS,
             ]
+            content_type = _SSE[0][1] if call.stream else _JSON[1]
+            exchange.response_headers = {
+                "content-type": content_type.decode(),
+                "helicone-provider": candidate.provider,
+                "helicone-model": candidate.model,
+            }
             try:
                 if call.stream:
-                    await self._stream(exchange, call, prepared, upstream, send, headers)
+                    await self._stream(exchange, call, opened, send, [*headers, *success, *SUCCESS_HEADERS])
                 else:
-                    await self._whole(exchange, call, prepared, upstream, send, headers)
-            except UpstreamError as err:
-                if call.stream:
-                    raise  # headers are out: the client sees a broken stream, and the log says why
-                watcher.cancel()
-                exchange.status = err.status
-                exchange.errors.append(err.message)
-                await send_error(send, err, headers)
-                await self._log(exchange)
-                return
+                    try:
+                        body = await self._whole(exchange, call, opened)
+                    except HeliportError as err:
+                        watcher.cancel()
+                        await self._fail(exchange, err, send, headers)
+                        return
+                    exchange.status = opened.upstream.status
+                    exchange.tee.add(body)
+                    start = [*headers, *success, *SUCCESS_HEADERS, _JSON, (b"content-length", str(len(body)).encode())]
+                    await send({"type": "http.response.start", "status": exchange.status, "headers": start})
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
             finally:
-                upstream.close()
+                opened.upstream.close()
             watcher.cancel()
             if exchange.logged is None:
                 await self._finish(exchange, send)
@@ -309,12 +315,29 @@ class GatewayHandler(ExchangeHandler):
         finally:
             watcher.cancel()
 
-    async def _open(self, exchange: Exchange, call: _Call) -> tuple[Candidate, Prepared | None, UpstreamResponse]:
-        """The first candidate whose answer is worth relaying; the best failure when none is."""
+    async def _fail(
+        self, exchange: Exchange, err: HeliportError, send: Send, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        exchange.status = err.status
+        exchange.errors.append(err.message)
+        await send_error(send, err, headers)
+        await self._log(exchange)
+
+    async def _open(self, exchange: Exchange, call: _Call) -> _Opened:
+        """The first candidate whose answer is worth relaying; the best failure when none is.
+
+        A stream is read up to its first translated chunk before the status is committed, so a
+        provider that answers 200 and then an error event (Anthropic's overload, Bedrock's
+        throttling) is failed over like one that answered 529 or 429.
+        """
         policy = RetryPolicy.from_options(exchange.options)
         gateway = exchange.gateway
         assert gateway is not None
         failures: list[_Failure] = []
+
+        def fail(candidate: Candidate, status: int, message: str) -> None:
+            failures.append(_Failure(candidate, status, message))
+            exchange.errors.append(f"{candidate.provider} answered {status}: {message[:300]}")
 
         def note_retry(why: str) -> None:
             exchange.retry_count += 1
@@ -322,27 +345,27 @@ class GatewayHandler(ExchangeHandler):
 
         for index, candidate in enumerate(call.candidates):
             account = call.accounts.get(candidate.provider)
-            gateway.provider, gateway.provider_model, gateway.attempts = (
-                candidate.provider,
-                candidate.provider_model,
-                index + 1,
-            )
+            gateway.provider, gateway.provider_model = candidate.provider, candidate.provider_model
+            gateway.attempts = index + 1
             prepared: Prepared | None = None
             try:
                 if call.route == "responses" and candidate.provider == "openai":
                     request = prepare_openai_responses(account, candidate, call.request, forward=call.forward)
                 else:
+                    chat = call.chat(exchange.errors)
                     credentials = await bedrock_credentials() if account.family == "bedrock" else None
                     prepared = prepare(
-                        account, candidate, call.chat, stream=call.stream, forward=call.forward, credentials=credentials
+                        account, candidate, chat, stream=call.stream, forward=call.forward, credentials=credentials
                     )
                     request = prepared.request
             except InvalidBodyError as err:
                 # This provider cannot take this body (e.g. an image URL Bedrock cannot fetch); another may.
-                failures.append(_Failure(candidate, err.status, err.message))
-                exchange.errors.append(f"{candidate.provider}: {err.message}")
                 if len(call.candidates) == 1:
                     raise
+                fail(candidate, err.status, err.message)
+                continue
+            except ConfigError as err:  # e.g. Bedrock enabled but no AWS credentials found
+                fail(candidate, 502, f"{candidate.provider} is not usable here: {err}")
                 continue
             exchange.target = Target(account.label, request.url, guarded=False)
             gateway.native_request = request.body
@@ -351,140 +374,199 @@ class GatewayHandler(ExchangeHandler):
                     lambda request=request: self._transport().send(request), policy, on_retry=note_retry
                 )
             except UpstreamError as err:
-                status = 408 if isinstance(err, UpstreamTimeoutError) else err.status
-                failures.append(_Failure(candidate, status, err.message))
-                exchange.errors.append(f"{candidate.provider}: {err.message}")
+                fail(candidate, 408 if isinstance(err, UpstreamTimeoutError) else err.status, err.message)
                 continue
-            if response.status < 400:
-                if failures:
-                    exchange.fallback_index = index
-                return candidate, prepared, response
-            try:
-                raw = await read_capped(response, 64 * 1024)
-            finally:
-                response.close()
-            message = error_message(account.family, raw.encode())
-            failures.append(_Failure(candidate, response.status, message))
-            exchange.errors.append(f"{candidate.provider} answered {response.status}: {message[:300]}")
-            gateway.native.add(raw.encode())
-            if not _moves_on(response.status, message):
-                raise _AllFailed(failures[-1], failures)
+            if response.status >= 400:
+                try:
+                    raw = await read_capped(response, 64 * 1024)
+                finally:
+                    response.close()
+                if response.status in (401, 403):
+                    # The provider refused *our* credential: its text may quote the key or a signature's
+                    # canonical request (with the session token), so none of it is kept or shown.
+                    message = f"{candidate.provider} refused the deployment's credentials"
+                else:
+                    message = error_message(account.family, raw.encode())
+                fail(candidate, response.status, message)
+                if not _moves_on(response.status, message):
+                    raise _AllFailed(failures[-1], failures)
+                continue
+            opened = _Opened(candidate, prepared, response, response.chunks().__aiter__())
+            if call.stream:
+                try:
+                    await self._prime(opened, call, gateway)
+                except (ProviderStreamError, UpstreamError) as err:
+                    response.close()
+                    status = err.status if isinstance(err, ProviderStreamError) else 502
+                    fail(candidate, status, err.message)
+                    if not _moves_on(status, err.message):
+                        raise _AllFailed(failures[-1], failures) from None
+                    gateway.native = Tee(self._settings.max_logged_body_bytes)
+                    continue
+            if failures:
+                exchange.fallback_index = index
+            return opened
+        if not failures:
+            raise AssertionError("a plan is never empty")
         chosen = min(failures, key=lambda f: _rank(f.status))
         raise _AllFailed(chosen, failures)
 
-    async def _whole(
-        self,
-        exchange: Exchange,
-        call: _Call,
-        prepared: Prepared | None,
-        upstream: UpstreamResponse,
-        send: Send,
-        headers: list[tuple[bytes, bytes]],
-    ) -> None:
+    @staticmethod
+    async def _prime(opened: _Opened, call: _Call, gateway: GatewayFacts) -> None:
+        relay = opened.prepared is None or (call.route == "chat" and opened.prepared.chunks is None)
+        opened.reader = None if relay else chat_chunks(opened.prepared)  # type: ignore[arg-type]
+        while True:
+            try:
+                chunk = await opened.chunks.__anext__()
+            except StopAsyncIteration:
+                opened.ended = True
+                return
+            gateway.native.add(chunk)
+            if opened.reader is None:
+                opened.primed.append(chunk)
+                return
+            opened.primed_chunks.extend(opened.reader.feed(chunk))
+            if opened.primed_chunks:
+                return
+
+    async def _whole(self, exchange: Exchange, call: _Call, opened: _Opened) -> bytes:
+        """The complete answer in the shape the client asked for."""
         gateway = exchange.gateway
         assert gateway is not None
         parts: list[bytes] = []
-        async for chunk in upstream.chunks():
+        async for chunk in opened.chunks:
             parts.append(chunk)
             gateway.native.add(chunk)
         raw = b"".join(parts)
-        body = raw
-        translated = prepared is not None and prepared.to_chat is not None
+        prepared = opened.prepared
         try:
             if call.route == "responses" and prepared is not None:
                 from heliport.gateway.responses import chat_to_response
 
                 completion = prepared.to_chat(raw) if prepared.to_chat is not None else msgspec.json.decode(raw)
-                body = msgspec.json.encode(
-                    chat_to_response(completion, request=call.request, response_id=_response_id(), created_at=_now())
+                response = chat_to_response(
+                    completion, request=call.request, response_id=_response_id(), created_at=_now()
                 )
-            elif translated:
-                assert prepared is not None and prepared.to_chat is not None
-                body = msgspec.json.encode(prepared.to_chat(raw))
-        except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+                return msgspec.json.encode(response)
+            if prepared is not None and prepared.to_chat is not None:
+                return msgspec.json.encode(prepared.to_chat(raw))
+            return raw
+        except HeliportError:
+            raise
+        except Exception as exc:  # a provider's answer we cannot read is the provider's failure, not ours
             raise UpstreamError(f"{gateway.provider} answered something heliport could not read: {exc}") from exc
-        exchange.status = upstream.status
-        exchange.tee.add(body)
-        start = [*headers, _JSON, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": upstream.status, "headers": start})
-        await send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def _stream(
-        self,
-        exchange: Exchange,
-        call: _Call,
-        prepared: Prepared | None,
-        upstream: UpstreamResponse,
-        send: Send,
-        headers: list[tuple[bytes, bytes]],
+        self, exchange: Exchange, call: _Call, opened: _Opened, send: Send, headers: list[tuple[bytes, bytes]]
     ) -> None:
         gateway = exchange.gateway
         assert gateway is not None
-        exchange.status = upstream.status
-        await send({"type": "http.response.start", "status": upstream.status, "headers": [*headers, *_SSE]})
-        relay = prepared is None or (call.route == "chat" and prepared.chunks is None)
-        reader = None if relay else chat_chunks(prepared)  # type: ignore[arg-type]
+        exchange.status = opened.upstream.status
+        await send({"type": "http.response.start", "status": exchange.status, "headers": [*headers, *_SSE]})
+        reader = opened.reader
         responses = None
         out: list[bytes] = []
-        if call.route == "responses" and not relay:
+        if call.route == "responses" and reader is not None:
             from heliport.gateway.responses import ResponsesStreamTranslator
 
             responses = ResponsesStreamTranslator(request=call.request, response_id=_response_id(), created_at=_now())
             out.extend(named_event(name, data) for name, data in responses.start())
 
-        async def emit(parts: list[bytes]) -> None:
-            if parts:
-                data = b"".join(parts)
+        def translate(chunks: list[JsonObj]) -> None:
+            for completion_chunk in chunks:
+                if responses is None:
+                    out.append(data_event(completion_chunk))
+                else:
+                    out.extend(named_event(n, d) for n, d in responses.feed(completion_chunk))
+
+        async def emit() -> None:
+            if out:
+                data = b"".join(out)
+                out.clear()
                 exchange.tee.add(data)
                 await send({"type": "http.response.body", "body": data, "more_body": True})
 
         try:
-            async for chunk in upstream.chunks():
-                gateway.native.add(chunk)
-                if reader is None:
-                    await emit([chunk])
-                    continue
-                for completion_chunk in reader.feed(chunk):
-                    if responses is None:
-                        out.append(data_event(completion_chunk))
+            out.extend(opened.primed)
+            translate(opened.primed_chunks)
+            await emit()
+            if not opened.ended:
+                async for chunk in opened.chunks:
+                    gateway.native.add(chunk)
+                    if reader is None:
+                        out.append(chunk)
                     else:
-                        out.extend(named_event(n, d) for n, d in responses.feed(completion_chunk))
-                await emit(out)
-                out = []
-        except ProviderStreamError as err:
+                        translate(reader.feed(chunk))
+                    await emit()
+        except UpstreamError as err:
+            exchange.status = Status.TIMEOUT if isinstance(err, UpstreamTimeoutError) else Status.STREAM_FAILED
+            exchange.errors.append(err.message)
+            await self._log(exchange)
+            raise  # headers are out: the client sees a broken stream, and the log says why
+        except Exception as exc:
+            # The provider's error event mid-stream, or a stream heliport cannot read: end the stream
+            # with an error event in the client's format, as the provider's own stream would.
+            err = exc if isinstance(exc, ProviderStreamError) else ProviderStreamError(502, f"unreadable stream: {exc}")
             exchange.status = err.status
             exchange.errors.append(f"{gateway.provider} stream error: {err.message}")
             if responses is not None:
                 out.extend(named_event(n, d) for n, d in responses.fail(err.message, err.kind))
             else:
                 out.append(data_event({"error": {"message": err.message, "type": err.kind, "code": err.status}}))
-            await emit(out)
+            await emit()
             await self._log(exchange)  # the answer is not complete: logged, never cached or charged
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        except UpstreamError as err:
-            exchange.status = Status.TIMEOUT if isinstance(err, UpstreamTimeoutError) else Status.STREAM_FAILED
-            exchange.errors.append(err.message)
-            await self._log(exchange)
-            raise
         if reader is not None:
             if responses is not None:
                 out.extend(named_event(n, d) for n, d in responses.finish())
             else:
                 out.append(DONE)
-            await emit(out)
+            await emit()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
+class _Opened:
+    """A candidate that answered with a status worth relaying, and what was read of it so far."""
+
+    candidate: Candidate
+    prepared: Prepared | None
+    upstream: UpstreamResponse
+    chunks: AsyncIterator[bytes]
+    #: How to read the stream into chat chunks; None when it is relayed as bytes.
+    reader: ChunkReader | None = None
+    primed: list[bytes] = field(default_factory=list)
+    primed_chunks: list[JsonObj] = field(default_factory=list)
+    ended: bool = False
+
+
+@dataclass(slots=True)
 class _Call:
     route: Route
-    #: The body as the client sent it, and its chat form (the same object on the chat route).
+    #: The body as the client sent it.
     request: JsonObj
-    chat: JsonObj
     stream: bool
     candidates: list[Candidate]
     accounts: Accounts
     forward: list[tuple[str, str]]
+    _chat: JsonObj | None = None
+
+    def chat(self, notes: list[str]) -> JsonObj:
+        """The request in chat form: itself on the chat route; translated once, on first need, from
+        a Responses request (so a Responses-only feature still reaches OpenAI untouched)."""
+        if self.route == "chat":
+            return self.request
+        if self._chat is None:
+            from heliport.gateway.responses import dropped_tools, responses_to_chat
+
+            try:
+                self._chat = responses_to_chat(self.request)
+            except HeliportError:
+                raise
+            except Exception as exc:  # a shape the translation did not foresee is still the caller's input
+                raise InvalidBodyError(f"This Responses request cannot be translated for this provider: {exc}") from exc
+            notes.extend(f"tool {t!r} dropped: it runs only on OpenAI" for t in dropped_tools(self.request))
+        return self._chat
 
 
 def _bearer(forward: list[tuple[str, str]]) -> str | None:

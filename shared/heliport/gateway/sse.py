@@ -24,8 +24,12 @@ class SseDecoder:
 
     def feed(self, chunk: bytes) -> list[tuple[str, str]]:
         """The events completed by ``chunk``: ``(event name or "message", data)``."""
-        self._buffer += chunk.replace(b"\r\n", b"\n")
-        *blocks, self._buffer = self._buffer.split(b"\n\n")
+        data = self._buffer + chunk
+        # A CRLF may be split across two reads: hold a trailing CR back until its LF arrives.
+        held = b"\r" if data.endswith(b"\r") else b""
+        data = (data[:-1] if held else data).replace(b"\r\n", b"\n")
+        *blocks, rest = data.split(b"\n\n")
+        self._buffer = rest + held
         events: list[tuple[str, str]] = []
         for block in blocks:
             name = "message"

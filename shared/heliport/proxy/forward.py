@@ -667,7 +667,7 @@ def _cost_cents(exchange: Exchange) -> float:
     model = resolve_model(
         model_override=exchange.options.model_override,
         response_model=usage.response_model,
-        request_model=exchange.peek.model,
+        request_model=exchange.gateway.provider_model if exchange.gateway else exchange.peek.model,
         path=urlsplit(target.url).path if target else exchange.path,
     )
     cost = compute_cost(model=model, provider=target.provider if target else "", usage=usage, at=exchange.started_at)
