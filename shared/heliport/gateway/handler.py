@@ -7,8 +7,9 @@ the client asked for -> log. What happens around the upstream call (cache, limit
 response, the log record) is :class:`~heliport.proxy.forward.ExchangeHandler`'s, shared with the
 pass-through proxy.
 
-Failover happens only before the first byte reaches the client: after that the status is sent and
-a failure mid-stream ends the stream with an error event, as the provider's own stream would.
+Failover happens only before the first chunk reaches the client (a stream is read up to its first
+chunk before the status is sent); after that a failure ends the stream with an error event, as the
+provider's own stream would.
 """
 
 from __future__ import annotations
