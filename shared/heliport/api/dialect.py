@@ -1,0 +1,46 @@
+"""The two SQL dialects the query API speaks, and the one way to add a bind parameter.
+
+Every value, property name included, reaches the database as a parameter; only column names from
+a whitelist and fixed keywords are ever written into the SQL text. :class:`Params` collects the
+values in order and renders the dialect's placeholder for each (``$1`` for PostgreSQL/asyncpg,
+``?`` for SQLite).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "Params"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: Literal["postgres", "sqlite"]
+
+    def property(self, column: str, placeholder: str) -> str:
+        """The text value of one key of a JSON object column; the key arrives as ``placeholder``."""
+        if self.name == "postgres":
+            return f"({column} ->> {placeholder})"
+        # Not json_extract with a JSON path: SQLite's path syntax cannot quote every key (a '"' in a
+        # property name has no escape), while json_each compares the plain key as a bound value.
+        return f"(SELECT j.value FROM json_each({column}) AS j WHERE j.key = {placeholder})"
+
+    def property_key(self, name: str) -> str:
+        """The parameter value that :meth:`property` expects for the key ``name`` (the name itself)."""
+        return name
+
+
+POSTGRES = Dialect("postgres")
+SQLITE = Dialect("sqlite")
+
+
+@dataclass(slots=True)
+class Params:
+    dialect: Dialect
+    values: list[object] = field(default_factory=list)
+
+    def add(self, value: object) -> str:
+        """Bind ``value``; return its placeholder."""
+        self.values.append(value)
+        return f"${len(self.values)}" if self.dialect.name == "postgres" else "?"
