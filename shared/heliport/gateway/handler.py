@@ -24,7 +24,6 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from heliport.cache import cache_key, cache_ttl
 from heliport.config import ConfigError
 from heliport.errors import (
     AuthenticationError,
@@ -219,20 +218,14 @@ class GatewayHandler(ExchangeHandler):
             if not isinstance(spec, str) or not spec.strip():
                 raise InvalidBodyError("model is required: a model id, optionally with /provider", param="model")
             candidates = plan(spec, self._registry(), available=accounts.available, deployments=accounts.has_deployment)
-            if options.cache_enabled or options.cache_read or options.cache_save:
-                exchange.cache = CachePlan(
-                    key=cache_key(
-                        options,
-                        key_hash=key.key_hash,
-                        target_url="heliport-gateway:" + path,
-                        body=exchange.body,
-                        forward_headers=forward,
-                    ),
-                    size=options.cache_bucket_max_size,
-                    ttl=cache_ttl(forward),
-                    read=options.cache_enabled or options.cache_read,
-                    save=options.cache_enabled or options.cache_save,
-                )
+            # The model string is part of the body, so a pinned and an automatic route cache apart.
+            exchange.cache = CachePlan.of(
+                options,
+                key_hash=key.key_hash,
+                target_url="heliport-gateway:" + path,
+                body=exchange.body,
+                forward=forward,
+            )
         except HeliportError as err:
             exchange.status = err.status
             exchange.errors.append(err.message)
@@ -241,21 +234,9 @@ class GatewayHandler(ExchangeHandler):
             return
         exchange.peek = peek_body(exchange.body)
         exchange.gateway = GatewayFacts(spec, self._settings.max_logged_body_bytes)
-        extra: list[tuple[bytes, bytes]] = []
-        if exchange.cache is not None and exchange.cache.read:
-            lookup = await self._cache_lookup(exchange, exchange.cache)
-            if lookup.entry is not None:
-                exchange.gateway = None  # the answer comes from the cache: no provider was called
-                await self._replay(exchange, lookup, send, ids)
-                return
-            extra.append((b"helicone-cache", b"MISS"))
-        if options.rate_limit_policy is not None:
-            decision = await self._rate_limit(exchange)
-            if decision is not None:
-                extra.extend(decision.headers())
-                if not decision.allowed:
-                    await self._refuse(exchange, decision, send, ids + extra)
-                    return
+        extra = await self._before_upstream(exchange, send, ids)
+        if extra is None:
+            return
         call = _Call(route, request, bool(request.get("stream")), candidates, accounts, forward)
         await self._run(exchange, call, receive, send, ids + extra)
 

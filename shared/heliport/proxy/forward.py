@@ -151,6 +151,21 @@ class CachePlan(msgspec.Struct, frozen=True):
     read: bool
     save: bool
 
+    @classmethod
+    def of(
+        cls, options: RequestOptions, *, key_hash: str, target_url: str, body: bytes, forward: list[tuple[str, str]]
+    ) -> CachePlan | None:
+        """The plan when a ``Helicone-Cache-*`` header asks for the cache; None otherwise (it costs nothing)."""
+        if not (options.cache_enabled or options.cache_read or options.cache_save):
+            return None
+        return cls(
+            key=cache_key(options, key_hash=key_hash, target_url=target_url, body=body, forward_headers=forward),
+            size=options.cache_bucket_max_size,
+            ttl=cache_ttl(forward),
+            read=options.cache_enabled or options.cache_read,
+            save=options.cache_enabled or options.cache_save,
+        )
+
 
 class GatewayFacts:
     """The AI gateway's part of an exchange: which registry model and provider, and the native bodies.
@@ -313,6 +328,28 @@ class ExchangeHandler:
         self._cache = cache
         self._limiter = limiter
 
+    async def _before_upstream(
+        self, exchange: Exchange, send: Send, ids: list[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]] | None:
+        """Cache read and rate-limit check, each only when asked for: the headers they add to the
+        answer, or None when the request was answered here (a cache hit, or a 429)."""
+        extra: list[tuple[bytes, bytes]] = []
+        if exchange.cache is not None and exchange.cache.read:
+            lookup = await self._cache_lookup(exchange, exchange.cache)
+            if lookup.entry is not None:
+                exchange.gateway = None  # the answer comes from the cache: no provider was called
+                await self._replay(exchange, lookup, send, ids)
+                return None
+            extra.append((b"helicone-cache", b"MISS"))
+        if exchange.options.rate_limit_policy is not None:
+            decision = await self._rate_limit(exchange)
+            if decision is not None:
+                extra.extend(decision.headers())
+                if not decision.allowed:
+                    await self._refuse(exchange, decision, send, ids + extra)
+                    return None
+        return extra
+
     async def _cache_lookup(self, exchange: Exchange, plan: CachePlan) -> Lookup:
         try:
             lookup = await self._cache.lookup(plan.key, plan.size)
@@ -467,20 +504,13 @@ class ProxyHandler(ExchangeHandler):
             attempts = self._attempts(gateway_path, scope["query_string"], options)
             exchange.target = attempts[0].target
             exchange.body = await read_body(receive, self._settings.max_request_bytes)
-            if options.cache_enabled or options.cache_read or options.cache_save:
-                exchange.cache = CachePlan(
-                    key=cache_key(
-                        options,
-                        key_hash=key.key_hash,
-                        target_url=exchange.target.url,
-                        body=exchange.body,
-                        forward_headers=forward_headers,
-                    ),
-                    size=options.cache_bucket_max_size,
-                    ttl=cache_ttl(forward_headers),
-                    read=options.cache_enabled or options.cache_read,
-                    save=options.cache_enabled or options.cache_save,
-                )
+            exchange.cache = CachePlan.of(
+                options,
+                key_hash=key.key_hash,
+                target_url=exchange.target.url,
+                body=exchange.body,
+                forward=forward_headers,
+            )
         except HeliportError as err:
             await send_error(send, err, ids)
             return
@@ -488,20 +518,9 @@ class ProxyHandler(ExchangeHandler):
         body = exchange.body
         if options.stream_usage and exchange.peek.stream:
             body = _with_stream_usage(body)
-        extra: list[tuple[bytes, bytes]] = []
-        if exchange.cache is not None and exchange.cache.read:
-            lookup = await self._cache_lookup(exchange, exchange.cache)
-            if lookup.entry is not None:
-                await self._replay(exchange, lookup, send, ids)
-                return
-            extra.append((b"helicone-cache", b"MISS"))
-        if options.rate_limit_policy is not None:
-            decision = await self._rate_limit(exchange)
-            if decision is not None:
-                extra.extend(decision.headers())
-                if not decision.allowed:
-                    await self._refuse(exchange, decision, send, ids + extra)
-                    return
+        extra = await self._before_upstream(exchange, send, ids)
+        if extra is None:
+            return
         requests = [self._request(scope["method"], attempt, forward_headers, body) for attempt in attempts]
         await self._relay(exchange, attempts, requests, receive, send, ids + extra)
 
