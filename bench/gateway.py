@@ -1,0 +1,178 @@
+"""What the unified AI gateway adds over the pass-through proxy, measured in one run.
+
+    .venv/bin/python bench/gateway.py [--rounds 7] [--round-seconds 2] [--quick]
+
+One heliport (the Lambda entry under uvicorn, local adapters) serves both routes against the mock
+provider, with only an OpenAI key configured so ``gpt-4o-mini`` plans to exactly one provider:
+
+* ``direct``: the mock; ``heliport``: ``/v1/gateway/oai/v1/chat/completions`` (pass-through);
+* ``gateway``: ``/v1/chat/completions`` with the heliport key as the bearer token: authentication,
+  the routing plan over the registry, the per-provider body filter (one JSON decode and encode),
+  and for streams the injected usage request;
+* ``baseline``: ``bench/baseline.py``, the bare pass-through every proxy on this stack is held to.
+
+Interleaved rounds as in ``bench/run.py``, JSON and SSE, at 1 and 32 connections. Raw results:
+``bench/results/gateway-<UTC>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.run import (
+    BENCH,
+    BIN,
+    COMMON_HEADERS,
+    HOST,
+    LAMBDA_ENTRY,
+    RESULTS,
+    ROOT,
+    Children,
+    Noise,
+    Target,
+    child_env,
+    create_key,
+    free_port,
+    interleaved,
+    lambda_argv,
+    machine,
+    raise_on_sigterm,
+    scratch_dir,
+    wait_ready,
+    write_bodies,
+)
+
+
+def start(children: Children, scratch: Path) -> dict[str, Target]:
+    mock_port, port, baseline_port = free_port(), free_port(), free_port()
+    mock_url, mock_log = f"http://{HOST}:{mock_port}", scratch / "mock.log"
+    argv = [str(BIN / "python"), "-m", "tests.mock_provider", "--host", HOST, "--port", str(mock_port)]
+    mock = children.start("mock", argv, child_env(), mock_log)
+    data_dir, log = scratch / "heliport", scratch / "heliport.log"
+    key = create_key(data_dir)
+    env = child_env(
+        PYTHONPATH=str(LAMBDA_ENTRY),
+        HELIPORT_DATA_DIR=str(data_dir),
+        HELIPORT_UPSTREAM_OAI=mock_url,
+        OPENAI_API_KEY="sk-bench-upstream-key",
+    )
+    proxy = children.start("heliport", lambda_argv(port), env, log, cwd=LAMBDA_ENTRY)
+    baseline_log = scratch / "baseline.log"
+    argv = [str(BIN / "python"), str(BENCH / "baseline.py"), "--host", HOST, "--port", str(baseline_port)]
+    baseline = children.start("baseline", [*argv, "--upstream", mock_url], child_env(), baseline_log)
+    pids = {"proxy": proxy.pid, "mock": mock.pid}
+    base = f"http://{HOST}:{port}"
+    path = "/v1/chat/completions"
+    return {
+        "direct": Target("direct", f"{mock_url}{path}", COMMON_HEADERS, {"mock": mock.pid}, mock_log),
+        "baseline": Target(
+            "baseline", f"http://{HOST}:{baseline_port}{path}", COMMON_HEADERS, {"proxy": baseline.pid}, baseline_log
+        ),
+        "heliport": Target(
+            "heliport",
+            f"{base}/v1/gateway/oai/v1/chat/completions",
+            (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}"),
+            pids,
+            log,
+            data_dir=data_dir,
+        ),
+        "gateway": Target(
+            "gateway", f"{base}/v1/chat/completions", (f"Authorization: Bearer {key}",), pids, log, data_dir=data_dir
+        ),
+    }
+
+
+def summarise(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label, result in results.items():
+        t = result["targets"]
+        p50 = {name: entry["median_p50_ms"] for name, entry in t.items()}
+        rps = {name: entry["median_rps"] for name, entry in t.items()}
+        out[label] = {
+            "p50_ms": p50,
+            "rps": rps,
+            "gateway_added_over_proxy_ms": p50["gateway"] - p50["heliport"],
+            "gateway_rps_vs_proxy": rps["gateway"] / rps["heliport"],
+        }
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--round-seconds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 1 s")
+    parser.add_argument("--retries", type=int, default=2, help="extra attempts at a disturbed round")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("bench: wrk is not installed; on Debian/Ubuntu: sudo apt-get install -y wrk")
+        return 2
+    rounds, round_s = (3, 1) if args.quick else (args.rounds, args.round_seconds)
+    signal.signal(signal.SIGTERM, raise_on_sigterm)
+    started = datetime.now(UTC)
+    children = Children()
+    results: dict[str, Any] = {}
+    with scratch_dir(False) as scratch:
+        try:
+            bodies, body_files = write_bodies(scratch)
+            targets = start(children, scratch)
+            for target in targets.values():
+                wait_ready(target, bodies, children)
+            for scenario, path in body_files.items():
+                for connections in (1, args.connections):
+                    print(f"bench: {scenario}, {connections} connection(s), {rounds} rounds x {round_s} s", flush=True)
+                    results[f"{scenario}-c{connections}"] = interleaved(
+                        targets,
+                        {scenario: path},
+                        connections=connections,
+                        threads=1,
+                        rounds=rounds,
+                        round_s=round_s,
+                        warmup_s=1,
+                        noise=Noise(retries=args.retries),
+                    )[scenario]
+            children.check_alive()
+        finally:
+            children.stop_all()
+    summary = summarise(results)
+    print("\n| case | direct p50 | proxy p50 | gateway p50 | gateway over proxy | gateway req/s vs proxy |")
+    print("|---|---|---|---|---|---|")
+    for label, s in summary.items():
+        p = s["p50_ms"]
+        print(
+            f"| {label} | {p['direct']:.3f} ms | {p['heliport']:.3f} ms | {p['gateway']:.3f} ms "
+            f"| {s['gateway_added_over_proxy_ms']:+.3f} ms | {s['gateway_rps_vs_proxy']:.0%} |"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"gateway-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    document = {
+        "started_at": started.isoformat(),
+        "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv]),
+        "machine": machine(),
+        "settings": {"rounds": rounds, "round_s": round_s, "connections": [1, args.connections]},
+        "interleaved": results,
+        "summary": summary,
+    }
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"results: {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print("bench: interrupted; every child process was stopped", file=sys.stderr)
+        raise SystemExit(130) from None
