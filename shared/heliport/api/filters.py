@@ -308,7 +308,7 @@ class _Parser:
         if table == "values":
             raise FilterError(path, "prompt input values are not recorded by heliport, so they cannot be filtered on")
         if not isinstance(table, str) or table not in _TABLES:
-            raise FilterError(path, f"unknown table {table!r}")
+            raise FilterError(path, f"unknown table {_show(table)}")
         scope, columns = _TABLES[table]
         if scope not in self.allowed:
             raise FilterError(path, f"{table} filters are not supported by this endpoint")
@@ -319,7 +319,7 @@ class _Parser:
             field_path = f"{path}.{name}"
             spec = columns.get(name) if isinstance(name, str) else None
             if spec is None:
-                raise FilterError(field_path, f"unknown field {name!r}")
+                raise FilterError(field_path, f"unknown field {_show(name)}")
             if isinstance(spec, _Field):
                 parts.extend(self.ops(scope, (table, str(name), None), spec, None, None, ops, field_path))
             elif spec in ("properties", "search_properties", "property_key", "scores"):
@@ -366,7 +366,8 @@ class _Parser:
             if not isinstance(op, str) or op not in _OPS[field.kind]:
                 raise FilterError(
                     op_path,
-                    f"unknown operator {op!r} for a {field.kind} field; expected one of {', '.join(_OPS[field.kind])}",
+                    f"unknown operator {_show(op)} for a {field.kind} field;"
+                    f" expected one of {', '.join(_OPS[field.kind])}",
                 )
             value = _value(field, kind, op, raw, op_path)
             parts.append(self.cond(scope, (*origin, op, raw), field, kind, name, op, value, path))
@@ -405,7 +406,7 @@ def _value(field: _Field, kind: _Map | None, op: str, raw: object, path: str) ->
         try:
             number = float(raw)
         except (ValueError, OverflowError):
-            raise FilterError(path, f"must be a number, not {raw!r}") from None
+            raise FilterError(path, f"must be a number, not {_show(raw)}") from None
         if not math.isfinite(number):
             raise FilterError(path, "must be a finite number")
         return number
@@ -421,7 +422,13 @@ def _value(field: _Field, kind: _Map | None, op: str, raw: object, path: str) ->
             at = at.replace(tzinfo=UTC)
         return at.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise FilterError(path, f"not an ISO-8601 timestamp: {raw!r}") from None
+        raise FilterError(path, f"not an ISO-8601 timestamp: {_show(raw)}") from None
+
+
+def _show(value: object) -> str:
+    """``value`` for an error message, cut short: the caller's input, echoed but bounded."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _ends_with_escape(pattern: str) -> bool:
@@ -511,7 +518,7 @@ class _Writer:
             return "TRUE"
         parts = [self.node(part) for part in node.parts]
         if len(parts) == 1:
-            return parts[0]
+            return parts[0] if isinstance(node.parts[0], _Junction) else f"({parts[0]})"
         # Conditions are wrapped; a nested junction already is. The whole is always parenthesised,
         # so an OR can never bind looser than the caller's ``org_id = ...`` beside it.
         wrapped = [
