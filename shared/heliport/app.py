@@ -21,9 +21,11 @@ from heliport.proxy.forward import Message, ProxyHandler, Receive, Scope, Send
 from heliport.proxy.targets import TargetResolver
 from heliport.proxy.transport import AiohttpTransport, UpstreamTransport
 from heliport.ratelimit import RateLimiter
+from heliport.store.blobs import BlobStore
 from heliport.store.ports import CacheStore, CounterStore, KeyStore, LogQueue
 
 if TYPE_CHECKING:
+    from heliport.api.app import QueryApi
     from heliport.gateway.registry import Registry
     from heliport.logs.consumer import LocalPipeline
 
@@ -36,6 +38,11 @@ GATEWAY_PREFIX = "/v1/gateway/"
 #: model registry is public, as Helicone's is.
 PUBLIC_ROUTES = frozenset({"/healthcheck", "/v1/public/model-registry/models"})
 _KEY_SEGMENT = "/" + KEY_PREFIX
+#: Paths of the query API (``heliport.api``), which is built on its first request.
+API_PREFIXES = ("/v1/request/", "/v1/session/", "/v1/user/", "/v1/property/")
+API_ROUTES = frozenset({"/openapi.json", "/v1/feedback"})
+#: Makes the query API; given the app's authenticator, so keys are checked (and cached) once.
+ApiFactory = Callable[[Authenticator], "QueryApi"]
 
 
 class Heliport:
@@ -52,6 +59,7 @@ class Heliport:
         transport_factory: Callable[[], UpstreamTransport] | None = None,
         pipeline: LocalPipeline | None = None,
         provider_env: Mapping[str, str] | None = None,
+        api_factory: ApiFactory | None = None,
     ) -> None:
         self.settings = settings
         self.key_store = key_store
@@ -62,6 +70,9 @@ class Heliport:
         self._transport_factory = transport_factory or (lambda: AiohttpTransport(settings.timeouts))
         self._transport: UpstreamTransport | None = None
         authenticator = Authenticator(key_store, settings.auth_cache_ttl)
+        self._authenticator = authenticator
+        self._api_factory = api_factory or _default_api(settings)
+        self._api: QueryApi | None = None
         shared = {
             "authenticator": authenticator,
             "transport": self._upstream,
@@ -92,12 +103,19 @@ class Heliport:
                 await self._gateway(scope, receive, send, path)
             elif path in ASYNC_LOG_ROUTES:
                 await self._async_log(scope, receive, send, ASYNC_LOG_ROUTES[path])
+            elif path.startswith(API_PREFIXES) or path in API_ROUTES:
+                await self._query_api().asgi()(scope, receive, send)
             elif path == "/healthcheck":
                 await _send_json(send, 200, b'{"status":"ok"}')
             else:
                 await send_error(send, RouteNotFoundError(f"No route for {scope['method']} {path}"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    def _query_api(self) -> QueryApi:
+        if self._api is None:
+            self._api = self._api_factory(self._authenticator)
+        return self._api
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -118,10 +136,27 @@ class Heliport:
         if self._transport is not None:
             await self._transport.aclose()
             self._transport = None
+        if self._api is not None:
+            await self._api.aclose()
+            self._api = None
         await self.queue.aclose()
         await self.key_store.aclose()
         await self.cache_store.aclose()
         await self.counter_store.aclose()
+
+
+def _default_api(settings: Settings, blobs: BlobStore | None = None) -> ApiFactory:
+    """The query API over the log database and blob store the settings name."""
+
+    def make(authenticator: Authenticator) -> QueryApi:
+        from heliport.api.app import QueryApi
+        from heliport.api.bodies import BodyLinks
+        from heliport.store.factory import open_blobs, open_query_db
+
+        links = BodyLinks(blobs or open_blobs(settings), secret=settings.body_url_secret)
+        return QueryApi(open_query_db(settings), authenticator, links)
+
+    return make
 
 
 def _registry() -> Registry:
@@ -197,5 +232,6 @@ def create_app(settings: Settings | None = None, *, local_pipeline: bool = False
         cache_store=cache_store,
         counter_store=counter_store,
         pipeline=pipeline,
+        api_factory=overrides.pop("api_factory", None) or _default_api(settings, blobs),
         **overrides,
     )

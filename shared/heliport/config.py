@@ -64,6 +64,8 @@ class Settings:
     aws_endpoint_url: str | None = None
     #: PostgreSQL DSN of the log database; the local default is SQLite in the data directory.
     database_url: str | None = None
+    #: Signs the query API's local body URLs (``signed_body_url``); a random one per process if unset.
+    body_url_secret: bytes | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +97,7 @@ class Settings:
             aws_region=env.get(_PREFIX + "AWS_REGION") or env.get("AWS_REGION") or None,
             aws_endpoint_url=env.get(_PREFIX + "AWS_ENDPOINT_URL") or None,
             database_url=env.get(_PREFIX + "DATABASE_URL") or None,
+            body_url_secret=env.get(_PREFIX + "BODY_URL_SECRET", "").encode() or None,
         )
 
 

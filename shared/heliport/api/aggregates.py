@@ -74,6 +74,7 @@ __all__ = [
     "USER_SORT_COLUMNS",
     "AggregateError",
     "Having",
+    "js_iso",
     "property_query",
     "session_metrics_query",
     "session_query",
@@ -479,8 +480,8 @@ def to_session_query_result(rows: list[dict[str, Any]], body: Mapping[str, Any])
     """``SessionResult[]``."""
     return [
         {
-            "created_at": _iso(row["created_at"]),
-            "latest_request_created_at": _iso(row["latest_request_created_at"]),
+            "created_at": js_iso(row["created_at"]),
+            "latest_request_created_at": js_iso(row["latest_request_created_at"]),
             "session_id": row["session_id"],
             "session_name": row["session_name"] or "",
             "total_cost": _float(row["total_cost"]),
@@ -685,8 +686,8 @@ def to_user_metrics_result(rows: list[dict[str, Any]], body: Mapping[str, Any]) 
             "id": row["user_id"],
             "user_id": row["user_id"],
             "active_for": _int(row["active_for"]),
-            "first_active": _iso(row["first_active"]),
-            "last_active": _iso(row["last_active"]),
+            "first_active": js_iso(row["first_active"]),
+            "last_active": js_iso(row["last_active"]),
             "total_requests": _int(row["total_requests"]),
             "average_requests_per_day_active": _float(row["average_requests_per_day_active"]),
             "average_tokens_per_request": _float(row["average_tokens_per_request"]),
@@ -767,7 +768,7 @@ def to_property_query_result(rows: list[dict[str, Any]], body: Mapping[str, Any]
 # --- row formatting --------------------------------------------------------------------------------
 
 
-def _iso(value: object) -> str:
+def js_iso(value: object) -> str:
     """A stored instant (asyncpg datetime or SQLite UTC text) as JavaScript's toISOString would print it."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)

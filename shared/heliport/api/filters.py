@@ -390,6 +390,16 @@ class _Parser:
         return _Cond(scope, origin, field, kind, name, op, value)
 
 
+#: Helicone stores these request headers as properties, and its cookbooks filter on them that way
+#: (``{"properties": {"Helicone-Session-Id": {"equals": ...}}}``); heliport keeps them in columns.
+_PROMOTED_PROPERTIES: Final[Mapping[str, str]] = {
+    "helicone-session-id": "session_id",
+    "helicone-session-name": "session_name",
+    "helicone-session-path": "session_path",
+    "helicone-user-id": "user_id",
+}
+
+
 def _value(field: _Field, kind: _Map | None, op: str, raw: object, path: str) -> object:
     """The checked value of one operator: str, float, bool or aware datetime."""
     if field.kind == "text":
@@ -540,7 +550,13 @@ class _Writer:
         if cond.map is not None:
             assert cond.name is not None
             column = "scores" if cond.map == "scores" else "properties"
-            expr = self.params.dialect.property(column, self.params.add(self.params.dialect.property_key(cond.name)))
+            promoted = _PROMOTED_PROPERTIES.get(cond.name.lower()) if column == "properties" else None
+            if promoted is not None:
+                expr = promoted
+            else:
+                expr = self.params.dialect.property(
+                    column, self.params.add(self.params.dialect.property_key(cond.name))
+                )
             if cond.map == "scores":
                 expr = f"CAST({expr} AS {'double precision' if self.postgres else 'REAL'})"
             elif cond.map == "search_properties":

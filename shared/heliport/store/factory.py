@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from heliport.config import Settings
 from heliport.store.blobs import BlobStore
 from heliport.store.logdb import LogDb
 from heliport.store.ports import CacheStore, CounterStore, KeyStore, LogQueue
+
+if TYPE_CHECKING:
+    from heliport.api.database import QueryDb
 
 __all__ = [
     "open_blobs",
@@ -14,6 +19,7 @@ __all__ = [
     "open_inner_queue",
     "open_key_store",
     "open_logdb",
+    "open_query_db",
     "open_queue",
 ]
 
@@ -93,3 +99,12 @@ def open_counter_store(settings: Settings) -> CounterStore:
     from heliport.store.counter_store import SqliteCounterStore
 
     return SqliteCounterStore(settings.data_dir / "counters.sqlite3")
+
+
+def open_query_db(settings: Settings) -> QueryDb:
+    """The query API's reader of the log database: the same database :func:`open_logdb` writes."""
+    from heliport.api.database import PostgresQueries, SqliteQueries
+
+    if settings.database_url:
+        return PostgresQueries(settings.database_url)
+    return SqliteQueries(settings.data_dir / "logs.sqlite3")

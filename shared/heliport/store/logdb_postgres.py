@@ -247,3 +247,7 @@ class PostgresLogDb:
             if self._pool is not None:
                 await self._pool.close()
                 self._pool = None
+
+
+#: A stored row back as a RequestRow, for other readers of the table (the query API).
+row_from_db = _from_db

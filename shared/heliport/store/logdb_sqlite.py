@@ -170,3 +170,7 @@ class SqliteLogDb:
 
     async def aclose(self) -> None:
         self._conn.close()
+
+
+#: A stored row back as a RequestRow, for other readers of the table (the query API).
+row_from_db = _from_db

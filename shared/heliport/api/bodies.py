@@ -1,0 +1,79 @@
+"""Request and response bodies for the query API: inline for one request, a short-lived URL for lists.
+
+A row's bodies live in the blob store as gzip JSON ``{request, response}`` (``logs/consumer.py``).
+In AWS the URL is an S3 presigned GET (``Content-Encoding: gzip`` is stored with the object, so an
+HTTP client decompresses it). The local blob store has no HTTP face, so ``heliport serve`` signs its
+own URL, ``/v1/request/<id>/body?org=…&expires=…&signature=…``: an HMAC over the organisation, the request
+and the expiry with a secret only the server knows, checked in constant time. Like a presigned URL it
+needs no heliport key, so it can be handed to a browser or an export script, and it stops working
+after :data:`URL_LIFETIME` seconds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import msgspec
+
+from heliport.errors import RouteNotFoundError
+from heliport.logs.row import RequestRow
+from heliport.store.blobs import BlobStore, LocalBlobStore
+
+__all__ = ["URL_LIFETIME", "BodyLinks"]
+
+#: Seconds a body URL stays valid (Helicone's signed URLs are short-lived too).
+URL_LIFETIME: Final = 1800
+
+
+class BodyLinks:
+    def __init__(self, blobs: BlobStore, *, secret: bytes | None = None, lifetime: int = URL_LIFETIME) -> None:
+        self._blobs = blobs
+        # A fresh secret per process is enough locally: URLs live minutes, and serve is one process.
+        self._secret = secret or secrets.token_bytes(32)
+        self._lifetime = lifetime
+        self.storage_location = "local" if isinstance(blobs, LocalBlobStore) else "s3"
+
+    async def read(self, row: RequestRow) -> tuple[Any, Any]:
+        """The request and response bodies as JSON values (None for an omitted or missing one)."""
+        if row.body_key is None:
+            return None, None
+        blob = await self._blobs.get(row.body_key)
+        if blob is None:
+            return None, None
+        bodies = msgspec.json.decode(gzip.decompress(blob))
+        if not isinstance(bodies, dict):
+            return None, None
+        return bodies.get("request"), bodies.get("response")
+
+    async def url(self, row: RequestRow, base_url: str) -> str | None:
+        """A URL that reads this row's bodies without a key until it expires; None without bodies."""
+        if row.body_key is None:
+            return None
+        if self.storage_location == "s3":
+            return await self._blobs.presign_get(row.body_key, self._lifetime)
+        expires = int(time.time()) + self._lifetime
+        query = urlencode(
+            {"org": row.org_id, "expires": expires, "signature": self._sign(row.org_id, row.request_id, expires)}
+        )
+        return f"{base_url.rstrip('/')}/v1/request/{row.request_id}/body?{query}"
+
+    def verify(self, org_id: str, request_id: str, expires: str, signature: str) -> None:
+        """Accept a signed URL's parameters, or raise a 404 (an expired or forged URL reveals nothing)."""
+        try:
+            deadline = int(expires)
+        except ValueError:
+            deadline = 0
+        expected = self._sign(org_id, request_id, deadline).encode()
+        good = hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
+        if not good or deadline < time.time():
+            raise RouteNotFoundError("This body URL is invalid or has expired.")
+
+    def _sign(self, org_id: str, request_id: str, expires: int) -> str:
+        message = f"{org_id}\n{request_id}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()

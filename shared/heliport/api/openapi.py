@@ -1,0 +1,108 @@
+"""The OpenAPI 3.1 document of the query API, generated from the route table and the pydantic models.
+
+Nothing here is written by hand per route: paths, methods, bodies, query parameters and result
+shapes all come from :data:`heliport.api.app.ENDPOINTS` and :mod:`heliport.api.schemas`. Each
+operation documents its success answer (``{data, error: null}``) and the failures it can give
+(``{data: null, error}``), so a client generator, or schemathesis in CI, can hold the server to it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pydantic import TypeAdapter
+
+import heliport
+from heliport.api.app import ENDPOINTS, Endpoint
+
+__all__ = ["openapi_document"]
+
+_REF = "#/components/schemas/{model}"
+_ERROR = {
+    "type": "object",
+    "properties": {"data": {"type": "null"}, "error": {"type": "string"}},
+    "required": ["data", "error"],
+}
+_FAILURES = {
+    "400": "Invalid body, query parameter or filter; the message names the field.",
+    "401": "Missing, unknown or revoked heliport key.",
+    "404": "No such request in this organisation (or no such route).",
+    "413": "Body too large.",
+}
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    components: dict[str, Any] = {"Error": _ERROR}
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in ENDPOINTS:
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "heliport query API",
+            "version": getattr(heliport, "__version__", "0"),
+            "description": "Helicone-compatible REST API over heliport's request log.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "api_key": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "'Bearer <heliport key>'",
+                }
+            },
+        },
+    }
+
+
+def _schema(annotation: Any, components: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The JSON schema of ``annotation``; the models it names go into ``components``."""
+    schema = TypeAdapter(annotation).json_schema(ref_template=_REF, mode=mode)  # type: ignore[arg-type]
+    components.update(schema.pop("$defs", {}))
+    return schema
+
+
+def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+    data = _schema(endpoint.result, components, "serialization") if endpoint.result is not None else {"type": "null"}
+    success = {
+        "type": "object",
+        "properties": {"data": data, "error": {"type": "null"}},
+        "required": ["data", "error"],
+    }
+    if endpoint.operation_id == "GetRequestBody":
+        success = data  # the body URL answers the stored {request, response} itself
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": {"application/json": {"schema": success}}}}
+    for status, description in _FAILURES.items():
+        if status == "401" and endpoint.public:
+            continue
+        if status == "413" and endpoint.body is None:
+            continue
+        responses[status] = {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}},
+        }
+    parameters: list[dict[str, Any]] = []
+    if "{requestId}" in endpoint.path:
+        parameters.append({"name": "requestId", "in": "path", "required": True, "schema": {"type": "string"}})
+    for name, schema in (endpoint.query or {}).items():
+        parameters.append({"name": name, "in": "query", "required": False, "schema": dict(schema)})
+    operation: dict[str, Any] = {
+        "operationId": endpoint.operation_id,
+        "summary": endpoint.summary,
+        "tags": [endpoint.tag],
+        "parameters": parameters,
+        "responses": responses,
+    }
+    if not endpoint.public:
+        operation["security"] = [{"api_key": []}]
+    if endpoint.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _schema(endpoint.body, components, "validation")}},
+        }
+    return operation

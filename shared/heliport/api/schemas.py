@@ -1,0 +1,314 @@
+"""The query API's wire shapes, as pydantic models: request bodies and documented results.
+
+Each body is validated here first (a wrong type is a 400 whose message names the field, from
+pydantic's error location); the endpoint modules then check what a schema cannot say (filter
+ASTs, sort keys, percentiles). The same models generate ``/openapi.json`` (``api/openapi.py``), so
+the document cannot drift from what the server accepts and returns. Names follow Helicone's
+(``seeds/docs/rest__*.md``). Unknown body fields are ignored, as Helicone's server does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from heliport.api.requests import DEFAULT_LIMIT, MAX_IDS, MAX_LIMIT, MAX_OFFSET
+
+__all__ = [
+    "BODY_MODELS",
+    "ErrorResult",
+    "FeedbackBody",
+    "HeliconeRequest",
+    "PropertyBody",
+    "RequestIdsBody",
+    "RequestQueryBody",
+    "ScoreBody",
+]
+
+#: A filter AST (``FilterLeaf | FilterBranch | "all"``); ``api/filters.py`` checks its structure and
+#: answers a 400 naming the exact path of a bad leaf, which a JSON schema could not do as clearly.
+FilterNode = Annotated[
+    Any,
+    Field(
+        description='A filter AST: a leaf {table: {field: {operator: value}}}, a branch {left, operator: "and"|"or", '
+        'right}, or "all".',
+        json_schema_extra={"anyOf": [{"type": "object"}, {"type": "string", "enum": ["all"]}]},
+    ),
+]
+Count = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class RequestQueryBody(_Body):
+    filter: FilterNode
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
+    limit: Annotated[int, Field(ge=0, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    sort: dict[str, Any] | None = None
+    isCached: bool = False
+    includeInputs: bool = False
+    isPartOfExperiment: bool = False
+    isScored: bool = False
+
+
+class RequestIdsBody(_Body):
+    requestIds: Annotated[list[str], Field(max_length=MAX_IDS)]
+
+
+class FeedbackBody(_Body):
+    rating: bool
+
+
+PropertyName = Annotated[str, Field(min_length=1, max_length=256)]
+PropertyValue = Annotated[str, Field(max_length=10_000)]
+
+
+class PropertyBody(BaseModel):
+    """``{key, value}`` as the REST reference documents it, or ``{name: value, ...}`` as Helicone's
+    custom-properties guide sends it; both add or replace properties."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    key: PropertyName | None = None
+    value: PropertyValue | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PropertyBody:
+        extra = self.model_extra or {}
+        if self.key is not None or self.value is not None:
+            if self.key is None or self.value is None:
+                raise ValueError("key and value go together")
+            return self
+        if not extra:
+            raise ValueError("expected {key, value} or an object of property names to string values")
+        for name, value in extra.items():
+            if not isinstance(value, str) or not 0 < len(name) <= 256 or len(value) > 10_000:
+                raise ValueError(f"property {name!r} must be a string of at most 10000 characters")
+        return self
+
+    def as_properties(self) -> dict[str, str]:
+        if self.key is not None and self.value is not None:
+            return {self.key: self.value}
+        return {name: str(value) for name, value in (self.model_extra or {}).items()}
+
+
+class LegacyFeedbackBody(_Body):
+    helicone_id: str = Field(alias="helicone-id")
+    rating: bool
+
+
+class ScoreBody(_Body):
+    scores: Annotated[dict[Annotated[str, Field(min_length=1, max_length=256)], float | bool], Field(max_length=100)]
+
+
+class MsTimeFilter(_Body):
+    startTimeUnixMs: float
+    endTimeUnixMs: float
+
+
+class SecondsTimeFilter(_Body):
+    startTimeUnixSeconds: float
+    endTimeUnixSeconds: float
+
+
+PSize = Literal["p50", "p75", "p95", "p99", "p99.9"]
+
+
+class SessionQueryBody(_Body):
+    search: str
+    timeFilter: MsTimeFilter
+    timezoneDifference: float
+    filter: FilterNode
+    nameEquals: str | None = None
+    offset: Count | None = None
+    limit: Annotated[int, Field(ge=0, le=MAX_LIMIT)] | None = None
+
+
+class SessionMetricsBody(_Body):
+    nameContains: str
+    timezoneDifference: float
+    pSize: PSize | None = None
+    useInterquartile: bool | None = None
+    timeFilter: MsTimeFilter | None = None
+    filter: FilterNode = "all"
+
+
+class UserQueryBody(_Body):
+    userIds: Annotated[list[str], Field(max_length=1000)] | None = None
+    timeFilter: SecondsTimeFilter | None = None
+
+
+class UserMetricsBody(_Body):
+    filter: FilterNode
+    offset: Count
+    limit: Annotated[int, Field(ge=0, le=MAX_LIMIT)]
+    timeFilter: SecondsTimeFilter | None = None
+    timeZoneDifferenceMinutes: float | None = None
+    sort: dict[str, Literal["asc", "desc"]] | None = None
+
+
+class UserMetricsOverviewBody(_Body):
+    useInterquartile: bool
+    pSize: PSize
+    filter: FilterNode
+
+
+class PropertyQueryBody(_Body):
+    pass
+
+
+# --- results ---------------------------------------------------------------------------------------
+
+
+class ErrorResult(BaseModel):
+    """Every failure: ``data`` null and ``error`` a message naming the field, header or id at fault."""
+
+    data: None
+    error: str
+
+
+class HeliconeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    response_id: str | None
+    response_created_at: str | None
+    response_body: Any = None
+    response_status: int
+    response_model: str | None
+    request_id: str
+    request_created_at: str
+    request_body: Any
+    request_path: str
+    request_user_id: str | None
+    request_properties: dict[str, str] | None
+    request_model: str | None
+    model_override: str | None
+    helicone_user: str | None
+    provider: str
+    delay_ms: float | None
+    time_to_first_token: float | None
+    total_tokens: int | None
+    prompt_tokens: int | None
+    prompt_cache_write_tokens: int | None
+    prompt_cache_read_tokens: int | None
+    completion_tokens: int | None
+    reasoning_tokens: int | None
+    prompt_audio_tokens: int | None
+    completion_audio_tokens: int | None
+    cost: float | None
+    costUSD: float | None = None
+    prompt_id: str | None
+    prompt_version: str | None
+    feedback_created_at: str | None = None
+    feedback_id: str | None = None
+    feedback_rating: bool | None = None
+    signed_body_url: str | None = None
+    llmSchema: dict[str, Any] | None
+    country_code: str | None
+    asset_ids: list[str] | None
+    asset_urls: dict[str, str] | None
+    scores: dict[str, float] | None
+    properties: dict[str, str]
+    assets: list[str]
+    target_url: str
+    model: str
+    cache_reference_id: str | None
+    cache_enabled: bool
+    updated_at: str | None = None
+    request_referrer: str | None = None
+    ai_gateway_body_mapping: str | None
+    storage_location: str | None = None
+
+
+class SessionResult(BaseModel):
+    created_at: str
+    latest_request_created_at: str
+    session_id: str
+    session_name: str
+    total_cost: float
+    total_requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    avg_latency: float
+    user_ids: list[str]
+
+
+class HistogramRow(BaseModel):
+    range_start: str
+    range_end: str
+    value: int
+
+
+class AverageRow(BaseModel):
+    average: float
+
+
+class SessionAverages(BaseModel):
+    session_cost: list[AverageRow]
+    session_duration: list[AverageRow]
+    session_count: list[AverageRow]
+
+
+class SessionMetrics(BaseModel):
+    session_count: list[HistogramRow]
+    session_duration: list[HistogramRow]
+    session_cost: list[HistogramRow]
+    average: SessionAverages
+
+
+class UserQueryRow(BaseModel):
+    count: int
+    prompt_tokens: int
+    completion_tokens: int
+    user_id: str
+    cost: float
+
+
+class UserMetricsResult(BaseModel):
+    id: str
+    user_id: str
+    active_for: int
+    first_active: str
+    last_active: str
+    total_requests: int
+    average_requests_per_day_active: float
+    average_tokens_per_request: float
+    total_completion_tokens: int
+    total_prompt_tokens: int
+    cost: float
+
+
+class UserMetrics(BaseModel):
+    users: list[UserMetricsResult]
+    count: int
+    hasUsers: bool
+
+
+class UserMetricsOverview(BaseModel):
+    request_count: list[HistogramRow]
+    user_cost: list[HistogramRow]
+
+
+class Property(BaseModel):
+    property: str
+
+
+#: Every body model, for the OpenAPI components.
+BODY_MODELS: tuple[type[BaseModel], ...] = (
+    RequestQueryBody,
+    RequestIdsBody,
+    FeedbackBody,
+    PropertyBody,
+    LegacyFeedbackBody,
+    ScoreBody,
+    SessionQueryBody,
+    SessionMetricsBody,
+    UserQueryBody,
+    UserMetricsBody,
+    UserMetricsOverviewBody,
+    PropertyQueryBody,
+)
