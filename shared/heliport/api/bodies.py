@@ -40,7 +40,7 @@ class BodyLinks:
         self.storage_location = "local" if isinstance(blobs, LocalBlobStore) else "s3"
 
     async def read(self, row: RequestRow) -> tuple[Any, Any]:
-        """The request and response bodies as JSON values (None for an omitted or missing one)."""
+        """The request and response bodies (None for an omitted or missing one)."""
         if row.body_key is None:
             return None, None
         blob = await self._blobs.get(row.body_key)
@@ -49,7 +49,7 @@ class BodyLinks:
         bodies = msgspec.json.decode(gzip.decompress(blob))
         if not isinstance(bodies, dict):
             return None, None
-        return bodies.get("request"), bodies.get("response")
+        return _json(bodies.get("request")), _json(bodies.get("response"))
 
     async def url(self, row: RequestRow, base_url: str) -> str | None:
         """A URL that reads this row's bodies without a key until it expires; None without bodies."""
@@ -77,3 +77,14 @@ class BodyLinks:
     def _sign(self, org_id: str, request_id: str, expires: int) -> str:
         message = f"{org_id}\n{request_id}\n{expires}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+
+def _json(body: Any) -> Any:
+    """A body as stored is the text that went over the wire: JSON bodies come back as JSON values, as
+    Helicone returns them; anything else (an SSE stream, plain text) as the text itself."""
+    if not isinstance(body, str):
+        return body
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return body
