@@ -8,18 +8,15 @@ and must come out the same on both dialects.
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from heliport.api import aggregates as agg
-from heliport.api.dialect import POSTGRES, SQLITE, Dialect, Params
+from heliport.api.dialect import POSTGRES, SQLITE, Params
 from heliport.api.filters import (
     MAX_CONDITIONS,
     MAX_DEPTH,
@@ -32,10 +29,8 @@ from heliport.api.filters import (
 )
 from heliport.errors import RequestError
 from heliport.logs.row import RequestRow
-from heliport.store.logdb_postgres import PostgresLogDb
-from heliport.store.logdb_sqlite import SqliteLogDb
+from tests.api.databases import Db, postgres_with, sqlite_with
 from tests.api.test_aggregates import make_row
-from tests.postgres import throwaway_database
 
 pytestmark = pytest.mark.anyio
 
@@ -104,52 +99,16 @@ def _fixture() -> list[RequestRow]:
 # --- databases -------------------------------------------------------------------------------------
 
 
-@dataclass
-class Db:
-    dialect: Dialect
-    sqlite: sqlite3.Connection | None = None
-    pg: Any = None  # asyncpg.Connection
-
-    async def fetch(self, sql: str, values: list[object]) -> list[dict[str, Any]]:
-        if self.sqlite is not None:
-            cursor = self.sqlite.execute(sql, values)
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        return [dict(record) for record in await self.pg.fetch(sql, *values)]
-
-    async def count(self) -> int:
-        rows = await self.fetch("SELECT count(*) AS n FROM requests", [])
-        return int(rows[0]["n"])
-
-
 @pytest.fixture(scope="module")
 async def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Db]:
-    path: Path = tmp_path_factory.mktemp("filters") / "logs.sqlite3"
-    store = SqliteLogDb(path)
-    await store.migrate()
-    assert await store.insert_requests(_fixture()) == ROWS
-    await store.aclose()
-    conn = sqlite3.connect(path)
-    try:
-        yield Db(SQLITE, sqlite=conn)
-    finally:
-        conn.close()
+    async with sqlite_with(tmp_path_factory.mktemp("filters") / "logs.sqlite3", _fixture()) as db:
+        yield db
 
 
 @pytest.fixture(scope="module")
 async def pg_db() -> AsyncIterator[Db]:
-    import asyncpg
-
-    async with throwaway_database() as dsn:
-        store = PostgresLogDb(dsn, max_size=1)
-        await store.migrate()
-        assert await store.insert_requests(_fixture()) == ROWS
-        await store.aclose()
-        conn = await asyncpg.connect(dsn)
-        try:
-            yield Db(POSTGRES, pg=conn)
-        finally:
-            await conn.close()
+    async with postgres_with(_fixture()) as db:
+        yield db
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
