@@ -21,6 +21,7 @@ from heliport.proxy.forward import Message, ProxyHandler, Receive, Scope, Send
 from heliport.proxy.targets import TargetResolver
 from heliport.proxy.transport import AiohttpTransport, UpstreamTransport
 from heliport.ratelimit import RateLimiter
+from heliport.realtime import RealtimeRelay
 from heliport.store.blobs import BlobStore
 from heliport.store.ports import CacheStore, CounterStore, KeyStore, LogQueue
 
@@ -85,6 +86,7 @@ class Heliport:
             settings, accounts=load_accounts(settings, provider_env), registry=_registry, **shared
         )
         self._async_log = AsyncLogHandler(settings, authenticator=authenticator, queue=queue)
+        self._realtime = RealtimeRelay(settings, authenticator=authenticator, queue=queue)
 
     def _upstream(self) -> UpstreamTransport:
         if self._transport is None:  # a server that skipped lifespan still gets a pooled client
@@ -109,6 +111,8 @@ class Heliport:
                 await _send_json(send, 200, b'{"status":"ok"}')
             else:
                 await send_error(send, RouteNotFoundError(f"No route for {scope['method']} {path}"))
+        elif kind == "websocket":
+            await self._realtime(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

@@ -66,6 +66,10 @@ class Settings:
     database_url: str | None = None
     #: Signs the query API's local body URLs (``signed_body_url``); a random one per process if unset.
     body_url_secret: bytes | None = None
+    #: Realtime relay: seconds between the log writes of a live session (it is also written on close).
+    realtime_log_interval: float = 30.0
+    #: Realtime relay: a session with no frame in either direction for this long is closed.
+    realtime_idle_timeout: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +102,8 @@ class Settings:
             aws_endpoint_url=env.get(_PREFIX + "AWS_ENDPOINT_URL") or None,
             database_url=env.get(_PREFIX + "DATABASE_URL") or None,
             body_url_secret=env.get(_PREFIX + "BODY_URL_SECRET", "").encode() or None,
+            realtime_log_interval=_float(env, "REALTIME_LOG_INTERVAL", cls.realtime_log_interval),
+            realtime_idle_timeout=_float(env, "REALTIME_IDLE_TIMEOUT", cls.realtime_idle_timeout),
         )
 
 

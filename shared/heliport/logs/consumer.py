@@ -8,6 +8,9 @@ prices it, writes the bodies to the blob store and then the rows, one batch inse
 Writing is idempotent (a redelivered record leaves one row), so every failure can simply be retried:
 a record that cannot be decoded fails alone (and ends in the DLQ after its retries); a database
 outage fails the whole batch, whose messages come back once the queue's visibility timeout passes.
+A record logged in parts (a realtime session, ``LogRecord.part``) is upserted instead: only a part at
+least as high as the stored one replaces the row and its bodies, so an old part redelivered late
+changes nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict, runtime_checkable
 from urllib.parse import urlsplit
 
 import msgspec
@@ -34,7 +37,7 @@ from heliport.logs.usage import Usage, extract_usage, resolve_model
 from heliport.store.blobs import BlobStore
 from heliport.store.logdb import LogDb
 
-__all__ = ["LocalConsumer", "LogWriter", "body_key", "build_row", "handle_sqs_batch"]
+__all__ = ["LocalConsumer", "LogWriter", "PartLogDb", "body_key", "build_row", "handle_sqs_batch"]
 
 logger = logging.getLogger("heliport.consumer")
 
@@ -142,16 +145,35 @@ def _usage_columns(usage: Usage) -> dict[str, Any]:
     return {**{f: getattr(usage, f) for f in _USAGE_COLUMNS}, "usage_source": usage.source}
 
 
+@runtime_checkable
+class PartLogDb(Protocol):
+    """A log database that can also upsert the rows of requests logged in parts."""
+
+    async def upsert_parts(self, parts: Sequence[tuple[RequestRow, int]]) -> list[str]:
+        """Store each (row, part) unless the stored part of that request id is higher; return the
+        request ids whose row was written (a part equal to the stored one is written again, so a
+        redelivery after a failed body write completes it)."""
+        ...
+
+
 class LogWriter:
-    """Stores records: bodies to the blob store first, then all rows in one idempotent insert."""
+    """Stores records: bodies to the blob store first, then all rows in one idempotent insert.
+
+    Records logged in parts take the other order: the row is upserted first and the bodies are
+    written only when the part won, so an older part's bodies never overwrite a newer part's.
+    """
 
     def __init__(self, logdb: LogDb, blobs: BlobStore) -> None:
         self.logdb = logdb
         self.blobs = blobs
 
     async def write(self, records: Sequence[LogRecord]) -> int:
-        """Store every record or raise; returns how many rows were new."""
-        built = [build_row(await self._with_bodies(r)) for r in records]
+        """Store every record or raise; returns how many rows were new (or, for parts, written)."""
+        parts = [r for r in records if r.part is not None]
+        written = await self._write_parts(parts) if parts else 0
+        if len(parts) == len(records):
+            return written
+        built = [build_row(await self._with_bodies(r)) for r in records if r.part is None]
         await asyncio.gather(
             *(
                 self.blobs.put(row.body_key, blob, content_type="application/json", content_encoding="gzip")
@@ -159,7 +181,26 @@ class LogWriter:
                 if blob is not None and row.body_key is not None
             )
         )
-        return await self.logdb.insert_requests([row for row, _ in built])
+        return written + await self.logdb.insert_requests([row for row, _ in built])
+
+    async def _write_parts(self, records: Sequence[LogRecord]) -> int:
+        if not isinstance(self.logdb, PartLogDb):
+            raise TypeError(f"{type(self.logdb).__name__} cannot upsert records logged in parts")
+        latest: dict[str, LogRecord] = {}
+        for record in records:  # a batch may hold several parts of one request: only the highest counts
+            seen = latest.get(record.request_id)
+            if seen is None or (seen.part or 0) < (record.part or 0):
+                latest[record.request_id] = record
+        built = [(build_row(await self._with_bodies(r)), r.part or 0) for r in latest.values()]
+        won = set(await self.logdb.upsert_parts([(row, part) for (row, _), part in built]))
+        await asyncio.gather(
+            *(
+                self.blobs.put(row.body_key, blob, content_type="application/json", content_encoding="gzip")
+                for (row, blob), _ in built
+                if row.request_id in won and blob is not None and row.body_key is not None
+            )
+        )
+        return len(won)
 
     async def _with_bodies(self, record: LogRecord) -> LogRecord:
         return await load_bodies(record, self.blobs) if record.bodies_key else record

@@ -89,6 +89,11 @@ class LogRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     usage: Usage | None = None
     response_body_truncated: bool = False
     response_headers: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Set on a request logged in parts (a realtime session: every interval and on close): the part's
+    #: number, from 1. Each part is the whole request so far; the consumer upserts the row and keeps
+    #: the highest part, so a redelivered older part never replaces a newer one. None: a normal record,
+    #: inserted once.
+    part: int | None = None
 
 
 def caller_fields(options: RequestOptions, *, body_user: str | None = None) -> dict[str, Any]:

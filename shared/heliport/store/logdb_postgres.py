@@ -96,6 +96,29 @@ _INSERT = (
     "ON CONFLICT DO NOTHING"
 )
 _SELECT_ONE = f"SELECT {_COLUMN_LIST} FROM requests WHERE org_id = $1 AND request_id = $2 ORDER BY created_at LIMIT 1"
+#: Columns an upserted part leaves alone: the identity, and what the API writes (feedback, scores).
+#: Properties are merged, so one added through the API survives the session's later parts.
+KEPT_ON_UPSERT = frozenset(
+    {"request_id", "created_at", "org_id", "key_id", "scores", "feedback_rating", "feedback_created_at"}
+)
+#: Requests logged in parts (realtime sessions): claim the part first (the row lock serialises writers of
+#: one session), then upsert the rows of the parts that won. See migrations/postgres/0005_realtime.sql.
+_UPSERT_PARTS = (
+    "INSERT INTO request_parts (request_id, created_at, part) "
+    "SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int4[]) "
+    "ON CONFLICT (request_id) DO UPDATE SET part = excluded.part WHERE request_parts.part <= excluded.part "
+    "RETURNING request_id"
+)
+_UPSERT = (
+    f"INSERT INTO requests ({_COLUMN_LIST}) "
+    f"SELECT * FROM unnest({', '.join(f'${i}::{PG_TYPES[c]}[]' for i, c in enumerate(COLUMNS, 1))}) "
+    "ON CONFLICT (created_at, request_id) DO UPDATE SET "
+    + ", ".join(
+        "properties = requests.properties || excluded.properties" if c == "properties" else f"{c} = excluded.{c}"
+        for c in COLUMNS
+        if c not in KEPT_ON_UPSERT
+    )
+)
 
 #: Serialises migrate() across processes (pg_advisory_xact_lock); any fixed 64-bit number would do.
 _MIGRATION_LOCK = 0x68656C69706F7274  # "heliport"
@@ -220,6 +243,25 @@ class PostgresLogDb:
         status: str = await pool.execute(_INSERT, *(list(column) for column in columns))
         return int(status.rsplit(" ", 1)[1])  # "INSERT 0 <new rows>"
 
+    async def upsert_parts(self, parts: Sequence[tuple[RequestRow, int]]) -> list[str]:
+        """Rows of requests logged in parts: each written unless a higher part is stored (LogWriter)."""
+        if not parts:
+            return []
+        pool = await self._connections()
+        async with pool.acquire() as conn, conn.transaction():
+            won = await conn.fetch(
+                _UPSERT_PARTS,
+                [row.request_id for row, _ in parts],
+                [as_utc(row.created_at) for row, _ in parts],
+                [part for _, part in parts],
+            )
+            ids = {str(r["request_id"]) for r in won}
+            rows = [row for row, _ in parts if str(uuid.UUID(row.request_id)) in ids]
+            if rows:
+                columns = zip(*(_to_db(row) for row in rows), strict=True)
+                await conn.execute(_UPSERT, *(list(column) for column in columns))
+        return [row.request_id for row in rows]
+
     async def get_request(self, org_id: str, request_id: str) -> RequestRow | None:
         try:
             key = uuid.UUID(request_id)
@@ -239,6 +281,8 @@ class PostgresLogDb:
     async def drop_before(self, cutoff: datetime) -> list[str]:
         pool = await self._connections()
         records = await pool.fetch("SELECT heliport_drop_request_partitions_before($1) AS name", as_utc(cutoff))
+        if await pool.fetchval("SELECT to_regclass('request_parts') IS NOT NULL"):
+            await pool.execute("DELETE FROM request_parts WHERE created_at < $1", month_start(cutoff))
         return sorted({r["name"] for r in records})
 
     async def aclose(self) -> None:

@@ -25,6 +25,27 @@ __all__ = ["SqliteLogDb"]
 _COLUMN_LIST = ", ".join(COLUMNS)
 _INSERT = f"INSERT OR IGNORE INTO requests ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _SELECT_ONE = f"SELECT {_COLUMN_LIST} FROM requests WHERE request_id = ? AND org_id = ?"
+#: Columns an upserted part leaves alone: the identity, and what the API writes (feedback, scores).
+#: Properties are merged, so one added through the API survives the session's later parts.
+KEPT_ON_UPSERT = frozenset(
+    {"request_id", "created_at", "org_id", "key_id", "scores", "feedback_rating", "feedback_created_at"}
+)
+_UPSERT_PART = (
+    "INSERT INTO request_parts (request_id, created_at, part) VALUES (?, ?, ?) "
+    "ON CONFLICT (request_id) DO UPDATE SET part = excluded.part WHERE request_parts.part <= excluded.part "
+    "RETURNING request_id"
+)
+_UPSERT = (
+    f"INSERT INTO requests ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (request_id) DO UPDATE SET "
+    + ", ".join(
+        "properties = json_patch(requests.properties, excluded.properties)"
+        if c == "properties"
+        else f"{c} = excluded.{c}"
+        for c in COLUMNS
+        if c not in KEPT_ON_UPSERT
+    )
+)
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version TEXT PRIMARY KEY,
@@ -144,6 +165,25 @@ class SqliteLogDb:
         conn.execute("COMMIT")
         return cursor.rowcount  # summed over the batch; an ignored duplicate counts 0
 
+    async def upsert_parts(self, parts: Sequence[tuple[RequestRow, int]]) -> list[str]:
+        """Rows of requests logged in parts: each written unless a higher part is stored (LogWriter)."""
+        if not parts:
+            return []
+        conn = self._conn
+        written: list[str] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for row, part in parts:
+                won = conn.execute(_UPSERT_PART, (row.request_id, _timestamp(row.created_at), part)).fetchone()
+                if won is not None:
+                    conn.execute(_UPSERT, _to_db(row))
+                    written.append(row.request_id)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return written
+
     async def get_request(self, org_id: str, request_id: str) -> RequestRow | None:
         record = self._conn.execute(_SELECT_ONE, (request_id, org_id)).fetchone()
         return _from_db(record) if record is not None else None
@@ -162,6 +202,8 @@ class SqliteLogDb:
                 "SELECT DISTINCT substr(created_at, 1, 7) FROM requests WHERE created_at < ?", (bound,)
             ).fetchall()
             conn.execute("DELETE FROM requests WHERE created_at < ?", (bound,))
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'request_parts'").fetchone():
+                conn.execute("DELETE FROM request_parts WHERE created_at < ?", (bound,))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
