@@ -536,7 +536,10 @@ class RealtimeRelay:
                     await upstream.close(_sendable(item.code), item.reason)
                     return
                 text, data = item
-                await upstream.send(text if text is not None else (data or b""))
+                try:
+                    await upstream.send(text if text is not None else (data or b""))
+                except ConnectionClosed:
+                    return  # the upstream is gone; to_client reports how it closed
 
         from websockets.exceptions import ConnectionClosed
 
@@ -612,13 +615,17 @@ class RealtimeRelay:
 
 
 def _chosen_subprotocol(offered: list[str]) -> str | None:
-    """The subprotocol to accept: ``realtime`` as OpenAI does, else the first that carries no key."""
+    """The subprotocol to accept: ``realtime`` as OpenAI does, else the first that carries no key.
+
+    A browser fails the connection when it offered subprotocols and none is chosen, so a client that
+    offered only key-carrying ones gets the first of them back (it is its own key).
+    """
     if not offered:
         return None
     if "realtime" in offered:
         return "realtime"
     plain = [p for p in offered if not p.startswith((SUBPROTOCOL_PREFIX, _KEY_SUBPROTOCOL))]
-    return plain[0] if plain else None
+    return plain[0] if plain else offered[0]
 
 
 def _upstream_message(body: str) -> str | None:

@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from heliport.logs.row import RequestRow
 from heliport.store.blobs import LocalBlobStore
 from heliport.store.logdb_sqlite import SqliteLogDb
-from tests.harness import Gateway, start_gateway
+from tests.harness import Gateway, start_gateway, wait_for
 from tests.mock_provider.realtime import AUDIO_BYTES, RealtimeMock, UpstreamConnection
 
 Events = list[dict[str, Any]]
@@ -442,7 +442,9 @@ def test_idle_session_is_closed_on_both_sides(realtime_mock: RealtimeMock, tmp_p
         while upstream.close_code is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert upstream.close_code == 1001
-        record = gw.queue.records[-1]
-        assert record.part is not None and any("without a frame" in e for e in record.errors)
+        record = wait_for(
+            lambda: next((r for r in gw.queue.records if any("without a frame" in e for e in r.errors)), None)
+        )
+        assert record.part is not None and record.status == 200
     finally:
         gw.stop()
