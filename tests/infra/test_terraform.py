@@ -22,7 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "infra" / "terraform"
 MODULES = {name: TERRAFORM / "modules" / name for name in ("aurora", "s3", "network")}
 EXAMPLE = TERRAFORM / "examples" / "complete"
-STACKS = {**{f"modules/{name}": path for name, path in MODULES.items()}, "examples/complete": EXAMPLE}
+# The realtime relay's module is optional (a container beside the Lambda stack), so the example does
+# not wire it; it gets the same structural, security and checkov checks as the others.
+REALTIME = TERRAFORM / "modules" / "realtime"
+STACKS = {
+    **{f"modules/{name}": path for name, path in MODULES.items()},
+    "modules/realtime": REALTIME,
+    "examples/complete": EXAMPLE,
+}
 
 # The parameters template.yaml reads; the example must write every one under /<name>/.
 SSM_PARAMETERS = {
