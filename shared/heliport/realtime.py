@@ -40,7 +40,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,7 @@ from heliport.errors import AuthenticationError, HeliportError, RequestError, Ro
 from heliport.headers import RequestOptions, parse_headers
 from heliport.logs.record import LogRecord, caller_fields
 from heliport.logs.usage import Usage
+from heliport.proxy.forward import Message, Receive, Scope, Send
 from heliport.store.ports import ApiKey, LogQueue
 
 if TYPE_CHECKING:
@@ -73,10 +74,6 @@ __all__ = [
 
 logger = logging.getLogger("heliport.realtime")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 #: The realtime route, as Helicone's Jawn serves it (``openai`` is accepted as well as ``oai``).
 REALTIME_PATHS = frozenset({"/v1/gateway/oai/realtime", "/v1/gateway/openai/realtime"})
