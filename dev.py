@@ -22,6 +22,10 @@ STAMP = VENV / ".heliport-installed"
 # checkov pins its own HCL parser, which clashes with the project's: it gets a venv of its own.
 CHECKOV_VENV = ROOT / ".venv-checkov"
 CHECKOV_REQUIREMENTS = ROOT / "infra" / "requirements-checkov.txt"
+# The AWS SAM CLI (`sam validate` in tests/infra) pins its own boto3, cfn-lint and SAM translator: a venv
+# of its own as well.
+SAM_VENV = ROOT / ".venv-sam"
+SAM_REQUIREMENT = "aws-sam-cli>=1.170,<2"
 
 
 def ensure_venv() -> None:
@@ -40,20 +44,33 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
+def _ensure_tool_venv(venv_dir: Path, name: str, requirements: list[str], wanted: str) -> Path:
+    """A venv of its own for one tool; reinstalled when ``wanted`` (a hash of its requirements) changes."""
+    bin_dir = venv_dir / ("Scripts" if os.name == "nt" else "bin")
+    stamp = venv_dir / ".installed"
+    if not (bin_dir / "python").exists():
+        print(f"dev.py: creating {venv_dir.name}", file=sys.stderr)
+        venv.EnvBuilder(with_pip=True).create(venv_dir)
+        # Ignored by git wherever it lives, as Python 3.13's venv does itself.
+        (venv_dir / ".gitignore").write_text("*\n")
+    if not stamp.exists() or stamp.read_text() != wanted:
+        print(f"dev.py: installing {name} into {venv_dir.name}", file=sys.stderr)
+        pip = [str(bin_dir / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        subprocess.run([*pip, *requirements], check=True)
+        stamp.write_text(wanted)
+    return bin_dir / name
+
+
 def ensure_checkov() -> Path:
     """The checkov the infrastructure tests run, installed from ``infra/requirements-checkov.txt``."""
-    bin_dir = CHECKOV_VENV / ("Scripts" if os.name == "nt" else "bin")
-    stamp = CHECKOV_VENV / ".installed"
     wanted = hashlib.sha256(CHECKOV_REQUIREMENTS.read_bytes()).hexdigest()
-    if not (bin_dir / "python").exists():
-        print("dev.py: creating .venv-checkov", file=sys.stderr)
-        venv.EnvBuilder(with_pip=True).create(CHECKOV_VENV)
-    if not stamp.exists() or stamp.read_text() != wanted:
-        print("dev.py: installing checkov into .venv-checkov", file=sys.stderr)
-        pip = [str(bin_dir / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-        subprocess.run([*pip, "-r", str(CHECKOV_REQUIREMENTS)], check=True)
-        stamp.write_text(wanted)
-    return bin_dir / "checkov"
+    return _ensure_tool_venv(CHECKOV_VENV, "checkov", ["-r", str(CHECKOV_REQUIREMENTS)], wanted)
+
+
+def ensure_sam() -> Path:
+    """The AWS SAM CLI whose ``sam validate`` the template tests run (offline, no credentials needed)."""
+    wanted = hashlib.sha256(SAM_REQUIREMENT.encode()).hexdigest()
+    return _ensure_tool_venv(SAM_VENV, "sam", [SAM_REQUIREMENT], wanted)
 
 
 def main(argv: list[str]) -> int:
@@ -70,6 +87,7 @@ def main(argv: list[str]) -> int:
         args = [str(BIN / "python"), str(ROOT / "bench" / "run.py"), *rest]
     else:
         os.environ.setdefault("HELIPORT_CHECKOV", str(ensure_checkov()))
+        os.environ.setdefault("HELIPORT_SAM", str(ensure_sam()))
         args = [str(BIN / "python"), "-m", "pytest", *rest]
     os.chdir(ROOT)
     return subprocess.call(args)

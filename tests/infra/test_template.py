@@ -1,18 +1,34 @@
-"""template.yaml: valid SAM (cfn-lint, which is what `sam validate --lint` runs), and wired to what
-Terraform writes."""
+"""template.yaml: valid SAM (`sam validate`, cfn-lint), clean under checkov, wired to what Terraform
+writes, and buildable for its arm64 Lambda platform. docs/deploy-checks.md lists these checks."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cfnlint.decode import decode
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-from tests.infra.test_terraform import SSM_PARAMETERS
+from tests.infra.test_terraform import SSM_PARAMETERS, _checkov_binary
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+# What `sam build` installs into HeliportLayer (BuildMethod python3.13, BuildArchitecture arm64).
+LAYER_REQUIREMENTS = ROOT / "shared" / "requirements.txt"
+
+SAM_INSTALL = (
+    "the AWS SAM CLI is needed for this test and has its own venv (it pins its own boto3 and cfn-lint): "
+    "python3 dev.py test installs it into .venv-sam (or: python3 -m venv .venv-sam && "
+    ".venv-sam/bin/pip install aws-sam-cli), then export HELIPORT_SAM=$PWD/.venv-sam/bin/sam (or put sam on PATH)."
+)
 
 
 def _template() -> dict[str, Any]:
@@ -45,3 +61,106 @@ def test_no_function_receives_a_database_password() -> None:
         variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
         for value in variables.values():
             assert "resolve:secretsmanager" not in str(value), name
+
+
+@pytest.fixture(scope="module")
+def checkov_report() -> dict[str, Any]:
+    # Not --quiet: the skipped checks are part of what is asserted.
+    command = [_checkov_binary(), "-f", str(TEMPLATE), "--framework", "cloudformation"]
+    command += ["--skip-download", "--compact", "-o", "json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    # checkov exits 1 when a check fails; anything else (or no JSON) is a broken run.
+    assert result.returncode in (0, 1), f"checkov failed to run ({result.returncode}):\n{result.stderr[-4000:]}"
+    report = json.loads(result.stdout)
+    assert isinstance(report, dict), "one file, one framework: one report"
+    return report
+
+
+def _checkov_skips() -> dict[tuple[str, str], Any]:
+    """(resource as checkov names it, check id) -> the comment written next to the resource."""
+    skips: dict[tuple[str, str], Any] = {}
+    for name, resource in _template()["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            skips[(f"{resource['Type']}.{name}", str(skip.get("id")))] = skip.get("comment")
+    return skips
+
+
+def test_checkov_finds_nothing(checkov_report: dict[str, Any]) -> None:
+    summary = checkov_report["summary"]
+    assert summary["parsing_errors"] == 0 and summary["resource_count"] >= 10, summary
+    failed = [
+        f"{check['check_id']} {check['resource']}: {check['check_name']}"
+        for check in checkov_report["results"]["failed_checks"]
+    ]
+    assert not failed, "checkov failed checks (fix them, or skip them in the resource's Metadata with a reason):\n" + (
+        "\n".join(failed)
+    )
+
+
+def test_every_checkov_skip_is_explained_and_used(checkov_report: dict[str, Any]) -> None:
+    skips = _checkov_skips()
+    assert skips, "template.yaml accepts some findings on purpose"
+    for (resource, check_id), comment in skips.items():
+        assert re.fullmatch(r"CKV2?_AWS_\d+", check_id), f"{resource}: {check_id} is not a checkov AWS check id"
+        assert isinstance(comment, str) and len(comment.strip()) >= 20, f"{resource} {check_id}: say why it is skipped"
+    # Every skip names a check checkov runs on that resource (a typo'd id would silently skip nothing).
+    skipped = {(check["resource"], check["check_id"]) for check in checkov_report["results"]["skipped_checks"]}
+    assert skipped == set(skips), (
+        f"declared but not applied: {set(skips) - skipped}; applied but not declared: {skipped - set(skips)}"
+    )
+
+
+def _sam_binary() -> str:
+    configured = os.environ.get("HELIPORT_SAM")
+    if configured:
+        assert Path(configured).is_file(), f"HELIPORT_SAM={configured} does not exist. {SAM_INSTALL}"
+        return configured
+    found = shutil.which("sam")
+    if found:
+        return found
+    local = ROOT / ".venv-sam" / "bin" / "sam"
+    if local.is_file():
+        return str(local)
+    pytest.fail(SAM_INSTALL)
+
+
+@pytest.mark.parametrize("lint", [False, True], ids=["translator", "lint"])
+def test_sam_validate(lint: bool) -> None:
+    """`sam validate` runs the SAM translator (it catches, say, an unknown event type, which cfn-lint lets
+    through); `--lint` runs cfn-lint. Both offline: no credentials, no profile, a made-up region."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env |= {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "SAM_CLI_TELEMETRY": "0",
+    }
+    command = [_sam_binary(), "validate", "--template", str(TEMPLATE), *(["--lint"] if lint else [])]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_layer_dependencies_have_arm64_python313_wheels(tmp_path: Path) -> None:
+    """`sam build` of HeliportLayer for arm64 needs a manylinux aarch64 (or pure) wheel of every dependency
+    for CPython 3.13. Resolved from PyPI (network), without downloading the wheels' bodies where PyPI
+    serves their metadata."""
+    report_path = tmp_path / "report.json"
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--dry-run"]
+    command += ["--ignore-installed", "--target", str(tmp_path / "target"), "--report", str(report_path)]
+    command += ["--only-binary=:all:", "--platform", "manylinux2014_aarch64", "--python-version", "3.13"]
+    command += ["--implementation", "cp", "-r", str(LAYER_REQUIREMENTS)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, f"no arm64/python3.13 wheel set resolves:\n{result.stdout}{result.stderr[-4000:]}"
+    installed = {
+        canonicalize_name(item["metadata"]["name"]): item["download_info"]["url"].rsplit("/", 1)[-1]
+        for item in json.loads(report_path.read_text())["install"]
+    }
+    requirements = [
+        canonicalize_name(Requirement(line).name)
+        for line in (raw.split("#", 1)[0].strip() for raw in LAYER_REQUIREMENTS.read_text().splitlines())
+        if line
+    ]
+    assert requirements and not set(requirements) - set(installed), set(requirements) - set(installed)
+    for name, wheel in installed.items():
+        assert wheel.endswith(".whl"), f"{name}: {wheel} is not a wheel"
+        assert wheel.endswith("-none-any.whl") or "aarch64" in wheel, f"{name}: {wheel} is not for arm64"
