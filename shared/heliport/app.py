@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from heliport.auth import KEY_PREFIX, Authenticator
 from heliport.cache import ResponseCache
 from heliport.config import Settings
+from heliport.dashboard import serve_dashboard
 from heliport.errors import RouteNotFoundError, send_error
 from heliport.gateway.handler import GATEWAY_ROUTES, GatewayHandler
 from heliport.gateway.providers import load_accounts
@@ -40,7 +41,7 @@ GATEWAY_PREFIX = "/v1/gateway/"
 PUBLIC_ROUTES = frozenset({"/healthcheck", "/v1/public/model-registry/models"})
 _KEY_SEGMENT = "/" + KEY_PREFIX
 #: Paths of the query API (``heliport.api``), which is built on its first request.
-API_PREFIXES = ("/v1/request/", "/v1/session/", "/v1/user/", "/v1/property/")
+API_PREFIXES = ("/v1/request/", "/v1/session/", "/v1/user/", "/v1/property/", "/v1/dashboard/")
 API_ROUTES = frozenset({"/openapi.json", "/v1/feedback"})
 #: Makes the query API; given the app's authenticator, so keys are checked (and cached) once.
 ApiFactory = Callable[[Authenticator], "QueryApi"]
@@ -107,6 +108,8 @@ class Heliport:
                 await self._async_log(scope, receive, send, ASYNC_LOG_ROUTES[path])
             elif path.startswith(API_PREFIXES) or path in API_ROUTES:
                 await self._query_api().asgi()(scope, receive, send)
+            elif path == "/dashboard" or path.startswith("/dashboard/"):
+                await serve_dashboard(scope, receive, send)
             elif path == "/healthcheck":
                 await _send_json(send, 200, b'{"status":"ok"}')
             else:

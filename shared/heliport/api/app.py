@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from heliport.api import aggregates as agg
-from heliport.api import filters, requests
+from heliport.api import filters, overview, requests
 from heliport.api import schemas as s
 from heliport.api.bodies import BodyLinks
 from heliport.api.database import QueryDb
@@ -359,4 +359,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "User", QueryApi.user_metrics_overview, s.UserMetricsOverviewBody, s.UserMetricsOverview),
     Endpoint("POST", "/v1/property/query", "GetProperties", "The custom property keys in use",
              "Property", QueryApi.properties, s.PropertyQueryBody, list[s.Property]),
+    Endpoint("POST", "/v1/dashboard/overview", "GetDashboardOverview", "Totals, percentiles, breakdowns (dashboard)",
+             "Dashboard", overview.overview, overview.OverviewBody, overview.Overview),
+    Endpoint("POST", "/v1/dashboard/session-tree", "GetSessionTree", "A session's requests with their paths",
+             "Dashboard", overview.session_tree, overview.SessionTreeBody, list[overview.SessionTreeRow]),
 )  # fmt: skip

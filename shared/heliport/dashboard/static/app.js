@@ -1,0 +1,587 @@
+// heliport dashboard: a small single-page app over the same-origin query API.
+// Data is only ever written with textContent (through el()), never as HTML.
+
+const KEY = "heliport-key";
+const PAGE = 25;
+const $ = (id) => document.getElementById(id);
+
+// --- DOM ------------------------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function clickable(row, action) {
+  row.classList.add("clickable");
+  row.tabIndex = 0;
+  row.addEventListener("click", action);
+  row.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); action(); } });
+  return row;
+}
+
+// --- formatting -----------------------------------------------------------------------------------
+
+const num = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
+const usd = (n) => (n === null || n === undefined ? "–" : "$" + (n === 0 ? "0" : n < 0.01 ? n.toPrecision(3) : n.toFixed(4)));
+const ms = (n) => (n === null || n === undefined ? "–" : n >= 1000 ? (n / 1000).toFixed(2) + " s" : Math.round(n) + " ms");
+const pct = (n) => (n * 100).toFixed(1) + "%";
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
+const statusCell = (s) => el("span", { class: s >= 200 && s < 300 ? "status-ok" : "status-bad" }, s);
+
+// --- API ------------------------------------------------------------------------------------------
+
+class ApiError extends Error {}
+
+async function api(method, path, body) {
+  const key = sessionStorage.getItem(KEY);
+  const response = await fetch(path, {
+    method,
+    headers: { Authorization: "Bearer " + key, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+    credentials: "omit",
+    cache: "no-store",
+  });
+  let answer = null;
+  try { answer = await response.json(); } catch { /* not JSON */ }
+  if (response.status === 401 && path !== "/v1/property/query") { signOut("Your key was refused; sign in again."); }
+  if (!response.ok || !answer || answer.error) {
+    throw new ApiError((answer && answer.error) || `HTTP ${response.status}`);
+  }
+  return answer.data;
+}
+
+function range() {
+  const value = $("range").value;
+  const end = Date.now() + 60_000;
+  return value === "all" ? { start: 0, end } : { start: end - Number(value) - 60_000, end };
+}
+
+const timeLeaf = (r) => ({ request_response_rmt: { request_created_at: { gte: new Date(r.start).toISOString() } } });
+const and = (leaves) => leaves.reduce((left, right) => (left === null ? right : { left, operator: "and", right }), null) || "all";
+const likeLiteral = (text) => "%" + text.replace(/[\\%_]/g, (c) => "\\" + c) + "%";
+
+// --- sign-in --------------------------------------------------------------------------------------
+
+function signOut(message) {
+  sessionStorage.removeItem(KEY);
+  closeDetail();
+  $("view").replaceChildren();
+  Object.assign(state, { requests: freshRequestsState(), overviewProperty: "", sessionSearch: "", usersOffset: 0 });
+  showChrome(false);
+  $("sign-in-error").textContent = message || "";
+  $("key").value = "";
+  $("key").focus();
+}
+
+function showChrome(signedIn) {
+  $("sign-in").hidden = signedIn;
+  $("nav").hidden = !signedIn;
+  $("sign-out").hidden = !signedIn;
+  $("range-label").hidden = !signedIn;
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const key = $("key").value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY, key);
+  try {
+    await api("POST", "/v1/property/query", {});
+  } catch (error) {
+    sessionStorage.removeItem(KEY);
+    $("sign-in-error").textContent = "Sign-in failed: " + error.message;
+    return;
+  }
+  $("key").value = "";
+  $("sign-in-error").textContent = "";
+  showChrome(true);
+  // A new key may be another organisation: start from its overview, never from the last page seen.
+  if (location.hash === "#/overview") route();
+  else location.hash = "#/overview";
+}
+
+// --- routing --------------------------------------------------------------------------------------
+
+const state = { requests: freshRequestsState(), overviewProperty: "" };
+
+function freshRequestsState() {
+  return { offset: 0, sort: { created_at: "desc" }, model: "", provider: "", status: "", user: "", propKey: "", propValue: "", search: "" };
+}
+
+async function route() {
+  if (!sessionStorage.getItem(KEY)) { showChrome(false); $("key").focus(); return; }
+  showChrome(true);
+  const [page, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+  const arg = rest.length ? decodeURIComponent(rest.join("/")) : "";
+  for (const link of document.querySelectorAll("#nav a")) {
+    if (link.dataset.page === (page || "overview")) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  const view = $("view");
+  view.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  try {
+    if (page === "requests") await requestsPage(view, arg);
+    else if (page === "sessions" && arg) await sessionPage(view, arg);
+    else if (page === "sessions") await sessionsPage(view);
+    else if (page === "users") await usersPage(view);
+    else await overviewPage(view);
+  } catch (error) {
+    if (!sessionStorage.getItem(KEY)) return;
+    view.replaceChildren(el("p", { class: "error", role: "alert" }, "Could not load: " + error.message));
+  }
+}
+
+// --- empty state ----------------------------------------------------------------------------------
+
+function emptyState() {
+  const base = location.origin + "/v1/gateway/oai/v1";
+  const code =
+    `client = OpenAI(base_url="${base}", default_headers={"Helicone-Auth": "Bearer <your heliport key>"})\n` +
+    `client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}])`;
+  return el("div", { class: "empty", "data-testid": "empty-state" },
+    el("h2", {}, "No requests yet"),
+    el("p", {}, "Point your OpenAI client at heliport and send a request; it appears here within seconds:"),
+    el("pre", {}, el("code", {}, "from openai import OpenAI\n" + code)),
+    el("p", { class: "muted" }, "Add Helicone-User-Id, Helicone-Session-Id and Helicone-Property-* headers to group and filter."));
+}
+
+// --- overview -------------------------------------------------------------------------------------
+
+function card(label, value, sub, testid) {
+  return el("div", { class: "card", "data-testid": testid }, el("div", { class: "label" }, label),
+    el("div", { class: "value" }, value), sub ? el("div", { class: "sub" }, sub) : null);
+}
+
+function groupTable(title, groups, nullLabel) {
+  const max = Math.max(1, ...groups.map((g) => g.requests));
+  return el("div", { class: "panel" }, el("h2", {}, title),
+    groups.length === 0 ? el("p", { class: "muted" }, "Nothing in this range.") :
+      el("table", {},
+        el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", { class: "num" }, "Requests"), el("th", {}, ""),
+          el("th", { class: "num" }, "Errors"), el("th", { class: "num" }, "Tokens"), el("th", { class: "num" }, "Cost"))),
+        el("tbody", {}, groups.map((g) => {
+          const bar = el("div", { class: "bar" });
+          bar.style.width = Math.round((g.requests / max) * 80) + "px";
+          return el("tr", {}, el("td", { class: "wrap" }, g.key === null ? nullLabel : g.key), el("td", { class: "num" }, num(g.requests)),
+            el("td", {}, bar), el("td", { class: "num" }, num(g.errors)), el("td", { class: "num" }, num(g.total_tokens)),
+            el("td", { class: "num" }, usd(g.cost)));
+        }))));
+}
+
+async function overviewPage(view) {
+  const r = range();
+  const props = (await api("POST", "/v1/property/query", {})).map((p) => p.property);
+  if (!props.includes(state.overviewProperty)) state.overviewProperty = props[0] || "";
+  const body = { timeFilter: { startTimeUnixMs: r.start, endTimeUnixMs: r.end }, filter: "all" };
+  if (state.overviewProperty) body.property = state.overviewProperty;
+  const data = await api("POST", "/v1/dashboard/overview", body);
+  const t = data.totals;
+  if (t.requests === 0) {
+    const ever = await api("POST", "/v1/request/query", { filter: "all", limit: 1, offset: 0 });
+    if (ever.length === 0) { view.replaceChildren(el("h1", {}, "Overview"), emptyState()); return; }
+  }
+  const select = el("select", { id: "overview-property", "aria-label": "Break down by property",
+    onchange: (e) => { state.overviewProperty = e.target.value; route(); } },
+  props.map((p) => el("option", { value: p, selected: p === state.overviewProperty }, p)));
+  view.replaceChildren(
+    el("h1", {}, "Overview"),
+    el("div", { class: "cards" },
+      card("Requests", num(t.requests), `${num(t.users)} users · ${num(t.sessions)} sessions`, "card-requests"),
+      card("Cost", usd(t.cost), null, "card-cost"),
+      card("Tokens", num(t.total_tokens), `${num(t.prompt_tokens)} in · ${num(t.completion_tokens)} out`, "card-tokens"),
+      card("Error rate", pct(t.error_rate), `${num(t.errors)} errors`, "card-errors"),
+      card("Latency p50 / p95", `${ms(t.latency_p50)} / ${ms(t.latency_p95)}`, null, "card-latency"),
+      card("TTFT p50 / p95", `${ms(t.ttft_p50)} / ${ms(t.ttft_p95)}`, "time to first token", "card-ttft"),
+      card("Cache hits", num(t.cache_hits), t.requests ? pct(t.cache_hits / t.requests) + " of requests" : null, "card-cache"),
+      card("Saved by cache", usd(t.cache_saved_cost), ms(t.cache_saved_latency_ms) + " of latency", "card-saved")),
+    el("div", { class: "grid2" },
+      groupTable("By model", data.by_model, "(no model)"),
+      groupTable("By provider", data.by_provider, "(none)"),
+      groupTable("By user", data.by_user, "(no user)"),
+      el("div", {}, props.length ? el("div", { class: "row" }, el("label", { for: "overview-property" }, "Property"), select) : null,
+        props.length ? groupTable(`By property ${state.overviewProperty}`, data.by_property, "(not set)")
+          : el("div", { class: "panel" }, el("h2", {}, "By property"), el("p", { class: "muted" }, "No Helicone-Property-* headers seen yet.")))));
+}
+
+// --- requests -------------------------------------------------------------------------------------
+
+function requestFilter() {
+  const s = state.requests;
+  const leaves = [];
+  const r = range();
+  if ($("range").value !== "all") leaves.push(timeLeaf(r));
+  if (s.model) leaves.push({ request_response_rmt: { model: { contains: s.model } } });
+  if (s.provider) leaves.push({ request_response_rmt: { provider: { equals: s.provider } } });
+  if (s.user) leaves.push({ request_response_rmt: { user_id: { equals: s.user } } });
+  if (s.status === "ok") leaves.push({ request_response_rmt: { status: { gte: 200 } } }, { request_response_rmt: { status: { lt: 300 } } });
+  if (s.status === "error") leaves.push({ left: { request_response_rmt: { status: { lt: 200 } } }, operator: "or", right: { request_response_rmt: { status: { gte: 300 } } } });
+  if (s.propKey) {
+    const ops = s.propValue ? { equals: s.propValue } : null;
+    leaves.push(ops ? { request_response_rmt: { properties: { [s.propKey]: ops } } } : { request_response_rmt: { property_key: { equals: s.propKey } } });
+  }
+  if (s.search) {
+    const pattern = likeLiteral(s.search);
+    leaves.push({ left: { request_response_rmt: { request_body: { ilike: pattern } } }, operator: "or", right: { request_response_rmt: { response_body: { ilike: pattern } } } });
+  }
+  return and(leaves);
+}
+
+function sortHeader(label, key, numeric) {
+  const s = state.requests;
+  const direction = s.sort[key];
+  const th = el("th", { class: numeric ? "num" : "", "aria-sort": direction ? (direction === "asc" ? "ascending" : "descending") : "none" },
+    el("button", { type: "button", "data-sort": key, onclick: () => {
+      s.sort = { [key]: direction === "desc" ? "asc" : "desc" };
+      s.offset = 0;
+      route();
+    } }, label, direction ? (direction === "asc" ? " ▲" : " ▼") : ""));
+  return th;
+}
+
+async function requestsPage(view, openId) {
+  const s = state.requests;
+  const props = (await api("POST", "/v1/property/query", {})).map((p) => p.property);
+  const rows = await api("POST", "/v1/request/query", { filter: requestFilter(), sort: s.sort, limit: PAGE + 1, offset: s.offset });
+  const more = rows.length > PAGE;
+  const page = rows.slice(0, PAGE);
+
+  const input = (id, label, field, attrs = {}) => el("label", { for: id }, label,
+    el("input", { id, value: s[field], ...attrs }));
+  const form = el("form", { class: "filters", id: "request-filters", onsubmit: (e) => {
+    e.preventDefault();
+    for (const field of ["model", "provider", "user", "propValue", "search"]) s[field] = $("f-" + field).value.trim();
+    s.status = $("f-status").value;
+    s.propKey = $("f-propKey").value;
+    s.offset = 0;
+    route();
+  } },
+  input("f-search", "Search text", "search", { type: "search", placeholder: "in prompts and responses" }),
+  input("f-model", "Model", "model", { placeholder: "contains" }),
+  input("f-provider", "Provider", "provider", { placeholder: "e.g. OPENAI" }),
+  input("f-user", "User", "user"),
+  el("label", { for: "f-status" }, "Status", el("select", { id: "f-status" },
+    [["", "Any"], ["ok", "Success (2xx)"], ["error", "Error"]].map(([v, t]) => el("option", { value: v, selected: s.status === v }, t)))),
+  el("label", { for: "f-propKey" }, "Property", el("select", { id: "f-propKey" },
+    el("option", { value: "" }, "Any"), props.map((p) => el("option", { value: p, selected: s.propKey === p }, p)))),
+  input("f-propValue", "Property value", "propValue"),
+  el("button", { type: "submit", class: "primary" }, "Apply"),
+  el("button", { type: "button", onclick: () => { state.requests = freshRequestsState(); route(); } }, "Reset"));
+
+  let table;
+  const none = page.length === 0 && s.offset === 0 && (await api("POST", "/v1/request/query", { filter: "all", limit: 1 })).length === 0;
+  if (none) table = emptyState();
+  else if (page.length === 0) table = el("p", { class: "muted", "data-testid": "no-results" }, "No requests match these filters.");
+  else {
+    table = el("div", { class: "panel" }, el("table", { id: "requests-table" },
+      el("thead", {}, el("tr", {}, sortHeader("Time", "created_at"), el("th", {}, "Status"), sortHeader("Model", "body_model"),
+        el("th", {}, "Provider"), sortHeader("User", "user_id"), el("th", {}, "Properties"),
+        sortHeader("Latency", "latency", true), sortHeader("TTFT", "time_to_first_token", true),
+        sortHeader("Tokens", "total_tokens", true), sortHeader("Cost", "cost", true))),
+      el("tbody", {}, page.map((row) => clickable(el("tr", { "data-request-id": row.request_id },
+        el("td", {}, when(row.request_created_at)), el("td", {}, statusCell(row.response_status)), el("td", {}, row.model),
+        el("td", {}, row.provider), el("td", {}, row.request_user_id || "–"),
+        el("td", { class: "wrap" }, Object.entries(row.properties || {}).map(([k, v]) => el("span", { class: "chip" }, `${k}: ${v}`))),
+        el("td", { class: "num" }, ms(row.delay_ms)), el("td", { class: "num" }, ms(row.time_to_first_token)),
+        el("td", { class: "num" }, num(row.total_tokens)), el("td", { class: "num" }, usd(row.cost))),
+      () => { location.hash = "#/requests/" + row.request_id; })))));
+  }
+  const pager = el("div", { class: "pager" },
+    el("button", { type: "button", disabled: s.offset === 0, onclick: () => { s.offset = Math.max(0, s.offset - PAGE); route(); } }, "Previous"),
+    el("span", { class: "muted" }, page.length ? `${s.offset + 1}–${s.offset + page.length}` : ""),
+    el("button", { type: "button", disabled: !more, onclick: () => { s.offset += PAGE; route(); } }, "Next"));
+  view.replaceChildren(el("h1", {}, "Requests"), form, table, pager);
+  if (openId) await openDetail(openId);
+  else closeDetail();
+}
+
+// --- request detail -------------------------------------------------------------------------------
+
+function textOf(content) {
+  if (content === null || content === undefined) return "";
+  if (typeof content === "string") return content;
+  if (Array.isArray(content)) {
+    return content.map((part) => {
+      if (typeof part === "string") return part;
+      if (part.type === "text" || part.type === "input_text" || part.type === "output_text") return part.text;
+      if (part.type === "tool_result") return "[tool result " + (part.tool_use_id || "") + "] " + textOf(part.content);
+      if (part.type === "tool_use") return "";
+      if (part.type === "image_url" || part.type === "image") return "[image]";
+      return JSON.stringify(part);
+    }).filter(Boolean).join("\n");
+  }
+  return JSON.stringify(content, null, 2);
+}
+
+function toolCallsOf(message) {
+  const calls = [];
+  for (const call of message.tool_calls || []) {
+    const fn = call.function || {};
+    calls.push(`${fn.name || call.type}(${fn.arguments || ""})${call.id ? "  #" + call.id : ""}`);
+  }
+  if (Array.isArray(message.content)) {
+    for (const part of message.content) {
+      if (part && part.type === "tool_use") calls.push(`${part.name}(${JSON.stringify(part.input)})  #${part.id}`);
+    }
+  }
+  return calls;
+}
+
+function messageView(message) {
+  const role = String(message.role || "message");
+  const calls = toolCallsOf(message);
+  return el("div", { class: "message " + role.replace(/[^a-z]/g, ""), "data-role": role },
+    el("div", { class: "role" }, role + (message.name ? " · " + message.name : "") + (message.tool_call_id ? " · result of #" + message.tool_call_id : "")),
+    el("div", { class: "content" }, textOf(message.content)),
+    calls.map((c) => el("div", { class: "tool-call" }, "tool call: " + c)));
+}
+
+// Merge an OpenAI or Anthropic SSE stream into one assistant message.
+function fromStream(text) {
+  let content = "";
+  const calls = {};
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("data:")) continue;
+    const payload = line.slice(5).trim();
+    if (!payload || payload === "[DONE]") continue;
+    let event;
+    try { event = JSON.parse(payload); } catch { continue; }
+    for (const choice of event.choices || []) {
+      const delta = choice.delta || {};
+      if (delta.content) content += delta.content;
+      for (const call of delta.tool_calls || []) {
+        const slot = (calls[call.index ?? 0] ||= { id: call.id, type: "function", function: { name: "", arguments: "" } });
+        if (call.id) slot.id = call.id;
+        if (call.function?.name) slot.function.name += call.function.name;
+        if (call.function?.arguments) slot.function.arguments += call.function.arguments;
+      }
+    }
+    if (event.type === "content_block_delta" && event.delta?.type === "text_delta") content += event.delta.text;
+  }
+  const toolCalls = Object.values(calls);
+  return { role: "assistant", content, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) };
+}
+
+function conversation(request, response) {
+  const messages = [];
+  if (request && typeof request === "object") {
+    if (request.system) messages.push({ role: "system", content: request.system });
+    if (request.instructions) messages.push({ role: "system", content: request.instructions });
+    for (const m of request.messages || []) messages.push(m);
+    if (typeof request.input === "string") messages.push({ role: "user", content: request.input });
+    else if (Array.isArray(request.input)) for (const m of request.input) messages.push(m.role ? m : { role: m.type || "input", content: m.output || m.content || m });
+    if (typeof request.prompt === "string") messages.push({ role: "user", content: request.prompt });
+  }
+  if (typeof response === "string") messages.push(fromStream(response));
+  else if (response && typeof response === "object") {
+    for (const choice of response.choices || []) messages.push(choice.message || { role: "assistant", content: choice.text });
+    if (response.type === "message" && response.content) messages.push({ role: response.role || "assistant", content: response.content });
+    for (const item of response.output || []) {
+      if (item.type === "message") messages.push({ role: item.role, content: item.content });
+      else if (item.type === "function_call") messages.push({ role: "assistant", content: "", tool_calls: [{ id: item.call_id, function: { name: item.name, arguments: item.arguments } }] });
+    }
+    if (response.error) messages.push({ role: "error", content: typeof response.error === "string" ? response.error : JSON.stringify(response.error) });
+  }
+  return messages;
+}
+
+function facts(pairs) {
+  return el("dl", { class: "facts" }, pairs.filter(([, v]) => v !== undefined).map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+}
+
+function closeDetail() {
+  const detail = $("detail");
+  if (!detail.hidden) {
+    detail.hidden = true;
+    $("detail-body").replaceChildren();
+  }
+}
+
+async function openDetail(id) {
+  const detail = $("detail");
+  const body = $("detail-body");
+  detail.hidden = false;
+  body.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  let r;
+  try {
+    r = await api("GET", `/v1/request/${encodeURIComponent(id)}?includeBody=true`);
+  } catch (error) {
+    body.replaceChildren(el("p", { class: "error", role: "alert" }, error.message));
+    return;
+  }
+  const messages = conversation(r.request_body, r.response_body);
+  const feedback = el("div", { class: "row", role: "group", "aria-label": "Feedback" });
+  const status = el("span", { class: "muted", id: "feedback-status", role: "status" });
+  const renderFeedback = (rating) => {
+    feedback.replaceChildren(
+      el("button", { type: "button", id: "feedback-up", "aria-pressed": rating === true ? "true" : "false", onclick: () => rate(true) }, "Good"),
+      el("button", { type: "button", id: "feedback-down", "aria-pressed": rating === false ? "true" : "false", onclick: () => rate(false) }, "Bad"),
+      status);
+  };
+  const rate = async (rating) => {
+    try {
+      await api("POST", `/v1/request/${r.request_id}/feedback`, { rating });
+      renderFeedback(rating);
+      status.textContent = "Saved";
+    } catch (error) { status.textContent = "Not saved: " + error.message; }
+  };
+  renderFeedback(r.feedback_rating);
+
+  const scores = el("dl", { class: "facts", id: "scores" });
+  const renderScores = (values) => scores.replaceChildren(...Object.entries(values || {}).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
+  renderScores(r.scores);
+  let current = { ...(r.scores || {}) };
+  const scoreStatus = el("span", { class: "muted", role: "status" });
+  const scoreForm = el("form", { class: "row", id: "score-form", onsubmit: async (e) => {
+    e.preventDefault();
+    const name = $("score-name").value.trim();
+    const value = Number($("score-value").value);
+    if (!name || !Number.isFinite(value)) { scoreStatus.textContent = "A name and a number, please."; return; }
+    try {
+      await api("POST", `/v1/request/${r.request_id}/score`, { scores: { [name]: value } });
+      current = { ...current, [name]: value };
+      renderScores(current);
+      scoreStatus.textContent = "Saved";
+    } catch (error) { scoreStatus.textContent = "Not saved: " + error.message; }
+  } },
+  el("input", { id: "score-name", "aria-label": "Score name", placeholder: "score name" }),
+  el("input", { id: "score-value", "aria-label": "Score value", placeholder: "value", inputmode: "decimal" }),
+  el("button", { type: "submit" }, "Add score"), scoreStatus);
+
+  $("detail-title").textContent = `${r.model || "Request"} · ${r.response_status}`;
+  body.replaceChildren(
+    facts([
+      ["Request id", r.request_id],
+      ["Time", when(r.request_created_at)],
+      ["Provider", r.provider],
+      ["Path", r.request_path],
+      ["User", r.request_user_id || "–"],
+      ["Latency", ms(r.delay_ms)],
+      ["Time to first token", ms(r.time_to_first_token)],
+      ["Tokens", `${num(r.prompt_tokens)} prompt · ${num(r.completion_tokens)} completion · ${num(r.total_tokens)} total`],
+      ["Prompt cache", `${num(r.prompt_cache_read_tokens)} read · ${num(r.prompt_cache_write_tokens)} written`],
+      ["Cost", usd(r.cost)],
+      ["Response cache", r.cache_enabled ? "hit (replay of " + (r.cache_reference_id || "?") + ")" : "miss"],
+    ]),
+    el("h3", {}, "Properties"),
+    Object.keys(r.properties || {}).length
+      ? facts(Object.entries(r.properties).map(([k, v]) => [k, v])) : el("p", { class: "muted" }, "None"),
+    el("h3", {}, "Feedback"), feedback,
+    el("h3", {}, "Scores"), scores, scoreForm,
+    el("h3", {}, "Conversation"),
+    messages.length ? el("div", { class: "messages", id: "conversation" }, messages.map(messageView))
+      : el("p", { class: "muted" }, "No body stored (omitted, or not a chat)."),
+    el("details", {}, el("summary", {}, "Request JSON"), el("pre", { id: "raw-request" }, JSON.stringify(r.request_body, null, 2))),
+    el("details", {}, el("summary", {}, "Response JSON"),
+      el("pre", { id: "raw-response" }, typeof r.response_body === "string" ? r.response_body : JSON.stringify(r.response_body, null, 2))));
+  $("detail-close").focus();
+}
+
+// --- sessions -------------------------------------------------------------------------------------
+
+async function sessionsPage(view) {
+  const r = range();
+  const search = state.sessionSearch || "";
+  const sessions = await api("POST", "/v1/session/query", {
+    search, timeFilter: { startTimeUnixMs: r.start, endTimeUnixMs: r.end },
+    timezoneDifference: new Date().getTimezoneOffset(), filter: "all", limit: 100, offset: 0,
+  });
+  const form = el("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); state.sessionSearch = $("session-search").value; route(); } },
+    el("label", { for: "session-search" }, "Search", el("input", { id: "session-search", type: "search", value: search, placeholder: "session id or name" })),
+    el("button", { type: "submit", class: "primary" }, "Search"));
+  const duration = (s) => ms(new Date(s.latest_request_created_at) - new Date(s.created_at));
+  view.replaceChildren(el("h1", {}, "Sessions"), form,
+    sessions.length === 0 ? el("p", { class: "muted", "data-testid": "no-sessions" }, "No sessions in this range. Send a Helicone-Session-Id header (and Helicone-Session-Path) to follow an agent's calls.") :
+      el("div", { class: "panel" }, el("table", { id: "sessions-table" },
+        el("thead", {}, el("tr", {}, el("th", {}, "Session"), el("th", {}, "Id"), el("th", {}, "Started"), el("th", { class: "num" }, "Requests"),
+          el("th", { class: "num" }, "Duration"), el("th", { class: "num" }, "Tokens"), el("th", { class: "num" }, "Cost"), el("th", {}, "Users"))),
+        el("tbody", {}, sessions.map((s) => clickable(el("tr", { "data-session-id": s.session_id },
+          el("td", {}, s.session_name || "(unnamed)"), el("td", { class: "wrap" }, s.session_id), el("td", {}, when(s.created_at)),
+          el("td", { class: "num" }, num(s.total_requests)), el("td", { class: "num" }, duration(s)),
+          el("td", { class: "num" }, num(s.total_tokens)), el("td", { class: "num" }, usd(s.total_cost)), el("td", {}, s.user_ids.join(", "))),
+        () => { location.hash = "#/sessions/" + encodeURIComponent(s.session_id); }))))));
+}
+
+async function sessionPage(view, sessionId) {
+  const calls = await api("POST", "/v1/dashboard/session-tree", { sessionId });
+  if (calls.length === 0) { view.replaceChildren(el("h1", {}, "Session"), el("p", { class: "muted" }, "No such session in this organisation.")); return; }
+  const start = Math.min(...calls.map((c) => Date.parse(c.created_at)));
+  const end = Math.max(...calls.map((c) => Date.parse(c.created_at) + (c.delay_ms || 0)));
+  const span = Math.max(1, end - start);
+  const root = { name: "", children: new Map(), calls: [] };
+  for (const call of calls) {
+    let node = root;
+    for (const part of (call.session_path || "/").split("/").filter(Boolean)) {
+      if (!node.children.has(part)) node.children.set(part, { name: part, children: new Map(), calls: [] });
+      node = node.children.get(part);
+    }
+    node.calls.push(call);
+  }
+  const callItem = (c) => {
+    const bar = el("span");
+    bar.style.left = ((Date.parse(c.created_at) - start) / span) * 100 + "%";
+    bar.style.width = ((c.delay_ms || 0) / span) * 100 + "%";
+    const row = el("div", { class: "call", role: "treeitem", "data-request-id": c.request_id, title: c.request_preview || "" },
+      el("span", {}, statusCell(c.status), " ", c.model || "?", " · ", ms(c.delay_ms), " · ", usd(c.cost)),
+      el("div", { class: "timeline", "aria-hidden": "true" }, bar));
+    return el("li", {}, clickable(row, () => { location.hash = "#/requests/" + c.request_id; }));
+  };
+  const render = (node, path) => el("ul", { class: path ? "tree" : "tree root", role: path ? "group" : "tree", "aria-label": path ? null : "Session tree" },
+    node.calls.map(callItem),
+    [...node.children.values()].map((child) => el("li", { "data-path": path + "/" + child.name },
+      el("div", { class: "node" }, "/" + child.name), render(child, path + "/" + child.name))));
+  const total = calls.reduce((sum, c) => sum + (c.cost || 0), 0);
+  view.replaceChildren(
+    el("p", {}, el("a", { href: "#/sessions" }, "← Sessions")),
+    el("h1", {}, "Session ", calls.find((c) => c.session_name)?.session_name || sessionId),
+    el("div", { class: "cards" }, card("Requests", num(calls.length)), card("Duration", ms(end - start)), card("Cost", usd(total))),
+    el("div", { class: "panel", id: "session-tree" }, render(root, "")));
+}
+
+// --- users ----------------------------------------------------------------------------------------
+
+async function usersPage(view) {
+  const r = range();
+  const body = { filter: "all", offset: state.usersOffset || 0, limit: PAGE, sort: { last_active: "desc" },
+    timeZoneDifferenceMinutes: new Date().getTimezoneOffset() };
+  if ($("range").value !== "all") body.timeFilter = { startTimeUnixSeconds: r.start / 1000, endTimeUnixSeconds: r.end / 1000 };
+  const data = await api("POST", "/v1/user/metrics/query", body);
+  const offset = body.offset;
+  view.replaceChildren(el("h1", {}, "Users"),
+    data.users.length === 0 ? el("p", { class: "muted", "data-testid": "no-users" }, "No users in this range. Send a Helicone-User-Id header to see per-user cost.") :
+      el("div", { class: "panel" }, el("table", { id: "users-table" },
+        el("thead", {}, el("tr", {}, el("th", {}, "User"), el("th", { class: "num" }, "Requests"), el("th", { class: "num" }, "Cost"),
+          el("th", { class: "num" }, "Tokens / request"), el("th", { class: "num" }, "Active days"), el("th", {}, "First active"), el("th", {}, "Last active"))),
+        el("tbody", {}, data.users.map((u) => clickable(el("tr", { "data-user-id": u.user_id },
+          el("td", {}, u.user_id), el("td", { class: "num" }, num(u.total_requests)), el("td", { class: "num" }, usd(u.cost)),
+          el("td", { class: "num" }, num(Math.round(u.average_tokens_per_request))), el("td", { class: "num" }, num(u.active_for)),
+          el("td", {}, when(u.first_active)), el("td", {}, when(u.last_active))),
+        () => { state.requests = { ...freshRequestsState(), user: u.user_id }; location.hash = "#/requests"; }))))),
+    el("div", { class: "pager" },
+      el("button", { type: "button", disabled: offset === 0, onclick: () => { state.usersOffset = Math.max(0, offset - PAGE); route(); } }, "Previous"),
+      el("span", { class: "muted" }, `${num(data.count)} users`),
+      el("button", { type: "button", disabled: offset + PAGE >= data.count, onclick: () => { state.usersOffset = offset + PAGE; route(); } }, "Next")));
+}
+
+// --- start ----------------------------------------------------------------------------------------
+
+$("sign-in-form").addEventListener("submit", signIn);
+$("sign-out").addEventListener("click", () => signOut(""));
+$("range").addEventListener("change", () => { state.requests.offset = 0; state.usersOffset = 0; route(); });
+$("detail-close").addEventListener("click", () => {
+  closeDetail();
+  if (location.hash.startsWith("#/requests/")) history.replaceState(null, "", "#/requests");
+});
+document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !$("detail").hidden) $("detail-close").click(); });
+window.addEventListener("hashchange", route);
+route();
