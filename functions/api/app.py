@@ -1,6 +1,7 @@
-"""Lambda entry of the query API: Helicone's REST routes over Aurora, behind API Gateway, via Mangum.
+"""Lambda entry of the query API and the dashboard: Helicone's REST routes over Aurora, and the
+``/dashboard`` page that calls them from the same origin, behind API Gateway, via Mangum.
 
-Only the query API is served here (no proxy, no upstream client): the function sits in the VPC next
+Only these are served here (no proxy, no upstream client): the function sits in the VPC next
 to Aurora, and its cold start imports Starlette, pydantic and asyncpg but never aiohttp. Mangum runs
 every invocation on one event loop that lives as long as the execution environment, so the asyncpg
 pool and the key cache are reused by warm invocations. The first invocation of an environment
@@ -20,6 +21,7 @@ from heliport.api.app import QueryApi
 from heliport.api.bodies import BodyLinks
 from heliport.auth import Authenticator
 from heliport.config import Settings
+from heliport.dashboard import serve_dashboard
 from heliport.store.aurora import database_url_from_environment
 from heliport.store.factory import open_blobs, open_key_store, open_logdb, open_query_db
 
@@ -31,7 +33,18 @@ _api = QueryApi(
     Authenticator(open_key_store(_settings), _settings.auth_cache_ttl),
     BodyLinks(open_blobs(_settings), secret=_settings.body_url_secret),
 )
-_asgi = Mangum(_api.asgi(), lifespan="off")
+_routes = _api.asgi()
+
+
+async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    path: str = scope.get("path", "")
+    if path == "/dashboard" or path.startswith("/dashboard/"):
+        await serve_dashboard(scope, receive, send)
+    else:
+        await _routes(scope, receive, send)
+
+
+_asgi = Mangum(_app, lifespan="off")
 _migrated = False
 
 

@@ -87,3 +87,11 @@ def test_api_handler_answers_the_query_event_with_the_callers_rows_only(
 
     unauthorised = json.loads((ROOT / "events" / "api-request-query.json").read_text())
     assert module.handler(unauthorised, None)["statusCode"] == 401
+
+    # The dashboard page comes from the same function (and origin) as the API it calls.
+    page = dict(unauthorised, path="/dashboard/", httpMethod="GET", body=None, headers={})
+    page["requestContext"] = dict(page["requestContext"], path="/v1/dashboard/", httpMethod="GET")
+    answer = module.handler(page, None)
+    assert answer["statusCode"] == 200
+    assert answer["headers"]["content-type"].startswith("text/html")
+    assert "default-src 'self'" in answer["headers"]["content-security-policy"]
