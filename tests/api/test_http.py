@@ -105,7 +105,7 @@ def _rows(org_a: str, org_b: str) -> tuple[list[RequestRow], list[RequestRow]]:
             body_key=body_key(org_a, "placeholder"),
         ),
         row(org_a, 10, user_id="alice", session_id="sess-1", model="gpt-4o", cost=2.0, properties={"env": "dev"}),
-        row(org_a, 20, user_id="shared-user", status=500, cost=0.0, properties={EVIL: "evil"}),
+        row(org_a, 20, user_id="shared-user", status=500, cost=0.0, properties={EVIL: "evil"}, rate_limited=True),
         row(org_a, 30, cache_hit=True, cache_reference_id=str(uuid.uuid4()), cost=0.0),
     ]
     b = [
@@ -433,6 +433,8 @@ def test_one_request_with_its_bodies_inline_and_through_a_signed_url(api: Api) -
     assert httpx.get(url.replace("signature=", "signature=0")).status_code == 404
     listed = query(api.a, {"request": {"id": {"equals": first.request_id}}})
     assert listed[0]["signed_body_url"] and listed[0]["request_body"] is None
+    assert full["rate_limited"] is False
+    assert data(api.a.get(f"/v1/request/{api.rows_a[2].request_id}"))["rate_limited"] is True
     no_bodies = data(api.a.get(f"/v1/request/{api.rows_a[1].request_id}", params={"includeBody": "true"}))
     assert no_bodies["signed_body_url"] is None and no_bodies["request_body"] is None
 

@@ -212,6 +212,7 @@ def to_helicone_request(
         "model": row.model or "",
         "cache_reference_id": row.cache_reference_id,
         "cache_enabled": row.cache_hit,
+        "rate_limited": row.rate_limited,
         "updated_at": _iso_or_none(row.feedback_created_at) or _iso_or_none(row.response_created_at) or created,
         "request_referrer": None,
         "ai_gateway_body_mapping": "OPENAI" if row.gateway_provider else None,

@@ -217,6 +217,7 @@ class HeliconeRequest(BaseModel):
     model: str
     cache_reference_id: str | None
     cache_enabled: bool
+    rate_limited: bool = Field(False, description="heliport: refused by Helicone-RateLimit-Policy")
     updated_at: str | None = None
     request_referrer: str | None = None
     ai_gateway_body_mapping: str | None

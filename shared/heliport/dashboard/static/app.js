@@ -472,6 +472,7 @@ async function openDetail(id) {
       ["Prompt cache", `${num(r.prompt_cache_read_tokens)} read · ${num(r.prompt_cache_write_tokens)} written`],
       ["Cost", usd(r.cost)],
       ["Response cache", r.cache_enabled ? "hit (replay of " + (r.cache_reference_id || "?") + ")" : "miss"],
+      ["Rate limit", r.rate_limited ? "refused by Helicone-RateLimit-Policy" : "not limited"],
     ]),
     el("h3", {}, "Properties"),
     Object.keys(r.properties || {}).length
