@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,19 +235,15 @@ async def test_sqlite_writers_on_separate_connections_never_share_a_slot(tmp_pat
 
     def write(n: int) -> list[bool]:
         store = SqliteCacheStore(path)
-        barrier.wait()
+        barrier.wait(timeout=30)
         won = [asyncio.run(store.put_if_absent(k, f"writer{n}".encode(), 60)) for k in keys]
         asyncio.run(store.aclose())
         return won
 
-    results: list[list[bool]] = [[] for _ in range(writers)]
-
-    async def run(n: int) -> None:
-        results[n] = await anyio.to_thread.run_sync(write, n)
-
-    async with anyio.create_task_group() as tg:
-        for n in range(writers):
-            tg.start_soon(run, n)
+    # Threads of their own: anyio's shared worker pool may be short of free threads when other tests
+    # left some busy, and then the barrier would wait for a writer that never starts.
+    with ThreadPoolExecutor(max_workers=writers) as pool:
+        results = list(pool.map(write, range(writers)))
     reader = SqliteCacheStore(path)
     stored = await reader.get_many(keys)
     await reader.aclose()
