@@ -205,13 +205,6 @@ class _Sql:
             return "array_agg(DISTINCT user_id) FILTER (WHERE user_id IS NOT NULL)"
         return "json_group_array(DISTINCT user_id) FILTER (WHERE user_id IS NOT NULL)"
 
-    def timestamp(self, value: datetime) -> object:
-        """A bound timestamp: PostgreSQL takes the datetime; SQLite compares the stored fixed-width UTC text."""
-        if self.postgres:
-            return value
-        # Must match logdb_sqlite's storage format exactly, or text comparison is not time comparison.
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
-
 
 _POSTGRES_SQL = _Sql(postgres=True, cost="cost", double="double precision", collate=' COLLATE "C"', ilike="ILIKE")
 _SQLITE_SQL = _Sql(postgres=False, cost="CAST(cost AS REAL)", double="REAL", collate="", ilike="LIKE")
@@ -449,8 +442,8 @@ def session_query(
 
     scope = [f"({where})", f"org_id = {params.add(org_id)}", "session_id IS NOT NULL"]
     if window is not None:
-        scope.append(f"created_at > {params.add(sql.timestamp(window[0]))}")
-        scope.append(f"created_at < {params.add(sql.timestamp(window[1]))}")
+        scope.append(f"created_at > {params.add(params.dialect.timestamp(window[0]))}")
+        scope.append(f"created_at < {params.add(params.dialect.timestamp(window[1]))}")
     statement = f"WITH {_sessions_ctes(sql, scope)}"
     # Name and search select whole sessions (a session's totals never depend on them), so they are
     # tested on the aggregated row, after the request-level scope.
@@ -513,8 +506,8 @@ def session_metrics_query(
 
     scope = [f"({where})", f"org_id = {params.add(org_id)}", "session_id IS NOT NULL"]
     if window is not None:
-        scope.append(f"created_at > {params.add(sql.timestamp(window[0]))}")
-        scope.append(f"created_at < {params.add(sql.timestamp(window[1]))}")
+        scope.append(f"created_at > {params.add(params.dialect.timestamp(window[0]))}")
+        scope.append(f"created_at < {params.add(params.dialect.timestamp(window[1]))}")
     sessions = _sessions_ctes(sql, scope)
     chosen: list[str] = []
     if name_contains:
@@ -568,8 +561,8 @@ def user_query(org_id: str, body: Mapping[str, Any], params: Params, where: str)
 
     scope = [f"({where})", f"org_id = {params.add(org_id)}", "user_id IS NOT NULL"]
     if window is not None:
-        scope.append(f"created_at >= {params.add(sql.timestamp(window[0]))}")
-        scope.append(f"created_at <= {params.add(sql.timestamp(window[1]))}")
+        scope.append(f"created_at >= {params.add(params.dialect.timestamp(window[0]))}")
+        scope.append(f"created_at <= {params.add(params.dialect.timestamp(window[1]))}")
     if user_ids:
         scope.append(f"user_id IN ({', '.join(params.add(u) for u in user_ids)})")
     return (
@@ -661,8 +654,8 @@ def user_metrics_query(
 
     scope = [f"({where})", f"org_id = {params.add(org_id)}", "user_id IS NOT NULL"]
     if window is not None:
-        scope.append(f"created_at > {params.add(sql.timestamp(window[0]))}")
-        scope.append(f"created_at < {params.add(sql.timestamp(window[1]))}")
+        scope.append(f"created_at > {params.add(params.dialect.timestamp(window[0]))}")
+        scope.append(f"created_at < {params.add(params.dialect.timestamp(window[1]))}")
     statement = f"WITH {_users_ctes(sql, params, scope, tz_minutes)}, filtered AS (SELECT * FROM users"
     if having is not None:
         statement += f" WHERE ({having(params)})"

@@ -9,7 +9,10 @@ values in order and renders the dialect's placeholder for each (``$1`` for Postg
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
+
+from heliport.store.logdb_sqlite import stored_timestamp
 
 __all__ = ["POSTGRES", "SQLITE", "Dialect", "Params"]
 
@@ -25,6 +28,13 @@ class Dialect:
         # Not json_extract with a JSON path: SQLite's path syntax cannot quote every key (a '"' in a
         # property name has no escape), while json_each compares the plain key as a bound value.
         return f"(SELECT j.value FROM json_each({column}) AS j WHERE j.key = {placeholder})"
+
+    def timestamp(self, value: datetime) -> object:
+        """A bound instant: PostgreSQL takes the datetime; SQLite compares the fixed-width UTC text it
+        stores (``logdb_sqlite.stored_timestamp``), so comparing text is comparing instants."""
+        if self.name == "postgres":
+            return value
+        return stored_timestamp(value)
 
     def property_key(self, name: str) -> str:
         """The parameter value that :meth:`property` expects for the key ``name`` (the name itself)."""

@@ -585,8 +585,7 @@ class _Writer:
         assert isinstance(cond.value, datetime)
         if self.postgres:
             return f"{expr} {_COMPARISONS[cond.op]} CAST({self.params.add(cond.value)} AS timestamptz)"
-        # Must match logdb_sqlite's storage exactly, or comparing text is not comparing instants.
-        return f"{expr} {_COMPARISONS[cond.op]} {self.params.add(cond.value.isoformat(timespec='microseconds'))}"
+        return f"{expr} {_COMPARISONS[cond.op]} {self.params.add(self.params.dialect.timestamp(cond.value))}"
 
     def text(self, expr: str, op: str, value: str) -> str:
         params = self.params

@@ -132,11 +132,6 @@ def _cost(params: Params) -> str:
     return "cost" if _postgres(params) else "CAST(cost AS REAL)"
 
 
-def _timestamp(params: Params, value: datetime) -> object:
-    # SQLite stores fixed-width UTC text (logdb_sqlite), so text order is time order.
-    return value if _postgres(params) else value.isoformat(timespec="microseconds")
-
-
 def _instant(ms: float, field: str) -> datetime:
     try:
         if not math.isfinite(ms):
@@ -153,8 +148,8 @@ def _scoped(body: OverviewBody, org_id: str, params: Params) -> str:
     if body.timeFilter is not None:
         start = _instant(body.timeFilter.startTimeUnixMs, "timeFilter.startTimeUnixMs")
         end = _instant(body.timeFilter.endTimeUnixMs, "timeFilter.endTimeUnixMs")
-        conditions.append(f"created_at >= {params.add(_timestamp(params, start))}")
-        conditions.append(f"created_at < {params.add(_timestamp(params, end))}")
+        conditions.append(f"created_at >= {params.add(params.dialect.timestamp(start))}")
+        conditions.append(f"created_at < {params.add(params.dialect.timestamp(end))}")
     return f"scoped AS (SELECT * FROM requests WHERE {' AND '.join(conditions)})"
 
 

@@ -126,9 +126,8 @@ def _update(set_clause: str, org_id: str, params: Params, request_id: str) -> st
 
 
 def feedback_sql(org_id: str, params: Params, request_id: str, *, rating: bool, at: datetime) -> str:
-    stamp: object = at if params.dialect.name == "postgres" else at.isoformat(timespec="microseconds")
     value: object = rating if params.dialect.name == "postgres" else int(rating)
-    clause = f"feedback_rating = {params.add(value)}, feedback_created_at = {params.add(stamp)}"
+    clause = f"feedback_rating = {params.add(value)}, feedback_created_at = {params.add(params.dialect.timestamp(at))}"
     return _update(clause, org_id, params, request_id)
 
 

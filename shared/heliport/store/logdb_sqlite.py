@@ -20,7 +20,7 @@ import msgspec
 from heliport.logs.row import RequestRow
 from heliport.store.logdb import COLUMNS, as_utc, load_migrations, month_start
 
-__all__ = ["SqliteLogDb"]
+__all__ = ["SqliteLogDb", "stored_timestamp"]
 
 _COLUMN_LIST = ", ".join(COLUMNS)
 _INSERT = f"INSERT OR IGNORE INTO requests ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -67,7 +67,7 @@ _DECODERS: dict[int, msgspec.json.Decoder[Any]] = {
 _encode_json = msgspec.json.Encoder().encode
 
 
-def _timestamp(value: datetime) -> str:
+def stored_timestamp(value: datetime) -> str:
     """Fixed-width UTC text (always microseconds, always +00:00), so comparing text compares instants."""
     return as_utc(value).isoformat(timespec="microseconds")
 
@@ -77,7 +77,7 @@ def _to_db(row: RequestRow) -> list[Any]:
     values: list[Any] = list(msgspec.structs.astuple(row))
     for i in _DATETIMES:
         if values[i] is not None:
-            values[i] = _timestamp(values[i])
+            values[i] = stored_timestamp(values[i])
     for i in _DECODERS:
         values[i] = _encode_json(values[i]).decode()
     if values[_COST] is not None:
@@ -143,7 +143,7 @@ class SqliteLogDb:
                         conn.execute(statement)
                     conn.execute(
                         "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                        (migration.name, _timestamp(datetime.now(UTC))),
+                        (migration.name, stored_timestamp(datetime.now(UTC))),
                     )
                     applied.append(migration.name)
             except BaseException:
@@ -174,7 +174,7 @@ class SqliteLogDb:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for row, part in parts:
-                won = conn.execute(_UPSERT_PART, (row.request_id, _timestamp(row.created_at), part)).fetchone()
+                won = conn.execute(_UPSERT_PART, (row.request_id, stored_timestamp(row.created_at), part)).fetchone()
                 if won is not None:
                     conn.execute(_UPSERT, _to_db(row))
                     written.append(row.request_id)
@@ -194,7 +194,7 @@ class SqliteLogDb:
 
     async def drop_before(self, cutoff: datetime) -> list[str]:
         # Same rule as PostgreSQL's partition drop: whole UTC months before the cutoff's month.
-        bound = _timestamp(month_start(cutoff))
+        bound = stored_timestamp(month_start(cutoff))
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
