@@ -16,7 +16,7 @@ import msgspec
 from heliport.errors import InvalidHeaderError
 from heliport.ratelimit import Policy, parse_policy
 
-__all__ = ["CodeRange", "Fallback", "RequestOptions", "parse_headers"]
+__all__ = ["CodeRange", "Fallback", "RequestOptions", "bearer_token", "parse_headers"]
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
 
@@ -124,10 +124,16 @@ def _uuid(name: str, value: str) -> str:
         raise InvalidHeaderError(name, f"expected a UUID, got {value!r}") from None
 
 
-def _bearer(name: str, value: str) -> str:
+def bearer_token(value: str) -> str | None:
+    """The token of ``Bearer <token>`` (the scheme in any case), or None if the value is not one."""
     scheme, _, token = value.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _bearer(name: str, value: str) -> str:
+    token = bearer_token(value)
+    if token is None:
         raise InvalidHeaderError(name, "expected 'Bearer <heliport key>'")
     return token
 

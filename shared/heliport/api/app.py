@@ -37,6 +37,7 @@ from heliport.api.database import QueryDb
 from heliport.api.dialect import Params
 from heliport.auth import KEY_PREFIX, Authenticator
 from heliport.errors import AuthenticationError, HeliportError, InvalidBodyError, RequestError, RouteNotFoundError
+from heliport.headers import bearer_token
 
 __all__ = ["ENDPOINTS", "Call", "Endpoint", "QueryApi"]
 
@@ -129,12 +130,12 @@ class QueryApi:
         header = request.headers.get("authorization") or request.headers.get("helicone-auth")
         if header is None:
             raise AuthenticationError("Missing heliport key: send 'Authorization: Bearer <heliport key>'.")
-        scheme, _, token = header.strip().partition(" ")
-        if scheme.startswith(KEY_PREFIX) and not token:
-            token = scheme  # a bare key, as some of Helicone's own cookbooks send it
-        elif scheme.lower() != "bearer" or not token.strip():
-            raise AuthenticationError("Invalid Authorization header: expected 'Bearer <heliport key>'.")
-        key = await self.authenticator.authenticate(token.strip())
+        token = bearer_token(header)
+        if token is None:
+            token = header.strip()  # a bare key, as some of Helicone's own cookbooks send it
+            if not token.startswith(KEY_PREFIX) or " " in token:
+                raise AuthenticationError("Invalid Authorization header: expected 'Bearer <heliport key>'.")
+        key = await self.authenticator.authenticate(token)
         return key.org_id
 
     # --- request endpoints -----------------------------------------------------------------------------
@@ -209,12 +210,13 @@ class QueryApi:
         request_body, response_body = await links.read(row)
         return JSONResponse({"request": request_body, "response": response_body})
 
-    async def _update(self, call: Call, build: Callable[[Params, str], str]) -> None:
-        key = requests.parse_request_id(call.path("requestId"))
+    async def _update(self, call: Call, build: Callable[[Params, str], str], request_id: str | None = None) -> None:
+        """Run ``build``'s UPDATE for the request in the path (or ``request_id``); 404 if no row changed."""
+        named = call.path("requestId") if request_id is None else request_id
+        key = requests.parse_request_id(named)
         params = Params(self.db.dialect)
-        changed = await self.db.execute(call.org_id, build(params, key), params.values)
-        if changed == 0:
-            raise RouteNotFoundError(f"No request {call.path('requestId')} in this organisation.")
+        if await self.db.execute(call.org_id, build(params, key), params.values) == 0:
+            raise RouteNotFoundError(f"No request {named} in this organisation.")
 
     async def feedback(self, call: Call) -> None:
         body = _as(call.body, s.FeedbackBody)
@@ -228,11 +230,11 @@ class QueryApi:
     async def legacy_feedback(self, call: Call) -> None:
         body = _as(call.body, s.LegacyFeedbackBody)
         now = datetime.now(UTC)
-        key = requests.parse_request_id(body.helicone_id)
-        params = Params(self.db.dialect)
-        sql = requests.feedback_sql(call.org_id, params, key, rating=body.rating, at=now)
-        if await self.db.execute(call.org_id, sql, params.values) == 0:
-            raise RouteNotFoundError(f"No request {body.helicone_id} in this organisation.")
+        await self._update(
+            call,
+            lambda p, key: requests.feedback_sql(call.org_id, p, key, rating=body.rating, at=now),
+            request_id=body.helicone_id,
+        )
 
     async def score(self, call: Call) -> None:
         body = _as(call.body, s.ScoreBody)

@@ -41,7 +41,7 @@ from heliport.gateway.providers import Accounts
 from heliport.gateway.registry import Registry
 from heliport.gateway.routing import Candidate, plan
 from heliport.gateway.sse import DONE, data_event, named_event
-from heliport.headers import parse_headers
+from heliport.headers import bearer_token, parse_headers
 from heliport.logs.record import Status
 from heliport.proxy.forward import (
     SUCCESS_HEADERS,
@@ -554,8 +554,7 @@ class _Call:
 def _bearer(forward: list[tuple[str, str]]) -> str | None:
     for name, value in forward:
         if name == "authorization":
-            scheme, _, token = value.partition(" ")
-            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+            return bearer_token(value)
     return None
 
 

@@ -17,7 +17,7 @@ import msgspec
 from heliport.auth import Authenticator
 from heliport.config import Settings
 from heliport.errors import HeliportError, InvalidBodyError, send_error
-from heliport.headers import parse_headers
+from heliport.headers import bearer_token, parse_headers
 from heliport.logs.record import SECRET_HEADERS, LogRecord, caller_fields
 from heliport.logs.usage import extract_usage
 from heliport.proxy.forward import Receive, Scope, Send, read_body
@@ -162,8 +162,6 @@ class AsyncLogHandler:
 
 def _bearer(raw: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in raw:
-        if name.lower() == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
+        if name.lower() == b"authorization" and (token := bearer_token(value.decode("latin-1"))):
+            return token
     return None
