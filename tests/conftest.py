@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import pytest
 from tests.aws import atomic_moto_writes, aws_endpoint, blob_target, blobs, dynamo_table, s3_bucket, sqs_queue_url
 from tests.harness import Gateway, start_gateway
 from tests.mock_provider import MockProvider
-from tests.postgres import throwaway_database
+from tests.postgres import throwaway_database, throwaway_database_sync
 
 __all__ = [
     "atomic_moto_writes",
@@ -57,10 +56,5 @@ async def pg_dsn() -> AsyncIterator[str]:
 @pytest.fixture
 def pg_dsn_sync() -> Iterator[str]:
     """``pg_dsn`` for synchronous tests (the SDK end-to-end tests are plain functions)."""
-    loop = asyncio.new_event_loop()
-    database = throwaway_database()
-    try:
-        yield loop.run_until_complete(database.__aenter__())
-    finally:
-        loop.run_until_complete(database.__aexit__(None, None, None))
-        loop.close()
+    with throwaway_database_sync() as dsn:
+        yield dsn

@@ -92,6 +92,19 @@ class Gateway:
         self.server.stop()
 
 
+def serve_local(settings: Settings, key_store: SqliteKeyStore) -> ServerThread:
+    """heliport on loopback over local stores and a memory log sink: the query API and dashboard read
+    whatever log database ``settings`` name, which the test filled itself."""
+    app = Heliport(
+        settings,
+        key_store=key_store,
+        queue=MemoryQueue(),
+        cache_store=open_cache_store(settings),
+        counter_store=open_counter_store(settings),
+    )
+    return ServerThread(app).start()
+
+
 def wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:

@@ -6,10 +6,11 @@ without it the local trust-auth server is tried, and the PostgreSQL cases skip o
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -43,3 +44,16 @@ async def throwaway_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@contextmanager
+def throwaway_database_sync() -> Iterator[str]:
+    """``throwaway_database`` for synchronous fixtures: one event loop owns the admin connection from
+    the database's creation to its drop (a loop per step would close the connection in between)."""
+    loop = asyncio.new_event_loop()
+    database = throwaway_database()
+    try:
+        yield loop.run_until_complete(database.__aenter__())
+    finally:
+        loop.run_until_complete(database.__aexit__(None, None, None))
+        loop.close()

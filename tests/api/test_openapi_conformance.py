@@ -21,14 +21,12 @@ from pathlib import Path
 import pytest
 
 from heliport.api.app import ENDPOINTS
-from heliport.app import Heliport
 from heliport.auth import bootstrap_local_org
 from heliport.config import Settings
 from heliport.logs.row import RequestRow
-from heliport.store.factory import open_cache_store, open_counter_store
-from heliport.store.local import MemoryQueue, SqliteKeyStore
+from heliport.store.local import SqliteKeyStore
 from heliport.store.logdb_sqlite import SqliteLogDb
-from tests.harness import ServerThread
+from tests.harness import serve_local
 
 
 @dataclass
@@ -73,15 +71,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         return key
 
     key = asyncio.run(setup())
-    config = Settings(data_dir=data_dir)
-    app = Heliport(
-        config,
-        key_store=store,
-        queue=MemoryQueue(),
-        cache_store=open_cache_store(config),
-        counter_store=open_counter_store(config),
-    )
-    server = ServerThread(app).start()
+    server = serve_local(Settings(data_dir=data_dir), store)
     try:
         yield Served(server.url, key)
     finally:

@@ -18,17 +18,15 @@ from typing import Any
 import httpx
 import pytest
 
-from heliport.app import Heliport
 from heliport.auth import create_key
 from heliport.config import Settings
 from heliport.logs.row import RequestRow
-from heliport.store.factory import open_cache_store, open_counter_store
-from heliport.store.local import MemoryQueue, SqliteKeyStore
+from heliport.store.local import SqliteKeyStore
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb
 from heliport.store.ports import Organisation
-from tests.harness import ServerThread
-from tests.postgres import throwaway_database
+from tests.harness import serve_local
+from tests.postgres import throwaway_database_sync
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 MS = int(T0.timestamp() * 1000)
@@ -115,14 +113,8 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     if request.param == "sqlite":
         yield from _serve(data_dir, None)
         return
-    loop = asyncio.new_event_loop()
-    manager = throwaway_database()
-    dsn = loop.run_until_complete(manager.__aenter__())
-    try:
+    with throwaway_database_sync() as dsn:
         yield from _serve(data_dir, dsn)
-    finally:
-        loop.run_until_complete(manager.__aexit__(None, None, None))
-        loop.close()
 
 
 def _serve(data_dir: Path, dsn: str | None) -> Iterator[Served]:
@@ -143,10 +135,7 @@ def _serve(data_dir: Path, dsn: str | None) -> Iterator[Served]:
         return keys, rows_a
 
     keys, rows_a = asyncio.run(setup())
-    settings = Settings(data_dir=data_dir, database_url=dsn)
-    app = Heliport(settings, key_store=store, queue=MemoryQueue(), cache_store=open_cache_store(settings),
-                   counter_store=open_counter_store(settings))  # fmt: skip
-    server = ServerThread(app).start()
+    server = serve_local(Settings(data_dir=data_dir, database_url=dsn), store)
     a = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {keys[0]}"}, timeout=10)
     b = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {keys[1]}"}, timeout=10)
     try:
