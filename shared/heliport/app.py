@@ -18,6 +18,7 @@ from heliport.errors import RouteNotFoundError, send_error
 from heliport.gateway.handler import GATEWAY_ROUTES, GatewayHandler
 from heliport.gateway.providers import load_accounts
 from heliport.logs.async_log import ASYNC_LOG_ROUTES, AsyncLogHandler
+from heliport.logs.backlog import LogBacklog
 from heliport.proxy.forward import Message, ProxyHandler, Receive, Scope, Send
 from heliport.proxy.targets import TargetResolver
 from heliport.proxy.transport import AiohttpTransport, UpstreamTransport
@@ -81,6 +82,8 @@ class Heliport:
             "queue": queue,
             "cache": ResponseCache(cache_store),
             "limiter": RateLimiter(counter_store),
+            # One bound for both handlers: they hand records to the same queue.
+            "backlog": LogBacklog(settings.max_log_backlog),
         }
         self._proxy = ProxyHandler(settings, targets=TargetResolver(settings), **shared)
         self._gateway = GatewayHandler(

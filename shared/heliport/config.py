@@ -55,6 +55,9 @@ class Settings:
     max_logged_body_bytes: int = 8 * 1024 * 1024
     #: Finish the log hand-off before the response's last byte (Lambda freezes after it).
     log_before_last_byte: bool = False
+    #: Log hand-offs still outstanding after their responses beyond which new requests wait
+    #: (:mod:`heliport.logs.backlog`): bounds memory when the log queue falls behind.
+    max_log_backlog: int = 1000
     #: AWS adapters are used when these are set (the Lambda functions); otherwise the local ones.
     table_name: str | None = None
     queue_url: str | None = None
@@ -95,6 +98,7 @@ class Settings:
             max_logged_body_bytes=_int(env, "MAX_LOGGED_BODY_BYTES", cls.max_logged_body_bytes),
             # Lambda sets AWS_LAMBDA_FUNCTION_NAME; there the sandbox freezes after the last byte.
             log_before_last_byte=_bool(env, "LOG_BEFORE_LAST_BYTE", "AWS_LAMBDA_FUNCTION_NAME" in env),
+            max_log_backlog=_int(env, "MAX_LOG_BACKLOG", cls.max_log_backlog),
             table_name=env.get(_PREFIX + "TABLE") or None,
             queue_url=env.get(_PREFIX + "QUEUE_URL") or None,
             bucket=env.get(_PREFIX + "BUCKET") or None,

@@ -189,6 +189,7 @@ class GatewayHandler(ExchangeHandler):
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
             await _send_body(send, 200, msgspec.json.encode(self._registry().public_registry(query)))
             return
+        await self._backlog.admit()
         try:
             options, forward = parse_headers(scope["headers"])
             token = options.auth_token or _bearer(forward)

@@ -36,6 +36,7 @@ from heliport.errors import (
     send_error,
 )
 from heliport.headers import Fallback, RequestOptions, parse_headers
+from heliport.logs.backlog import LogBacklog
 from heliport.logs.record import SECRET_HEADERS, LogRecord, Status, caller_fields
 from heliport.logs.usage import Usage, extract_usage
 from heliport.proxy.retry import RetryPolicy, send_with_retries
@@ -320,6 +321,7 @@ class ExchangeHandler:
         queue: LogQueue,
         cache: ResponseCache,
         limiter: RateLimiter,
+        backlog: LogBacklog,
     ) -> None:
         self._settings = settings
         self._auth = authenticator
@@ -327,6 +329,7 @@ class ExchangeHandler:
         self._queue = queue
         self._cache = cache
         self._limiter = limiter
+        self._backlog = backlog
 
     async def _before_upstream(
         self, exchange: Exchange, send: Send, ids: list[tuple[bytes, bytes]]
@@ -445,6 +448,7 @@ class ExchangeHandler:
     async def _log(self, exchange: Exchange) -> None:
         # Shielded: a disconnect arriving now must not cut the hand-off short (see the cancel branch).
         exchange.logged = asyncio.ensure_future(self._send_record(exchange))
+        self._backlog.track(exchange.logged)
         await asyncio.shield(exchange.logged)
 
     async def _send_record(self, exchange: Exchange) -> None:
@@ -492,6 +496,7 @@ class ProxyHandler(ExchangeHandler):
         self._targets = targets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, gateway_path: str) -> None:
+        await self._backlog.admit()
         try:
             options, forward_headers = parse_headers(scope["headers"])
             key = await self._auth.authenticate(options.auth_token)
