@@ -9,5 +9,7 @@ from the environment the SAM template sets.
 from __future__ import annotations
 
 from heliport.app import create_app
+from heliport.heap import tune_for_serving
 
 app = create_app()
+tune_for_serving()

@@ -105,6 +105,9 @@ def _serve(settings: Settings) -> int:
         return await bootstrap_local_org(app.key_store)
 
     org, new_key = asyncio.run(bootstrap())
+    from heliport.heap import tune_for_serving
+
+    tune_for_serving()
     base = f"http://{settings.host}:{settings.port}"
     key_text = new_key or "<your key>  (create one with: heliport keys create)"
     print(f"heliport is serving on {base}  (organisation {org.name}, data in {settings.data_dir}/)")
