@@ -44,7 +44,7 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
-def _ensure_tool_venv(venv_dir: Path, name: str, requirements: list[str], wanted: str) -> Path:
+def ensure_tool_venv(venv_dir: Path, name: str, requirements: list[str], wanted: str) -> Path:
     """A venv of its own for one tool; reinstalled when ``wanted`` (a hash of its requirements) changes."""
     bin_dir = venv_dir / ("Scripts" if os.name == "nt" else "bin")
     stamp = venv_dir / ".installed"
@@ -64,13 +64,13 @@ def _ensure_tool_venv(venv_dir: Path, name: str, requirements: list[str], wanted
 def ensure_checkov() -> Path:
     """The checkov the infrastructure tests run, installed from ``infra/requirements-checkov.txt``."""
     wanted = hashlib.sha256(CHECKOV_REQUIREMENTS.read_bytes()).hexdigest()
-    return _ensure_tool_venv(CHECKOV_VENV, "checkov", ["-r", str(CHECKOV_REQUIREMENTS)], wanted)
+    return ensure_tool_venv(CHECKOV_VENV, "checkov", ["-r", str(CHECKOV_REQUIREMENTS)], wanted)
 
 
 def ensure_sam() -> Path:
     """The AWS SAM CLI whose ``sam validate`` the template tests run (offline, no credentials needed)."""
     wanted = hashlib.sha256(SAM_REQUIREMENT.encode()).hexdigest()
-    return _ensure_tool_venv(SAM_VENV, "sam", [SAM_REQUIREMENT], wanted)
+    return ensure_tool_venv(SAM_VENV, "sam", [SAM_REQUIREMENT], wanted)
 
 
 def main(argv: list[str]) -> int:
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     elif command == "heliport":
         args = [str(BIN / "heliport"), *rest]
     elif command == "bench":
-        args = [str(BIN / "python"), str(ROOT / "bench" / "run.py"), *rest]
+        args = [str(BIN / "python"), str(ROOT / "bench" / "suite.py"), *rest]
     else:
         os.environ.setdefault("HELIPORT_CHECKOV", str(ensure_checkov()))
         os.environ.setdefault("HELIPORT_SAM", str(ensure_sam()))

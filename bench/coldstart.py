@@ -94,14 +94,18 @@ def measure(kind: str, runs: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--out", type=Path, help="also write the results here as JSON (bench/suite.py)")
     args = parser.parse_args()
+    entries: dict[str, dict[str, float]] = {}
     for kind in ENTRIES:
-        got = measure(kind, args.runs)
+        got = entries[kind] = measure(kind, args.runs)
         print(
             f"{kind:7s} import {got['import_ms_median']:6.1f} ms (min {got['import_ms_min']:.1f}, "
             f"max {got['import_ms_max']:.1f})  peak RSS {got['rss_mb_median']:5.1f} MB  "
             f"first request -> {got['first_request_result']}"
         )
+    if args.out:
+        args.out.write_text(json.dumps({"runs": args.runs, "entries": entries}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -87,7 +88,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dsn", help="a PostgreSQL server to make the throwaway database on")
+    parser.add_argument("--out", type=Path, help="also write the results here as JSON (bench/suite.py)")
     args = parser.parse_args()
+    cases: list[dict[str, object]] = []
+    if args.dsn:  # the throwaway database is made on the server this names
+        os.environ["HELIPORT_TEST_PG_DSN"] = args.dsn
     async with throwaway_database() as dsn:
         logdb = PostgresLogDb(dsn, max_size=8)
         await logdb.migrate()
@@ -101,7 +107,18 @@ async def main() -> None:
                     rates = [await run_case(writer, batch, in_flight, args.records) for _ in range(args.rounds)]
                     rounds = ", ".join(f"{r:,.0f}" for r in rates)
                     print(f"{batch:>5} {in_flight:>9} {statistics.median(rates):>28,.0f}  {rounds}")
+                    cases.append(
+                        {
+                            "batch": batch,
+                            "in_flight": in_flight,
+                            "records_per_s_median": statistics.median(rates),
+                            "records_per_s": [round(r, 1) for r in rates],
+                        }
+                    )
         await logdb.aclose()
+    if args.out:
+        summary = {"records": args.records, "rounds": args.rounds, "cases": cases}
+        args.out.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -148,6 +148,7 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--out", type=Path, help="where to write the results (default bench/results/query-<UTC>.json)")
     args = parser.parse_args()
     name = f"heliport_bench_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(args.dsn)
@@ -162,7 +163,7 @@ async def main() -> None:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-    out = Path(__file__).parent / "results" / f"query-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out = args.out or Path(__file__).parent / "results" / f"query-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"rows": args.rows, "orgs": ORGS, "days": DAYS, "repeat": args.repeat,
                                "fill_seconds": round(seconds, 1), "cases": results}, indent=2) + "\n")  # fmt: skip
     print(f"wrote {out}")
