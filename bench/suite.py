@@ -248,7 +248,8 @@ def proxy_phase(children: Children, targets: Mapping[str, Target], scratch: Path
         "log_check": {
             "heliport_serve_completed": SENT["heliport-serve"],
             "heliport_serve_log_rows": logged_rows(serve.data_dir),
-            "heliport_completed": SENT["heliport"] + SENT["heliport-ratelimit"],
+            # One process serves the plain, rate-limited and cache-hit targets; each request queues a record.
+            "heliport_completed": SENT["heliport"] + SENT["heliport-ratelimit"] + SENT["heliport-cache-hit"],
             "heliport_queued_records": queue_rows(targets["heliport"].data_dir or scratch),
         },
         "server_log_errors": {name: log_errors(t.log) for name, t in targets.items() if log_errors(t.log)},
