@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import shutil
 import signal
 import statistics
@@ -53,14 +52,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # The path above makes `bench` importable when this runs as a script.
-from bench import peer, report
-from bench.features import CACHE, POLICY, prime_cache
+from bench import features, peer, report
+from bench.features import prime_cache
 from bench.run import (
     BENCH,
     BIN,
     COMMON_HEADERS,
     HOST,
-    LAMBDA_ENTRY,
     RESULTS,
     ROOT,
     SENT,
@@ -69,10 +67,8 @@ from bench.run import (
     Noise,
     Target,
     child_env,
-    create_key,
     free_port,
     interleaved,
-    lambda_argv,
     log_errors,
     logged_rows,
     machine,
@@ -174,37 +170,15 @@ def start_litellm(children: Children, scratch: Path, litellm: Path, mock_url: st
 
 
 def start_proxy_targets(children: Children, scratch: Path, litellm: Path | None) -> dict[str, Target]:
-    """The mock and every target in front of it, in measuring order."""
-    mock_url, mock_pid = start_mock(children, scratch)
-    python = str(BIN / "python")
-    baseline_port, lambda_port = free_port(), free_port()
-    baseline = children.start(
-        "baseline",
-        [python, str(BENCH / "baseline.py"), "--host", HOST, "--port", str(baseline_port), "--upstream", mock_url],
-        child_env(),
-        scratch / "baseline.log",
-    )
-    data_dir, log = scratch / "heliport", scratch / "heliport.log"
-    key = create_key(data_dir)
-    env = child_env(PYTHONPATH=str(LAMBDA_ENTRY), HELIPORT_DATA_DIR=str(data_dir), HELIPORT_UPSTREAM_OAI=mock_url)
-    proxy = children.start("heliport", lambda_argv(lambda_port), env, log, cwd=LAMBDA_ENTRY)
-    url = f"http://{HOST}:{lambda_port}{GATEWAY_PATH}"
-    auth = (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}")
-    pids = {"proxy": proxy.pid, "mock": mock_pid}
-    targets = {
-        "direct": Target("direct", mock_url + PATH, COMMON_HEADERS, {"mock": mock_pid}, scratch / "mock.log"),
-        "baseline": Target(
-            "baseline",
-            f"http://{HOST}:{baseline_port}{PATH}",
-            COMMON_HEADERS,
-            {"proxy": baseline.pid, "mock": mock_pid},
-            scratch / "baseline.log",
-        ),
-        "heliport": Target("heliport", url, auth, pids, log, data_dir=data_dir),
-        "heliport-cache-hit": Target("heliport-cache-hit", url, (*auth, *CACHE), {"proxy": proxy.pid}, log),
-        "heliport-ratelimit": Target("heliport-ratelimit", url, (*auth, POLICY), pids, log, data_dir=data_dir),
-        "heliport-serve": start_serve(children, scratch, mock_url, mock_pid, "heliport-serve"),
-    }
+    """The mock and every target in front of it, in measuring order.
+
+    The mock, the baseline and the Lambda entry's plain, rate-limited and cache-hit targets are
+    ``bench/features.py``'s; ``heliport serve`` and the peer join them in front of the same mock.
+    """
+    targets, _ = features.start(children, scratch)
+    direct = targets["direct"]
+    mock_url, mock_pid = direct.url.removesuffix(PATH), direct.pids["mock"]
+    targets["heliport-serve"] = start_serve(children, scratch, mock_url, mock_pid, "heliport-serve")
     if litellm is not None:
         targets["litellm"] = start_litellm(children, scratch, litellm, mock_url, mock_pid)
     return targets
@@ -429,7 +403,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.duration:
         settings = Settings(**{**asdict(settings), "duration_s": args.duration})
     signal.signal(signal.SIGTERM, raise_on_sigterm)
-    random.seed(0)
 
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
