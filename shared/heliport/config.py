@@ -98,7 +98,7 @@ class Settings:
             max_logged_body_bytes=_int(env, "MAX_LOGGED_BODY_BYTES", cls.max_logged_body_bytes),
             # Lambda sets AWS_LAMBDA_FUNCTION_NAME; there the sandbox freezes after the last byte.
             log_before_last_byte=_bool(env, "LOG_BEFORE_LAST_BYTE", "AWS_LAMBDA_FUNCTION_NAME" in env),
-            max_log_backlog=_int(env, "MAX_LOG_BACKLOG", cls.max_log_backlog),
+            max_log_backlog=_int(env, "MAX_LOG_BACKLOG", cls.max_log_backlog, minimum=1),
             table_name=env.get(_PREFIX + "TABLE") or None,
             queue_url=env.get(_PREFIX + "QUEUE_URL") or None,
             bucket=env.get(_PREFIX + "BUCKET") or None,
@@ -115,14 +115,17 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in env.get(_PREFIX + name, "").split(",") if p.strip())
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
     raw = env.get(_PREFIX + name)
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ConfigError(f"{_PREFIX}{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{_PREFIX}{name} must be at least {minimum}, got {value}")
+    return value
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
