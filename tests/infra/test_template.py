@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from cfnlint.decode import decode
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.infra.test_terraform import SSM_PARAMETERS, _checkov_binary
+from tests.infra.test_terraform import SSM_PARAMETERS, _checkov_binary, tool_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -111,17 +110,7 @@ def test_every_checkov_skip_is_explained_and_used(checkov_report: dict[str, Any]
 
 
 def _sam_binary() -> str:
-    configured = os.environ.get("HELIPORT_SAM")
-    if configured:
-        assert Path(configured).is_file(), f"HELIPORT_SAM={configured} does not exist. {SAM_INSTALL}"
-        return configured
-    found = shutil.which("sam")
-    if found:
-        return found
-    local = ROOT / ".venv-sam" / "bin" / "sam"
-    if local.is_file():
-        return str(local)
-    pytest.fail(SAM_INSTALL)
+    return tool_binary("sam", "HELIPORT_SAM", SAM_INSTALL)
 
 
 @pytest.mark.parametrize("lint", [False, True], ids=["translator", "lint"])

@@ -387,18 +387,24 @@ def test_terraform_fmt() -> None:
             assert (len(line) - len(line.lstrip(" "))) % 2 == 0, f"{where}: indentation is not in steps of 2"
 
 
-def _checkov_binary() -> str:
-    configured = os.environ.get("HELIPORT_CHECKOV")
+def tool_binary(name: str, env_var: str, install_hint: str) -> str:
+    """A tool the tests run from outside the project venv: ``env_var`` (what dev.py sets), then
+    PATH, then the ``.venv-<name>`` dev.py makes; otherwise fail with ``install_hint``."""
+    configured = os.environ.get(env_var)
     if configured:
-        assert Path(configured).is_file(), f"HELIPORT_CHECKOV={configured} does not exist. {CHECKOV_INSTALL}"
+        assert Path(configured).is_file(), f"{env_var}={configured} does not exist. {install_hint}"
         return configured
-    found = shutil.which("checkov")
+    found = shutil.which(name)
     if found:
         return found
-    local = ROOT / ".venv-checkov" / "bin" / "checkov"
+    local = ROOT / f".venv-{name}" / "bin" / name
     if local.is_file():
         return str(local)
-    pytest.fail(CHECKOV_INSTALL)
+    pytest.fail(install_hint)
+
+
+def _checkov_binary() -> str:
+    return tool_binary("checkov", "HELIPORT_CHECKOV", CHECKOV_INSTALL)
 
 
 @pytest.fixture(scope="module")
