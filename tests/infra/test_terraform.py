@@ -32,6 +32,7 @@ STACKS = {
 }
 
 # The parameters template.yaml reads; the example must write every one under /<name>/.
+# (aurora-cluster-arn is written for operators and the Data API; test_terraform_cli.py says so.)
 SSM_PARAMETERS = {
     "bodies-bucket",
     "consumer-subnet-ids",
@@ -40,6 +41,8 @@ SSM_PARAMETERS = {
     "database-endpoint",
     "database-name",
     "aurora-cluster-arn",
+    # The customer managed KMS key the functions need kms:Decrypt/GenerateDataKey on, or "none".
+    "kms-key-arn",
 }
 
 # Checkov findings accepted on purpose. Each is suppressed next to its resource with a
@@ -357,6 +360,59 @@ def test_example_writes_every_ssm_parameter(parsed: dict[Path, dict[str, Any]]) 
     assert 'join(","' in str(parameters["consumer-subnet-ids"]["value"]).replace("\\", "")
     assert "master_user_secret_arn" in str(parameters["database-secret-arn"]["value"])
     assert "SecureString" not in types.values(), "CloudFormation SSM parameter types cannot read SecureString"
+    # SSM refuses an empty String: no key is written as the literal "none" (the mocked apply checks the values).
+    assert types["kms-key-arn"] == "String"
+    assert str(parameters["kms-key-arn"]["value"]).replace("\\", "") == '${coalesce(var.kms_key_arn, "none")}'
+
+
+def test_example_routes_the_vpc_lambdas_to_secrets_manager_and_sqs(parsed: dict[Path, dict[str, Any]]) -> None:
+    """No NAT: the consumer and query API reach Secrets Manager (Aurora's secret) and SQS (re-enqueued spool)
+    only through interface endpoints, on by default in the example and in one AZ to halve their cost."""
+    variables = _blocks(parsed[EXAMPLE / "variables.tf"], "variable")
+    assert variables["interface_endpoint_services"]["default"] == ["secretsmanager", "sqs"]
+    assert variables["interface_endpoint_az_count"]["default"] == 1
+    description = variables["interface_endpoint_az_count"]["description"]
+    assert "$14.60" in description and "$29.20" in description and "single writer" in description
+    modules = {name: body for file in _stack(parsed, EXAMPLE) for name, body in _blocks(file, "module").items()}
+    network = modules["network"]
+    assert _unquote(network["interface_endpoint_services"]) == "${var.interface_endpoint_services}"
+    assert _unquote(network["interface_endpoint_az_count"]) == "${var.interface_endpoint_az_count}"
+
+    module_variables = _blocks(parsed[MODULES["network"] / "variables.tf"], "variable")
+    assert module_variables["interface_endpoint_az_count"]["default"] is None, "null must mean every AZ"
+    (endpoint,) = [
+        body
+        for file in _stack(parsed, MODULES["network"])
+        for rtype, name, body in _resources(file)
+        if rtype == "aws_vpc_endpoint" and name == "interface"
+    ]
+    assert _unquote(endpoint["vpc_endpoint_type"]) == "Interface" and endpoint["private_dns_enabled"] is True
+    assert "slice(aws_subnet.private[*].id, 0, local.interface_endpoint_az_count)" in str(endpoint["subnet_ids"])
+    preconditions = _first(endpoint["lifecycle"])["precondition"]
+    assert any("var.az_count" in str(item["condition"]) for item in preconditions), "az_count bounds the AZs"
+
+
+def test_network_lambdas_reach_the_interface_endpoints_on_443_only(parsed: dict[Path, dict[str, Any]]) -> None:
+    def rule(rtype: str, name: str) -> dict[str, Any]:
+        (found,) = [
+            body
+            for file in _stack(parsed, MODULES["network"])
+            for kind, rule_name, body in _resources(file)
+            if kind == rtype and rule_name == name
+        ]
+        return found
+
+    egress = rule("aws_vpc_security_group_egress_rule", "lambda_endpoints")
+    ingress = rule("aws_vpc_security_group_ingress_rule", "endpoints_https")
+    assert "aws_security_group.lambda.id" in str(egress["security_group_id"])
+    assert "aws_security_group.endpoints[0].id" in str(egress["referenced_security_group_id"])
+    assert "aws_security_group.endpoints[0].id" in str(ingress["security_group_id"])
+    assert "aws_security_group.lambda.id" in str(ingress["referenced_security_group_id"])
+    for body in (egress, ingress):
+        assert (body["from_port"], body["to_port"], _unquote(body["ip_protocol"])) == (443, 443, "tcp")
+        assert "cidr_ipv4" not in body and "cidr_ipv6" not in body and "prefix_list_id" not in body
+        # The rules exist exactly when the endpoints do.
+        assert _unquote(body["count"]) == "${length(var.interface_endpoint_services) > 0 ? 1 : 0}"
 
 
 def test_example_provider_uses_the_region_variable(parsed: dict[Path, dict[str, Any]]) -> None:

@@ -15,6 +15,7 @@ module "network" {
   cidr_block                  = var.vpc_cidr_block
   az_count                    = var.az_count
   interface_endpoint_services = var.interface_endpoint_services
+  interface_endpoint_az_count = var.interface_endpoint_az_count
 }
 
 module "aurora" {
@@ -75,6 +76,12 @@ locals {
       type        = "String"
       value       = module.aurora.cluster_arn
       description = "Aurora cluster ARN (Data API, IAM policies)."
+    }
+    # SSM refuses an empty String parameter, so "no customer managed key" is the literal "none".
+    "kms-key-arn" = {
+      type        = "String"
+      value       = coalesce(var.kms_key_arn, "none")
+      description = "Customer managed KMS key of Aurora, its secret and the bucket (the functions decrypt with it), or none."
     }
   }
 }

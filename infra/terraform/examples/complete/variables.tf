@@ -28,15 +28,32 @@ variable "vpc_cidr_block" {
 }
 
 variable "interface_endpoint_services" {
-  description = "Interface endpoints to create (e.g. [\"secretsmanager\"] if the consumer reads its secret at runtime)."
+  description = "Interface endpoints of the VPC. The consumer and query API Lambdas run in private subnets without NAT: they read Aurora's managed secret from Secrets Manager (cold start, password rotation) and the consumer re-enqueues spooled records on SQS, so both are needed unless you give the subnets another route. Each costs about $7.30/month per AZ (see interface_endpoint_az_count)."
   type        = list(string)
-  default     = []
+  default     = ["secretsmanager", "sqs"]
+}
+
+variable "interface_endpoint_az_count" {
+  description = "AZs that get the interface endpoints' ENIs (the first N private subnets; private DNS serves every subnet from them). 1 by default: each endpoint bills about $0.01/h per AZ, and with Aurora's single writer instance in one AZ a second AZ of endpoints would cost $14.60/month more (both services: $29.20 instead of $14.60) without letting the stack survive an AZ outage. Between 1 and az_count."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.interface_endpoint_az_count >= 1 && floor(var.interface_endpoint_az_count) == var.interface_endpoint_az_count
+    error_message = "interface_endpoint_az_count must be a whole number from 1 to az_count."
+  }
 }
 
 variable "kms_key_arn" {
-  description = "Optional customer managed KMS key for Aurora storage, its master secret and the bucket (SSE-KMS)."
+  description = "Optional customer managed KMS key (key ARN) for Aurora storage, its master secret and the bucket (SSE-KMS). Written to /<name>/kms-key-arn (\"none\" when null) so that the SAM template grants the functions kms:Decrypt and kms:GenerateDataKey on it."
   type        = string
   default     = null
+
+  validation {
+    # Not an alias: IAM grants (the SAM template's) and RDS need the key's own ARN.
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be null or the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>), not an alias."
+  }
 }
 
 variable "aurora_min_capacity" {

@@ -28,6 +28,8 @@ data "aws_vpc_endpoint_service" "interface" {
 
 locals {
   azs = slice(data.aws_availability_zones.available.names, 0, var.az_count)
+  # Interface endpoints bill per AZ: their ENIs go in the first N private subnets only (null: all of them).
+  interface_endpoint_az_count = coalesce(var.interface_endpoint_az_count, var.az_count)
 }
 
 resource "aws_vpc" "this" {
@@ -86,7 +88,8 @@ resource "aws_vpc_endpoint" "dynamodb" {
   tags              = merge(var.tags, { Name = "${var.name}-dynamodb" })
 }
 
-# Security group for the VPC-attached Lambdas (consumer, query API). SAM attaches it.
+# Security group for the VPC-attached Lambdas (consumer, query API). SAM attaches it. Its description
+# predates the interface endpoints (also reached on 443, rule below): a new description replaces the group.
 resource "aws_security_group" "lambda" {
   #checkov:skip=CKV2_AWS_5:Attached by the SAM template (consumer and API functions), outside Terraform.
   name        = "${var.name}-lambda"
@@ -125,7 +128,8 @@ resource "aws_vpc_security_group_egress_rule" "lambda_dynamodb" {
   tags              = var.tags
 }
 
-# Optional interface endpoints (e.g. Secrets Manager) and the HTTPS path to them.
+# Optional interface endpoints (e.g. Secrets Manager, SQS) and the HTTPS path to them: the Lambda security
+# group may send 443 to the endpoints' group, which admits 443 from the Lambda group only.
 resource "aws_security_group" "endpoints" {
   count = length(var.interface_endpoint_services) > 0 ? 1 : 0
 
@@ -159,14 +163,24 @@ resource "aws_vpc_security_group_egress_rule" "lambda_endpoints" {
   tags                         = var.tags
 }
 
+# An ENI in each of the first interface_endpoint_az_count subnets. Private DNS resolves the service's
+# regular host name (e.g. secretsmanager.<region>.amazonaws.com) to these ENIs from every subnet of the
+# VPC, so Lambdas in the other AZs reach them too (cross-AZ traffic, $0.01/GB).
 resource "aws_vpc_endpoint" "interface" {
   for_each = toset(var.interface_endpoint_services)
 
   vpc_id              = aws_vpc.this.id
   service_name        = data.aws_vpc_endpoint_service.interface[each.key].service_name
   vpc_endpoint_type   = "Interface"
-  subnet_ids          = aws_subnet.private[*].id
+  subnet_ids          = slice(aws_subnet.private[*].id, 0, local.interface_endpoint_az_count)
   security_group_ids  = [aws_security_group.endpoints[0].id]
   private_dns_enabled = true
   tags                = merge(var.tags, { Name = "${var.name}-${each.value}" })
+
+  lifecycle {
+    precondition {
+      condition     = local.interface_endpoint_az_count <= var.az_count
+      error_message = "interface_endpoint_az_count (${local.interface_endpoint_az_count}) must not exceed az_count (${var.az_count}): there is one private subnet per AZ."
+    }
+  }
 }

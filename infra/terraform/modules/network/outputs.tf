@@ -32,3 +32,18 @@ output "dynamodb_endpoint_id" {
   description = "Id of the DynamoDB gateway endpoint."
   value       = aws_vpc_endpoint.dynamodb.id
 }
+
+output "interface_endpoint_ids" {
+  description = "Ids of the interface endpoints, by service short name (empty when interface_endpoint_services is)."
+  value       = { for service, endpoint in aws_vpc_endpoint.interface : service => endpoint.id }
+}
+
+output "interface_endpoint_subnet_ids" {
+  description = "Subnets holding each interface endpoint's ENIs, by service short name (the first interface_endpoint_az_count private subnets)."
+  value       = { for service, endpoint in aws_vpc_endpoint.interface : service => sort(endpoint.subnet_ids) }
+}
+
+output "endpoints_security_group_id" {
+  description = "Security group of the interface endpoints (HTTPS from the Lambda security group); null without interface endpoints."
+  value       = one(aws_security_group.endpoints[*].id)
+}

@@ -31,9 +31,27 @@ variable "az_count" {
 }
 
 variable "interface_endpoint_services" {
-  description = "Short names of AWS services to reach through interface endpoints (e.g. [\"secretsmanager\"]). Each costs about $7/month per AZ; empty by default."
+  description = "Short names of AWS services to reach through interface endpoints, e.g. [\"secretsmanager\", \"sqs\"]: the only route from these private subnets (no NAT) to AWS APIs without a gateway endpoint. Each costs about $0.01/h per AZ (~$7.30/month) plus $0.01/GB; empty by default."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = length(var.interface_endpoint_services) == length(distinct(var.interface_endpoint_services))
+    error_message = "interface_endpoint_services must not name a service twice."
+  }
+}
+
+variable "interface_endpoint_az_count" {
+  description = "Number of AZs (the first N private subnets) that get an ENI of each interface endpoint; null means every AZ. Each AZ bills about $7.30/month per endpoint; with private DNS one AZ serves the Lambdas of every subnet, so fewer AZs trade AZ-failure tolerance of the endpoint for money (worth it when, as in the complete example, Aurora has a single writer in one AZ anyway). Between 1 and az_count."
+  type        = number
+  default     = null
+
+  # The upper bound (az_count) is checked by a precondition on the endpoints: a variable's validation can
+  # only refer to other variables from Terraform 1.9, and these modules support 1.5.7.
+  validation {
+    condition     = var.interface_endpoint_az_count == null || try(var.interface_endpoint_az_count >= 1 && floor(var.interface_endpoint_az_count) == var.interface_endpoint_az_count, false)
+    error_message = "interface_endpoint_az_count must be null (every AZ) or a whole number from 1 to az_count."
+  }
 }
 
 variable "tags" {
