@@ -153,3 +153,62 @@ def test_layer_dependencies_have_arm64_python313_wheels(tmp_path: Path) -> None:
     for name, wheel in installed.items():
         assert wheel.endswith(".whl"), f"{name}: {wheel} is not a wheel"
         assert wheel.endswith("-none-any.whl") or "aarch64" in wheel, f"{name}: {wheel} is not for arm64"
+
+
+# API Gateway ends a streamed response after this long without a byte (regional and private endpoints).
+API_GATEWAY_STREAM_IDLE_SECONDS = 300
+
+
+def _statements(function: str) -> list[Any]:
+    """The inline policy statements of one function, with the ``!If`` wrappers as written."""
+    policies = _template()["Resources"][function]["Properties"]["Policies"]
+    return [statement for policy in policies if "Statement" in policy for statement in policy["Statement"]]
+
+
+def _kms_statement(function: str) -> dict[str, Any]:
+    """The statement a function gets only when a customer managed key is given."""
+    for statement in _statements(function):
+        conditional = statement.get("Fn::If") if isinstance(statement, dict) else None
+        if conditional and conditional[0] == "HasKmsKey":
+            assert conditional[2] == {"Ref": "AWS::NoValue"}, f"{function}: nothing is granted without a key"
+            return conditional[1]
+    raise AssertionError(f"{function} cannot use the customer managed key")
+
+
+def test_the_proxy_gives_up_on_a_silent_upstream_before_api_gateway_does() -> None:
+    variables = _template()["Resources"]["ProxyFunction"]["Properties"]["Environment"]["Variables"]
+    assert 0 < float(variables["HELIPORT_READ_TIMEOUT"]) < API_GATEWAY_STREAM_IDLE_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("function", "actions"),
+    [
+        ("ProxyFunction", {"kms:GenerateDataKey", "kms:Decrypt"}),
+        ("QueryApiFunction", {"kms:Decrypt"}),
+        ("LoggerFunction", {"kms:GenerateDataKey", "kms:Decrypt"}),
+    ],
+)
+def test_a_customer_managed_key_is_usable_by_each_function_through_its_services(
+    function: str, actions: set[str]
+) -> None:
+    statement = _kms_statement(function)
+    assert statement["Effect"] == "Allow" and set(statement["Action"]) == actions
+    assert statement["Resource"] == {"Ref": "KmsKeyArn"}
+    assert "kms:ViaService" in statement["Condition"]["StringEquals"], "only through S3 / Secrets Manager"
+    condition = _template()["Conditions"]["HasKmsKey"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "KmsKeyArn"}, "none"]}]}, "Terraform writes 'none'"
+
+
+def test_the_dead_letter_alarm_tells_someone() -> None:
+    resources = _template()["Resources"]
+    alarm = resources["DeadLetterAlarm"]["Properties"]
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert resources["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    subscription = resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail" and subscription["Properties"]["Protocol"] == "email"
+    assert subscription["Properties"]["TopicArn"] == {"Ref": "AlarmTopic"}
+
+
+def test_stack_deletion_keeps_the_table_of_keys() -> None:
+    table = _template()["Resources"]["StateTable"]
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
