@@ -1,4 +1,5 @@
-"""``heliport serve | keys create|list|revoke | migrate | logs respool``: the local server and its upkeep.
+"""``heliport serve | keys create|list|revoke | migrate | logs respool | smoke``: the local server, its
+upkeep, and the check of a deployment (``smoke``, in :mod:`heliport.smoke`).
 
 The same commands manage keys of a deployed stack: with ``HELIPORT_TABLE`` (and AWS credentials)
 set, keys go to the DynamoDB table instead of the local SQLite file.
@@ -51,6 +52,25 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("--org", help="organisation id (default: the first one)")
     for sub in (create, listing, revoke):
         sub.add_argument("--data-dir", type=Path, help="where local state lives (default .heliport)")
+
+    smoke = commands.add_parser("smoke", help="check a deployment end to end (run it after sam deploy)")
+    smoke.add_argument(
+        "url", metavar="GatewayUrl", help="the stack's GatewayUrl output, stage included (https://<id>.execute-api...)"
+    )
+    smoke.add_argument("--key", required=True, help="a heliport key of the deployment (heliport keys create)")
+    smoke.add_argument("--openai-key", help="OpenAI key for the pass-through steps (default: OPENAI_API_KEY)")
+    smoke.add_argument("--model", default="gpt-4o-mini", help="model for the AI gateway steps (default gpt-4o-mini)")
+    smoke.add_argument(
+        "--openai-model", default="gpt-4o-mini", help="model for the pass-through steps (default gpt-4o-mini)"
+    )
+    smoke.add_argument("--timeout", type=float, default=60.0, help="seconds each request may take (default 60)")
+    smoke.add_argument(
+        "--log-timeout", type=float, default=60.0, help="seconds to wait for the logged row (default 60)"
+    )
+    smoke.add_argument("--skip-passthrough", action="store_true", help="skip the steps that need an OpenAI key")
+    smoke.add_argument(
+        "--skip-gateway", action="store_true", help="skip the AI gateway steps (no provider key deployed)"
+    )
     return parser
 
 
@@ -161,8 +181,28 @@ async def _respool(settings: Settings) -> int:
     return 0
 
 
+def _smoke(args: argparse.Namespace) -> int:
+    # Imported here: aiohttp's client is only needed by this command, and `heliport --help` stays fast.
+    from heliport.smoke import SmokeOptions, run
+
+    options = SmokeOptions(
+        url=args.url,
+        key=args.key,
+        openai_key=args.openai_key or os.environ.get("OPENAI_API_KEY"),
+        model=args.model,
+        openai_model=args.openai_model,
+        timeout=args.timeout,
+        log_timeout=args.log_timeout,
+        skip_passthrough=args.skip_passthrough,
+        skip_gateway=args.skip_gateway,
+    )
+    return run(options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "smoke":  # a client of a deployment: no local settings or stores
+        return _smoke(args)
     settings = _settings(args)
     if args.command == "serve":
         return _serve(settings)
