@@ -19,3 +19,39 @@ def test_the_log_backlog_bound_is_read_from_the_environment() -> None:
 def test_a_log_backlog_bound_below_one_or_not_a_number_is_refused(raw: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"HELIPORT_MAX_LOG_BACKLOG": raw})
+
+
+def test_the_aurora_settings_and_the_database_connect_bound_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "HELIPORT_DATABASE_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:rds",
+            "HELIPORT_DATABASE_HOST": "cluster.example",
+            "HELIPORT_DATABASE_NAME": "heliport",
+            "HELIPORT_DATABASE_PORT": "6432",
+            "HELIPORT_DATABASE_CONNECT_TIMEOUT": "2.5",
+        }
+    )
+    assert settings.database_secret_arn == "arn:aws:secretsmanager:us-east-1:1:secret:rds"
+    assert (settings.database_host, settings.database_name, settings.database_port) == (
+        "cluster.example",
+        "heliport",
+        6432,
+    )
+    assert settings.database_connect_timeout == 2.5
+    defaults = Settings.from_env({})
+    assert (defaults.database_port, defaults.database_connect_timeout) == (5432, 10.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("HELIPORT_DATABASE_CONNECT_TIMEOUT", "soon", "HELIPORT_DATABASE_CONNECT_TIMEOUT must be a number, got 'soon'"),
+        ("HELIPORT_DATABASE_CONNECT_TIMEOUT", "0", "HELIPORT_DATABASE_CONNECT_TIMEOUT must be a positive number"),
+        ("HELIPORT_DATABASE_CONNECT_TIMEOUT", "nan", "HELIPORT_DATABASE_CONNECT_TIMEOUT must be a positive number"),
+        ("HELIPORT_DATABASE_PORT", "pg", "HELIPORT_DATABASE_PORT must be an integer, got 'pg'"),
+        ("HELIPORT_DATABASE_PORT", "0", "HELIPORT_DATABASE_PORT must be at least 1, got 0"),
+    ],
+)
+def test_a_bad_database_setting_is_refused_by_name(name: str, raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({name: raw})

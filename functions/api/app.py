@@ -7,29 +7,40 @@ every invocation on one event loop that lives as long as the execution environme
 pool and the key cache are reused by warm invocations. The first invocation of an environment
 brings the schema up to date, as the consumer does (an API deployed before any request was logged
 still answers, with empty lists).
+
+Nothing reaches the network at import: the Aurora secret is read when the first connection opens.
+The first call after Aurora Serverless paused at 0 ACU waits 15-30 s for it to resume, longer than
+``HELIPORT_DATABASE_CONNECT_TIMEOUT`` (10 s): that call, whether it was migrating or querying, is
+answered 503 with ``Retry-After`` in the API's ``{data, error}`` shape (the attempt has started the
+resume), and the next invocation migrates again.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import logging
 from typing import Any
 
 from mangum import Mangum
+from starlette.responses import Response
 
-from heliport.api.app import QueryApi
+from heliport.api.app import QueryApi, error_response
 from heliport.api.bodies import BodyLinks
 from heliport.auth import Authenticator
 from heliport.config import Settings
 from heliport.dashboard import serve_dashboard
-from heliport.store.aurora import database_url_from_environment
+from heliport.errors import HeliportError
+from heliport.store.aurora import database_credentials
 from heliport.store.factory import open_blobs, open_key_store, open_logdb, open_query_db
+from heliport.store.logdb_postgres import DatabaseUnavailableError
 
 logger = logging.getLogger("heliport.api")
 
-_settings = dataclasses.replace(Settings.from_env(), database_url=database_url_from_environment())
+_settings = Settings.from_env()
+#: One source for the reader and the migrating writer: one secret read per cold start.
+_credentials = database_credentials(_settings)
 _api = QueryApi(
-    open_query_db(_settings),
+    open_query_db(_settings, _credentials),
     Authenticator(open_key_store(_settings), _settings.auth_cache_ttl),
     BodyLinks(open_blobs(_settings), secret=_settings.body_url_secret),
 )
@@ -48,19 +59,36 @@ _asgi = Mangum(_app, lifespan="off")
 _migrated = False
 
 
+async def _migrate() -> list[str]:
+    # The API's own connect bound, not the consumer's: this runs inside a 29 s invocation.
+    logdb = open_logdb(_settings, _credentials, connect_timeout=_settings.database_connect_timeout)
+    try:
+        return await logdb.migrate()
+    finally:
+        await logdb.aclose()
+
+
+def _answer(response: Response, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``response`` in the shape the event's source expects (Mangum knows API Gateway's and ALB's)."""
+    answered: dict[str, Any] = Mangum(response, lifespan="off")(event, context)
+    return answered
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _migrated
     if not _migrated:
-        import asyncio
-
-        async def migrate() -> list[str]:
-            logdb = open_logdb(_settings)
-            try:
-                return await logdb.migrate()
-            finally:
-                await logdb.aclose()
-
-        applied = asyncio.get_event_loop().run_until_complete(migrate())
+        # Mangum runs every invocation on this same loop, so the pools opened here stay usable.
+        try:
+            applied = asyncio.get_event_loop().run_until_complete(_migrate())
+        except DatabaseUnavailableError as error:
+            logger.warning("could not migrate the log database yet; answering 503: %s", error.message)
+            return _answer(error_response(error), event, context)
+        except Exception:
+            # Not a crash of the invocation (API Gateway would answer its opaque 502): a 500 in the API's
+            # shape, and the next invocation tries again.
+            logger.exception("could not migrate the log database; trying again on the next invocation")
+            failure = HeliportError("Internal error; the server log has the details.")
+            return _answer(error_response(failure), event, context)
         if applied:
             logger.warning("applied migrations %s", ", ".join(applied))
         _migrated = True

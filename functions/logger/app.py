@@ -4,25 +4,28 @@ The event source mapping sets ``ReportBatchItemFailures``, so only the messages 
 ``batchItemFailures`` come back. One event loop lives for the whole execution environment: the
 database pool and the S3 client belong to it and are reused by every warm invocation. The first
 invocation of each environment also re-enqueues records the proxy spooled to S3 while SQS was down.
+
+Nothing reaches the network at import (the Aurora secret is read when the first connection opens),
+so an unreachable Secrets Manager or database fails invocations, never the module. An invocation
+that cannot migrate gives the whole batch back to SQS, which redelivers it after the visibility
+timeout; the next invocation migrates again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from typing import Any
 
 from heliport.config import Settings
 from heliport.logs.consumer import BatchResponse, LogWriter, handle_sqs_batch
 from heliport.logs.spool import respool
-from heliport.store.aurora import database_url_from_environment
 from heliport.store.factory import open_blobs, open_inner_queue, open_logdb
 
 logger = logging.getLogger("heliport.consumer")
 
 _loop = asyncio.new_event_loop()
-_settings = dataclasses.replace(Settings.from_env(), database_url=database_url_from_environment())
+_settings = Settings.from_env()
 _writer = LogWriter(open_logdb(_settings), open_blobs(_settings))
 _respooled = False
 _migrated = False
@@ -53,8 +56,13 @@ async def _respool_once() -> None:
 
 
 async def _handle(event: dict[str, Any]) -> BatchResponse:
-    await _migrate_once()
-    await _respool_once()
+    await _respool_once()  # S3 to SQS: needs no database
+    try:
+        await _migrate_once()
+    except Exception:
+        records = event.get("Records", [])
+        logger.exception("could not migrate the log database; all %d messages will be redelivered", len(records))
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
     return await handle_sqs_batch(event, _writer)
 
 

@@ -7,18 +7,59 @@ Every bad value raises :class:`ConfigError` naming the variable.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ConfigError", "Settings"]
+__all__ = ["ConfigError", "SecretTimeouts", "SecretUnreachableError", "Settings"]
 
 _PREFIX = "HELIPORT_"
 
 
 class ConfigError(ValueError):
     """A deployment setting is missing or malformed (an operator's error, not a request's)."""
+
+
+@dataclass(frozen=True)
+class SecretTimeouts:
+    """Bounds on every Secrets Manager call heliport makes (the Aurora secret, the provider keys).
+
+    botocore's defaults are a 60 s connect timeout, a 60 s read timeout and several attempts: in a
+    VPC without NAT and without an interface endpoint for secretsmanager the connection never
+    opens, and a cold start would hang for minutes before failing. GetSecretValue answers in tens
+    of milliseconds when it is reachable, so a few seconds per attempt and two attempts (one retry
+    for a transient failure) are plenty, and keep the worst case (~12 s) inside the query API's 29 s.
+    """
+
+    connect: float = 3.0
+    read: float = 3.0
+    #: Total attempts, the first included (botocore's ``total_max_attempts``).
+    attempts: int = 2
+
+    def client_config(self) -> dict[str, object]:
+        """Keyword arguments for ``botocore.config.Config``."""
+        return {
+            "connect_timeout": self.connect,
+            "read_timeout": self.read,
+            "retries": {"mode": "standard", "total_max_attempts": self.attempts},
+        }
+
+
+class SecretUnreachableError(ConfigError):
+    """Secrets Manager did not answer within the bounds of :class:`SecretTimeouts`.
+
+    A deployment problem (a route, an endpoint, a security group), so a :class:`ConfigError`; the
+    message names the variable, the secret, the endpoint and the bounds, and the usual cause.
+    """
+
+    def __init__(self, variable: str, secret_id: str, endpoint: str, timeouts: SecretTimeouts, cause: str) -> None:
+        super().__init__(
+            f"{variable}: could not reach Secrets Manager at {endpoint} to read {secret_id} within "
+            f"{timeouts.connect:g} s to connect and {timeouts.read:g} s to answer, {timeouts.attempts} attempt(s) "
+            f"({cause}). No route from the VPC? (interface endpoint for secretsmanager)"
+        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +108,15 @@ class Settings:
     aws_endpoint_url: str | None = None
     #: PostgreSQL DSN of the log database; the local default is SQLite in the data directory.
     database_url: str | None = None
+    #: Aurora without a fixed DSN: the RDS managed secret ({username, password}) and where the cluster is.
+    #: ``store.aurora`` turns them into a DSN when the first connection is opened (and again after a rotation).
+    database_secret_arn: str | None = None
+    database_host: str | None = None
+    database_name: str | None = None
+    database_port: int = 5432
+    #: Seconds the query API waits for a database connection before answering 503 with Retry-After
+    #: (Aurora Serverless v2 takes 15-30 s to resume from 0 ACU; API Gateway gives up at 29 s).
+    database_connect_timeout: float = 10.0
     #: Signs the query API's local body URLs (``signed_body_url``); a random one per process if unset.
     body_url_secret: bytes | None = None
     #: Realtime relay: seconds between the log writes of a live session (it is also written on close).
@@ -105,6 +155,13 @@ class Settings:
             aws_region=env.get(_PREFIX + "AWS_REGION") or env.get("AWS_REGION") or None,
             aws_endpoint_url=env.get(_PREFIX + "AWS_ENDPOINT_URL") or None,
             database_url=env.get(_PREFIX + "DATABASE_URL") or None,
+            database_secret_arn=env.get(_PREFIX + "DATABASE_SECRET_ARN") or None,
+            database_host=env.get(_PREFIX + "DATABASE_HOST") or None,
+            database_name=env.get(_PREFIX + "DATABASE_NAME") or None,
+            database_port=_int(env, "DATABASE_PORT", cls.database_port, minimum=1),
+            database_connect_timeout=_float(
+                env, "DATABASE_CONNECT_TIMEOUT", cls.database_connect_timeout, positive=True
+            ),
             body_url_secret=env.get(_PREFIX + "BODY_URL_SECRET", "").encode() or None,
             realtime_log_interval=_float(env, "REALTIME_LOG_INTERVAL", cls.realtime_log_interval),
             realtime_idle_timeout=_float(env, "REALTIME_IDLE_TIMEOUT", cls.realtime_idle_timeout),
@@ -128,14 +185,18 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = 
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, positive: bool = False) -> float:
     raw = env.get(_PREFIX + name)
     if raw is None:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ConfigError(f"{_PREFIX}{name} must be a number, got {raw!r}") from None
+    # The chained comparison also refuses nan, which no comparison accepts.
+    if positive and not 0 < value < math.inf:
+        raise ConfigError(f"{_PREFIX}{name} must be a positive number, got {raw!r}")
+    return value
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

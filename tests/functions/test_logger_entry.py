@@ -1,4 +1,9 @@
-"""The consumer's Lambda entry, run as Lambda would: handler(event, context) with the file in events/."""
+"""The consumer's Lambda entry, run as Lambda would: handler(event, context) with the file in events/.
+
+Besides the happy path: a database that cannot be reached (still resuming, or behind a Secrets
+Manager the function has no route to) must give the whole batch back to SQS and leave the schema
+to be migrated by the next invocation, and must never break the module's import.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,37 @@ import asyncio
 import gzip
 import importlib.util
 import json
+import logging
+import socket
 import uuid
 from pathlib import Path
+from types import ModuleType
 
 import boto3
 import msgspec
 import pytest
 
 from heliport.store.logdb_postgres import PostgresLogDb
+from tests.api.paused import PausedDatabase
 from tests.aws import REGION
 from tests.logs.records import chat_record
 
 ROOT = Path(__file__).resolve().parents[2]
+EVENT = ROOT / "events" / "logger-sqs-batch.json"
+
+
+def _load_entry() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("heliport_logger_entry", ROOT / "functions" / "logger" / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _every_message(event: dict[str, object]) -> dict[str, list[dict[str, str]]]:
+    records = event["Records"]
+    assert isinstance(records, list)
+    return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
 
 
 def test_logger_handler_stores_the_batch_and_reports_the_poison_message(
@@ -41,12 +65,9 @@ def test_logger_handler_stores_the_batch_and_reports_the_poison_message(
         monkeypatch.setenv(name, value)
     asyncio.run(_migrate(pg_dsn_sync))
 
-    spec = importlib.util.spec_from_file_location("heliport_logger_entry", ROOT / "functions" / "logger" / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_entry()
 
-    event = json.loads((ROOT / "events" / "logger-sqs-batch.json").read_text())
+    event = json.loads(EVENT.read_text())
     poison = event["Records"][1]["messageId"]
     assert module.handler(event, None) == {"batchItemFailures": [{"itemIdentifier": poison}]}
     # Redelivery of the same batch is harmless: one row, the same answer.
@@ -62,6 +83,63 @@ def test_logger_handler_stores_the_batch_and_reports_the_poison_message(
     assert row.body_key is not None
     body = boto3.client("s3", region_name=REGION, endpoint_url=aws_endpoint).get_object(Bucket=bucket, Key=row.body_key)
     assert json.loads(gzip.decompress(body["Body"].read()))["request"] == record["request_body"]
+
+
+def test_a_database_that_cannot_take_connections_gives_the_whole_batch_back(
+    pg_dsn_sync: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Aurora still starting: every message comes back for SQS to redeliver, and the schema is
+    migrated by the first invocation that reaches the database, not marked done before."""
+    with PausedDatabase(pg_dsn_sync, "starting") as database:
+        monkeypatch.setenv("HELIPORT_DATABASE_URL", database.dsn)
+        monkeypatch.setenv("HELIPORT_DATA_DIR", str(tmp_path))  # local blobs; no queue, so no respool
+        for name in ("HELIPORT_QUEUE_URL", "HELIPORT_BUCKET", "HELIPORT_DATABASE_SECRET_ARN"):
+            monkeypatch.delenv(name, raising=False)
+        module = _load_entry()
+        event = json.loads(EVENT.read_text())
+
+        assert module.handler(event, None) == _every_message(event)
+        assert module._migrated is False
+        assert database.accepted == 1
+
+        database.resume()
+        poison = event["Records"][1]["messageId"]
+        assert module.handler(event, None) == {"batchItemFailures": [{"itemIdentifier": poison}]}
+        assert module._migrated is True
+    record = json.loads(event["Records"][0]["body"])
+    assert asyncio.run(_row(pg_dsn_sync, record["org_id"], record["request_id"])) is not None
+
+
+def test_an_unreachable_secrets_manager_fails_the_batch_not_the_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        closed = server.getsockname()[1]
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-cluster-abc"
+    for name, value in {
+        "HELIPORT_DATABASE_SECRET_ARN": arn,
+        "HELIPORT_DATABASE_HOST": "heliport.cluster-abc.us-east-1.rds.amazonaws.com",
+        "HELIPORT_DATABASE_NAME": "heliport",
+        "HELIPORT_DATABASE_PORT": "5432",
+        "HELIPORT_AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}",
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "HELIPORT_DATA_DIR": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("HELIPORT_DATABASE_URL", "HELIPORT_QUEUE_URL", "HELIPORT_BUCKET"):
+        monkeypatch.delenv(name, raising=False)
+    module = _load_entry()  # reads no secret: nothing to fail here
+    event = json.loads(EVENT.read_text())
+
+    with caplog.at_level(logging.ERROR, logger="heliport.consumer"):
+        assert module.handler(event, None) == _every_message(event)
+    assert module._migrated is False
+    logged = caplog.text
+    assert "could not migrate the log database; all 2 messages will be redelivered" in logged
+    assert f"could not reach Secrets Manager at http://127.0.0.1:{closed} to read {arn}" in logged
+    assert "interface endpoint for secretsmanager" in logged
 
 
 async def _migrate(dsn: str) -> None:

@@ -7,7 +7,8 @@ Every route but the signed body URL needs a heliport key, as ``Authorization: Be
 Helicone's clients send) or ``Helicone-Auth``; the key's organisation is the only one any statement
 can see (``api/database.py``). Answers are Helicone's ``{data, error}``: ``error`` is null on
 success, and on failure a message that names the field, header or id at fault, with the matching
-4xx status (400 invalid, 401 no or bad key, 404 unknown id or route, 405 wrong method).
+4xx status (400 invalid, 401 no or bad key, 404 unknown id or route, 405 wrong method), or 503 with
+``Retry-After`` while the database is not accepting connections (Aurora resuming from pause).
 
 This module is imported on the first API request (``heliport.app``), so the proxy's Lambda entry
 never pays for Starlette and pydantic.
@@ -38,8 +39,9 @@ from heliport.api.dialect import Params
 from heliport.auth import KEY_PREFIX, Authenticator
 from heliport.errors import AuthenticationError, HeliportError, InvalidBodyError, RequestError, RouteNotFoundError
 from heliport.headers import bearer_token
+from heliport.store.logdb_postgres import DatabaseUnavailableError
 
-__all__ = ["ENDPOINTS", "Call", "Endpoint", "QueryApi"]
+__all__ = ["ENDPOINTS", "Call", "Endpoint", "QueryApi", "error_response"]
 
 logger = logging.getLogger("heliport.api")
 
@@ -119,7 +121,7 @@ class QueryApi:
                     body = _validate(endpoint.body, raw)
                 data = await endpoint.handler(self, Call(org_id, body, raw, request))
             except HeliportError as error:
-                return _failure(error.status, error.message)
+                return error_response(error)
             if isinstance(data, Response):
                 return data
             return JSONResponse({"data": data, "error": None})
@@ -306,8 +308,17 @@ def _validate(model: type[BaseModel], raw: Mapping[str, Any]) -> BaseModel:
         raise InvalidBodyError(f"Invalid {field}: {first['msg']}.", param=field) from None
 
 
-def _failure(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"data": None, "error": message}, status_code=status)
+def _failure(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"data": None, "error": message}, status_code=status, headers=headers)
+
+
+def error_response(error: HeliportError) -> JSONResponse:
+    """A failure in the API's ``{data: null, error}`` shape. A database that is not accepting
+    connections yet (Aurora resuming from pause) is a 503 with ``Retry-After``: clients and API
+    Gateway see a transient failure to retry, never a 500 or API Gateway's own 504."""
+    if isinstance(error, DatabaseUnavailableError):
+        return _failure(error.status, error.message, {"Retry-After": str(error.retry_after)})
+    return _failure(error.status, error.message)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from heliport.api.dialect import POSTGRES, SQLITE, Dialect
+from heliport.config import Settings
 from heliport.logs.row import RequestRow
 from heliport.store import logdb_postgres, logdb_sqlite
+from heliport.store.aurora import DatabaseCredentials, FixedDsn
 from heliport.store.logdb import COLUMNS
 
 if TYPE_CHECKING:
@@ -58,13 +60,26 @@ class QueryDb(Protocol):
 
 
 class PostgresQueries:
-    """Reads and updates under row-level security, through a pool opened on first use."""
+    """Reads and updates under row-level security, through a pool opened on first use.
+
+    Connections are made as the log writer's are (``logdb_postgres.open_pool``): a refused login
+    re-reads rotated credentials once, and a connection not open within ``connect_timeout`` raises
+    :class:`~heliport.store.logdb_postgres.DatabaseUnavailableError` (503 with ``Retry-After``), so a
+    call that wakes a paused Aurora answers before API Gateway's 29 s rather than with its opaque 504.
+    """
 
     dialect = POSTGRES
 
-    def __init__(self, dsn: str, *, max_size: int = 5) -> None:
-        self._dsn = dsn
+    def __init__(
+        self,
+        credentials: str | DatabaseCredentials,
+        *,
+        max_size: int = 5,
+        connect_timeout: float = Settings.database_connect_timeout,
+    ) -> None:
+        self.credentials = FixedDsn(credentials) if isinstance(credentials, str) else credentials
         self._max_size = max_size
+        self._connect_timeout = connect_timeout
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
 
@@ -72,9 +87,9 @@ class PostgresQueries:
         if self._pool is None:
             async with self._opening:
                 if self._pool is None:
-                    import asyncpg  # deferred, as in store.logdb_postgres
-
-                    self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._max_size)
+                    self._pool = await logdb_postgres.open_pool(
+                        self.credentials, min_size=1, max_size=self._max_size, connect_timeout=self._connect_timeout
+                    )
         return self._pool
 
     async def _run(self, org_id: str, method: str, sql: str, values: Sequence[object]) -> Any:

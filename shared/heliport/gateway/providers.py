@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from heliport.config import ConfigError, Settings
+from heliport.config import ConfigError, SecretTimeouts, SecretUnreachableError, Settings
 
 __all__ = ["PROVIDER_LABELS", "Account", "Accounts", "Family", "load_accounts"]
 
@@ -174,15 +174,34 @@ class _Loader:
         return self._accounts
 
 
-async def _read_secret(secret_id: str, settings: Settings) -> dict[str, str]:
+def _secrets_client(settings: Settings, timeouts: SecretTimeouts) -> Any:
+    """An aiobotocore Secrets Manager client (an async context manager) bounded by ``timeouts``:
+    botocore's 60 s connect timeout would hang a cold start that has no route to the service."""
     import aioboto3  # only deployments with a provider secret pay for it
-    import msgspec
+    from botocore.config import Config
 
-    session = aioboto3.Session()
-    async with session.client(
-        "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
-    ) as client:
-        answer: dict[str, Any] = await client.get_secret_value(SecretId=secret_id)
+    return aioboto3.Session().client(
+        "secretsmanager",
+        region_name=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=Config(**timeouts.client_config()),
+    )
+
+
+async def _read_secret(secret_id: str, settings: Settings, timeouts: SecretTimeouts | None = None) -> dict[str, str]:
+    import msgspec
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    timeouts = timeouts or SecretTimeouts()
+    async with _secrets_client(settings, timeouts) as client:
+        try:
+            answer: dict[str, Any] = await client.get_secret_value(SecretId=secret_id)
+        except (BotoConnectionError, HTTPClientError) as exc:
+            cause = f"{type(exc).__name__}: {exc}"
+            raise SecretUnreachableError(
+                "HELIPORT_PROVIDER_SECRET_ARN", secret_id, client.meta.endpoint_url, timeouts, cause
+            ) from exc
     try:
         values = msgspec.json.decode(answer.get("SecretString") or "{}")
     except msgspec.DecodeError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from heliport.config import Settings
+from heliport.store.aurora import DatabaseCredentials, database_credentials
 from heliport.store.blobs import BlobStore
 from heliport.store.logdb import LogDb
 from heliport.store.ports import CacheStore, CounterStore, KeyStore, LogQueue
@@ -62,11 +63,19 @@ def open_queue(settings: Settings, blobs: BlobStore | None = None, inner: LogQue
     return SpoolingQueue(inner or open_inner_queue(settings), blobs or open_blobs(settings))
 
 
-def open_logdb(settings: Settings) -> LogDb:
-    if settings.database_url:
-        from heliport.store.logdb_postgres import PostgresLogDb
+def open_logdb(
+    settings: Settings, credentials: DatabaseCredentials | None = None, *, connect_timeout: float | None = None
+) -> LogDb:
+    """PostgreSQL when the settings name one (a DSN or the Aurora secret), else the local SQLite file.
 
-        return PostgresLogDb(settings.database_url)
+    ``credentials`` shares one source between this writer and the query API's reader (one secret
+    read per cold start); ``connect_timeout`` replaces the writer's own wait for a new connection.
+    """
+    credentials = credentials or database_credentials(settings)
+    if credentials is not None:
+        from heliport.store.logdb_postgres import WRITER_CONNECT_TIMEOUT, PostgresLogDb
+
+        return PostgresLogDb(credentials, connect_timeout=connect_timeout or WRITER_CONNECT_TIMEOUT)
     from heliport.store.logdb_sqlite import SqliteLogDb
 
     return SqliteLogDb(settings.data_dir / "logs.sqlite3")
@@ -101,10 +110,12 @@ def open_counter_store(settings: Settings) -> CounterStore:
     return SqliteCounterStore(settings.data_dir / "counters.sqlite3")
 
 
-def open_query_db(settings: Settings) -> QueryDb:
-    """The query API's reader of the log database: the same database :func:`open_logdb` writes."""
+def open_query_db(settings: Settings, credentials: DatabaseCredentials | None = None) -> QueryDb:
+    """The query API's reader of the log database: the same database :func:`open_logdb` writes. A new
+    connection not open within ``database_connect_timeout`` is answered 503 with Retry-After."""
     from heliport.api.database import PostgresQueries, SqliteQueries
 
-    if settings.database_url:
-        return PostgresQueries(settings.database_url)
+    credentials = credentials or database_credentials(settings)
+    if credentials is not None:
+        return PostgresQueries(credentials, connect_timeout=settings.database_connect_timeout)
     return SqliteQueries(settings.data_dir / "logs.sqlite3")

@@ -11,25 +11,62 @@ batch size, 4,000+ parameters at 100 rows) and ``COPY`` into a temporary table p
 SELECT`` (a temporary table and four round trips). At 10 rows unnest and VALUES led (COPY was half as
 fast); at 100 rows unnest and COPY were level and VALUES fell to half. unnest is the one statement
 that is fast at both sizes, and its command tag gives the number of new rows for free.
+
+Connections come from :func:`open_pool`, shared with the query API's reader: each new connection
+asks a :class:`~heliport.store.aurora.DatabaseCredentials` for its DSN, so a password RDS rotated is
+picked up by re-reading the secret once when the login is refused; and a connection that cannot be
+opened in time (Aurora Serverless resuming from 0 ACU, a server still starting) is reported as
+:class:`DatabaseUnavailableError`, which the query API answers with 503 and ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from heliport.errors import HeliportError
 from heliport.logs.row import RequestRow
+from heliport.store.aurora import DatabaseCredentials, FixedDsn
 from heliport.store.logdb import COLUMNS, add_months, as_utc, load_migrations, month_start
 
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["PostgresLogDb"]
+__all__ = ["RETRY_AFTER_SECONDS", "WRITER_CONNECT_TIMEOUT", "DatabaseUnavailableError", "PostgresLogDb", "open_pool"]
+
+logger = logging.getLogger("heliport.store")
+
+#: What a caller told "the database is starting" should wait before trying again: Aurora Serverless v2
+#: takes 15-30 s to resume from 0 ACU, and the attempt that timed out has already started the resume.
+RETRY_AFTER_SECONDS = 15
+#: How long the log writer waits for a new connection: long enough for Aurora to resume from 0 ACU,
+#: short of the consumer function's 60 s timeout (the query API waits less; see Settings).
+WRITER_CONNECT_TIMEOUT = 30.0
+
+
+class DatabaseUnavailableError(HeliportError):
+    """No connection could be opened in time, or the server refused it while starting up.
+
+    Transient by nature (a paused Aurora resuming, a failover, a restart): the query API answers 503
+    with ``Retry-After``, and the consumer gives its batch back to SQS.
+    """
+
+    status = 503
+    code = "database_unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = RETRY_AFTER_SECONDS) -> None:
+        super().__init__(
+            f"The log database is not accepting connections ({detail}): the database is starting "
+            f"(resuming from pause) or unreachable; retry in {retry_after} s."
+        )
+        self.retry_after = retry_after
+
 
 #: The PostgreSQL type of each column; the insert casts each array parameter to ``<type>[]``.
 PG_TYPES: dict[str, str] = {
@@ -181,6 +218,60 @@ def _from_db(record: asyncpg.Record) -> RequestRow:
     return RequestRow(**dict(zip(COLUMNS, values, strict=True)))
 
 
+async def open_pool(
+    credentials: DatabaseCredentials,
+    *,
+    min_size: int,
+    max_size: int,
+    connect_timeout: float,
+    reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> asyncpg.Pool:
+    """An asyncpg pool whose every new connection is made by :func:`_connect` (credentials, bounds)."""
+    import asyncpg  # deferred: see the module docstring
+
+    async def connect(_dsn: object, **options: Any) -> asyncpg.Connection:
+        # The pool hands over its own connection options (loop, connection_class, record_class).
+        return await _connect(credentials, connect_timeout, options)
+
+    return await asyncpg.create_pool(None, min_size=min_size, max_size=max_size, connect=connect, reset=reset)
+
+
+async def _connect(
+    credentials: DatabaseCredentials, connect_timeout: float, options: dict[str, Any]
+) -> asyncpg.Connection:
+    """One connection. A refused login (28000, or 28P01 for a wrong password) re-reads the credentials
+    once and tries again: RDS rotates the managed secret, and a DSN remembered since the cold start
+    goes stale. A second refusal is the operator's to see, so it propagates unchanged."""
+    import asyncpg
+
+    dsn = await credentials.dsn()
+    try:
+        return await _attempt(dsn, connect_timeout, options)
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:  # InvalidPasswordError is one
+        if not credentials.renewable:
+            raise
+        logger.warning("the database refused the login (%s); reading its credentials again (rotated?)", exc)
+        fresh = await credentials.refresh(dsn)
+        return await _attempt(fresh, connect_timeout, options)
+
+
+async def _attempt(dsn: str, connect_timeout: float, options: dict[str, Any]) -> asyncpg.Connection:
+    import asyncpg
+
+    try:
+        # asyncpg's own timeout bounds the whole opening: TCP, TLS, startup and authentication.
+        return await asyncpg.connect(dsn, timeout=connect_timeout, **options)
+    except TimeoutError as exc:  # before OSError: TimeoutError is one
+        logger.warning("no database connection within %g s", connect_timeout)
+        raise DatabaseUnavailableError(f"no connection within {connect_timeout:g} s") from exc
+    except asyncpg.CannotConnectNowError as exc:  # 57P03 "the database system is starting up"
+        logger.warning("the database cannot accept connections yet: %s", exc)
+        raise DatabaseUnavailableError("the server is starting up") from exc
+    except OSError as exc:  # refused, reset, unreachable: addresses stay in the log, not in the answer
+        logger.warning("could not connect to the database: %r", exc)
+        raise DatabaseUnavailableError(f"connection failed: {type(exc).__name__}") from exc
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Skip asyncpg's reset query on release (a round trip per batch, ~15% at 10 rows): these connections
     never change session state (advisory locks are transaction-scoped, no SET, LISTEN or cursors), and
@@ -189,12 +280,24 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 class PostgresLogDb:
-    """Request rows in PostgreSQL through an asyncpg pool that is opened on first use."""
+    """Request rows in PostgreSQL through an asyncpg pool that is opened on first use.
 
-    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
-        self._dsn = dsn
+    ``credentials`` is a DSN, or a :class:`~heliport.store.aurora.DatabaseCredentials` that may be
+    read again when the database refuses the login (a rotated Aurora secret).
+    """
+
+    def __init__(
+        self,
+        credentials: str | DatabaseCredentials,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = WRITER_CONNECT_TIMEOUT,
+    ) -> None:
+        self.credentials = FixedDsn(credentials) if isinstance(credentials, str) else credentials
         self._min_size = min_size
         self._max_size = max_size
+        self._connect_timeout = connect_timeout
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
         self._closed = False
@@ -206,10 +309,12 @@ class PostgresLogDb:
             if self._closed:
                 raise RuntimeError("log database is closed")
             if self._pool is None:
-                import asyncpg  # deferred: see the module docstring
-
-                self._pool = await asyncpg.create_pool(
-                    self._dsn, min_size=self._min_size, max_size=self._max_size, reset=_keep_session
+                self._pool = await open_pool(
+                    self.credentials,
+                    min_size=self._min_size,
+                    max_size=self._max_size,
+                    connect_timeout=self._connect_timeout,
+                    reset=_keep_session,
                 )
             return self._pool
 
