@@ -212,3 +212,20 @@ def test_the_dead_letter_alarm_tells_someone() -> None:
 def test_stack_deletion_keeps_the_table_of_keys() -> None:
     table = _template()["Resources"]["StateTable"]
     assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_the_sam_local_env_file_fills_every_reference_sam_local_cannot_resolve() -> None:
+    """`sam local invoke --env-vars events/sam-local-env.json`: SAM CLI resolves neither SSM parameters
+    nor the stack's own resources (a !Ref becomes a logical id), and overrides only variables the
+    template declares; so the file must name each such variable, and no other."""
+    overrides = json.loads((ROOT / "events" / "sam-local-env.json").read_text())
+    resources = _template()["Resources"]
+    functions = {name for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    assert set(overrides) == functions
+    for function, variables in overrides.items():
+        declared = resources[function]["Properties"]["Environment"]["Variables"]
+        assert set(variables) <= set(declared), f"{function}: SAM CLI ignores undeclared variables"
+        unresolved = {name for name, value in declared.items() if isinstance(value, dict) and "Ref" in value}
+        assert unresolved <= set(variables), f"{function}: {sorted(unresolved - set(variables))} left as logical ids"
+    # The emulator cannot stream: the proxy's answer comes back whole, as sam local invoke prints it.
+    assert overrides["ProxyFunction"]["AWS_LWA_INVOKE_MODE"] == "buffered"
