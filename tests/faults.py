@@ -1,9 +1,11 @@
-"""Fault injection for tests: a TCP relay that can be cut, to take a real server "down" and back."""
+"""Fault injection for tests: a TCP relay that can be cut, to take a real server "down" and back, and a
+port nobody listens on."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 
 class TcpRelay:
@@ -50,3 +52,9 @@ class TcpRelay:
         for task in (asyncio.create_task(pipe(reader, up_writer)), asyncio.create_task(pipe(up_reader, writer))):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+
+def closed_port() -> int:
+    """A loopback port that refuses connections (it was free a moment ago and nothing listens on it)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        return int(server.getsockname()[1])

@@ -10,7 +10,6 @@ once it has "resumed".
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,14 +27,10 @@ from heliport.store.local import SqliteKeyStore
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.ports import Organisation
 from tests.api.paused import Mode, PausedDatabase
+from tests.faults import closed_port
 from tests.harness import serve_local
 
 QUERY = "/v1/request/query"
-
-
-def _closed_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        return int(server.getsockname()[1])
 
 
 @contextmanager
@@ -107,7 +102,7 @@ def test_a_database_still_resuming_is_a_503_with_retry_after_then_answers(
 
 
 def test_a_refused_connection_is_a_503_not_a_500(tmp_path: Path, pg_dsn_sync: str) -> None:
-    unreachable = f"postgresql://postgres@127.0.0.1:{_closed_port()}/heliport"
+    unreachable = f"postgresql://postgres@127.0.0.1:{closed_port()}/heliport"
     with _serving(tmp_path, pg_dsn_sync, unreachable) as (client, _):
         error = _assert_unavailable(client.post(QUERY, json={"filter": "all"}))
         assert "connection failed: ConnectionRefusedError" in error

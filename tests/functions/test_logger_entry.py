@@ -12,7 +12,6 @@ import gzip
 import importlib.util
 import json
 import logging
-import socket
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +23,7 @@ import pytest
 from heliport.store.logdb_postgres import PostgresLogDb
 from tests.api.paused import PausedDatabase
 from tests.aws import REGION
+from tests.faults import closed_port
 from tests.logs.records import chat_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,8 +113,7 @@ def test_a_database_that_cannot_take_connections_gives_the_whole_batch_back(
 def test_an_unreachable_secrets_manager_fails_the_batch_not_the_import(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        closed = server.getsockname()[1]
+    closed = closed_port()
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-cluster-abc"
     for name, value in {
         "HELIPORT_DATABASE_SECRET_ARN": arn,

@@ -3,21 +3,15 @@ why (a function in a VPC without NAT reaches Secrets Manager only through an int
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
-from heliport.config import ConfigError, SecretTimeouts, SecretUnreachableError, Settings
-from heliport.gateway import providers
+from heliport.config import ConfigError, SecretUnreachableError, Settings
 from heliport.gateway.providers import load_accounts
+from tests.faults import closed_port
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:heliport/providers"
-
-
-def _closed_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        return int(server.getsockname()[1])
 
 
 @pytest.fixture
@@ -28,18 +22,8 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.usefixtures("fake_aws")
-async def test_the_provider_secret_client_is_bounded_well_below_botocores_60_s() -> None:
-    settings = Settings(aws_region="us-east-1", aws_endpoint_url="http://127.0.0.1:1")
-    async with providers._secrets_client(settings, SecretTimeouts()) as client:
-        config = client.meta.config
-        assert (config.connect_timeout, config.read_timeout) == (3.0, 3.0)
-        assert config.retries == {"mode": "standard", "total_max_attempts": 2}
-
-
-@pytest.mark.anyio
-@pytest.mark.usefixtures("fake_aws")
 async def test_an_unreachable_secrets_manager_fails_fast_and_is_tried_again_later() -> None:
-    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    endpoint = f"http://127.0.0.1:{closed_port()}"
     loader = load_accounts(
         Settings(aws_region="us-east-1", aws_endpoint_url=endpoint), {"HELIPORT_PROVIDER_SECRET_ARN": ARN}
     )

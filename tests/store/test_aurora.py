@@ -30,6 +30,7 @@ from heliport.logs.row import RequestRow
 from heliport.store.aurora import AuroraCredentials, FixedDsn, database_credentials, database_url_from_environment
 from heliport.store.logdb_postgres import PostgresLogDb
 from tests.aws import REGION
+from tests.faults import closed_port
 
 ORG = "org-rotation"
 
@@ -122,26 +123,10 @@ def _silent_port() -> Iterator[int]:
         yield server.getsockname()[1]
 
 
-def _closed_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        return int(server.getsockname()[1])
-
-
-def test_the_secrets_client_is_bounded_well_below_botocores_60_s() -> None:
-    credentials = _credentials("arn:aws:secretsmanager:us-east-1:1:secret:x", "postgresql://u@db/heliport", "http://x")
-    client = credentials.client()
-    try:
-        config = client.meta.config
-        assert (config.connect_timeout, config.read_timeout) == (3.0, 3.0)
-        assert config.retries == {"mode": "standard", "total_max_attempts": 2}
-    finally:
-        client.close()
-
-
 @pytest.mark.anyio
 async def test_an_unreachable_secrets_manager_fails_fast_and_says_why() -> None:
     arn = "arn:aws:secretsmanager:us-east-1:1:secret:rds-unreachable"
-    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    endpoint = f"http://127.0.0.1:{closed_port()}"
     credentials = _credentials(arn, "postgresql://u@db/heliport", endpoint)
     started = time.monotonic()
     with pytest.raises(SecretUnreachableError) as caught:
@@ -274,17 +259,19 @@ async def test_connections_refused_together_share_one_reread(aws_endpoint: str) 
 
 
 @pytest.mark.anyio
-async def test_a_fixed_dsn_is_not_retried_on_a_refused_login(pg_dsn: str) -> None:
+async def test_a_fixed_dsn_is_not_retried_on_a_refused_login(pg_dsn: str, caplog: pytest.LogCaptureFixture) -> None:
     async with _roles(pg_dsn, 1) as (admin, (role,)):
         await admin.execute(f"ALTER ROLE {role} NOLOGIN")
         parts = urlsplit(pg_dsn)
         as_role = urlunsplit(parts._replace(netloc=f"{role}:A@{parts.hostname}:{parts.port or 5432}"))
         db = PostgresLogDb(as_role, max_size=1)
         try:
-            with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError):
+            with caplog.at_level("WARNING"), pytest.raises(asyncpg.InvalidAuthorizationSpecificationError):
                 await db.insert_requests([_row()])
         finally:
             await db.aclose()
+    # A fixed DSN has nothing to re-read: the refusal surfaces at once, without a second attempt.
+    assert "reading its credentials again" not in caplog.text
 
 
 @pytest.mark.anyio

@@ -15,9 +15,9 @@ import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from heliport.config import ConfigError, SecretTimeouts, SecretUnreachableError, Settings
+from heliport.config import ConfigError, SecretTimeouts, Settings
 
 __all__ = ["PROVIDER_LABELS", "Account", "Accounts", "Family", "load_accounts"]
 
@@ -174,36 +174,21 @@ class _Loader:
         return self._accounts
 
 
-def _secrets_client(settings: Settings, timeouts: SecretTimeouts) -> Any:
-    """An aiobotocore Secrets Manager client (an async context manager) bounded by ``timeouts``:
-    botocore's 60 s connect timeout would hang a cold start that has no route to the service."""
-    import aioboto3  # only deployments with a provider secret pay for it
-    from botocore.config import Config
-
-    return aioboto3.Session().client(
-        "secretsmanager",
-        region_name=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
-        config=Config(**timeouts.client_config()),
-    )
-
-
 async def _read_secret(secret_id: str, settings: Settings, timeouts: SecretTimeouts | None = None) -> dict[str, str]:
     import msgspec
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
 
-    timeouts = timeouts or SecretTimeouts()
-    async with _secrets_client(settings, timeouts) as client:
-        try:
-            answer: dict[str, Any] = await client.get_secret_value(SecretId=secret_id)
-        except (BotoConnectionError, HTTPClientError) as exc:
-            cause = f"{type(exc).__name__}: {exc}"
-            raise SecretUnreachableError(
-                "HELIPORT_PROVIDER_SECRET_ARN", secret_id, client.meta.endpoint_url, timeouts, cause
-            ) from exc
+    from heliport.store.secrets import read_secret_string
+
+    text = await asyncio.to_thread(
+        read_secret_string,
+        "HELIPORT_PROVIDER_SECRET_ARN",
+        secret_id,
+        region=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        timeouts=timeouts or SecretTimeouts(),
+    )
     try:
-        values = msgspec.json.decode(answer.get("SecretString") or "{}")
+        values = msgspec.json.decode(text or "{}")
     except msgspec.DecodeError:
         raise ConfigError("HELIPORT_PROVIDER_SECRET_ARN must hold a JSON object of provider keys") from None
     if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):

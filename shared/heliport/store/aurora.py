@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from heliport.config import ConfigError, SecretTimeouts, SecretUnreachableError, Settings
+from heliport.config import ConfigError, SecretTimeouts, Settings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -128,35 +128,19 @@ class AuroraCredentials:
             self._dsn = self._build(self._read_secret())
             return self._dsn
 
-    def client(self) -> Any:
-        """A botocore Secrets Manager client bounded by :attr:`timeouts` (the caller closes it)."""
-        import botocore.config  # only the functions that reach Aurora pay for botocore
-        import botocore.session
-
-        return botocore.session.get_session().create_client(
-            "secretsmanager",
-            region_name=self._region,
-            endpoint_url=self._endpoint_url,
-            config=botocore.config.Config(**self.timeouts.client_config()),
-        )
-
     def _read_secret(self) -> dict[str, Any]:
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-        from botocore.exceptions import HTTPClientError
+        from heliport.store.secrets import read_secret_string
 
-        client = self.client()
+        self.reads += 1
+        text = read_secret_string(
+            _SECRET_VARIABLE,
+            self.secret_arn,
+            region=self._region,
+            endpoint_url=self._endpoint_url,
+            timeouts=self.timeouts,
+        )
         try:
-            self.reads += 1
-            answer = client.get_secret_value(SecretId=self.secret_arn)
-        except (BotoConnectionError, HTTPClientError) as exc:
-            cause = f"{type(exc).__name__}: {exc}"
-            raise SecretUnreachableError(
-                _SECRET_VARIABLE, self.secret_arn, client.meta.endpoint_url, self.timeouts, cause
-            ) from exc
-        finally:
-            client.close()
-        try:
-            secret = msgspec.json.decode(answer.get("SecretString") or "")
+            secret = msgspec.json.decode(text)
         except msgspec.DecodeError:
             secret = None
         if not isinstance(secret, dict) or not secret.get("username") or "password" not in secret:
