@@ -154,9 +154,13 @@ class Route:
     integration: dict[str, Any]
 
 
-def route(root: Resource, verb: str, path: str) -> Route | None:
-    """The method API Gateway invokes for ``verb path`` (the path after the stage), or None: 403."""
-    found = _match(root, [segment for segment in path.split("/") if segment], verb)
+def route(root: Resource, verb: str, path: str, *, strict: bool = False) -> Route | None:
+    """The method API Gateway invokes for ``verb path`` (the path after the stage), or None: 403.
+
+    ``strict`` reads the developer guide literally instead ("``/{proxy+}`` refers to any resources
+    under the root resource except for the ``/parent[/*]`` resources"): a request that enters a
+    literal resource never falls back out of it."""
+    found = _match(root, [segment for segment in path.split("/") if segment], verb, strict)
     if found is None:
         return None
     method = found.method_for(verb)
@@ -164,14 +168,16 @@ def route(root: Resource, verb: str, path: str) -> Route | None:
     return Route(found.path or "/", method, found.methods[method])
 
 
-def _match(node: Resource, segments: list[str], verb: str) -> Resource | None:
+def _match(node: Resource, segments: list[str], verb: str, strict: bool = False) -> Resource | None:
     if not segments:
         return node if node.method_for(verb) else None
     for child in sorted(node.children.values(), key=lambda resource: resource.rank):
         if child.rank == 2:  # greedy: takes every remaining segment (at least one), or nothing
             found = child if child.method_for(verb) else None
         elif child.rank == 1 or child.part == segments[0]:
-            found = _match(child, segments[1:], verb)
+            found = _match(child, segments[1:], verb, strict)
+            if found is None and strict and child.rank == 0:
+                return None  # the literal reading: a static branch's subtree is not the proxy's
         else:
             continue
         if found is not None:  # otherwise fall back to the next, less specific, candidate
@@ -288,6 +294,17 @@ ROUTES = [
 def test_each_path_reaches_its_function(api: Resource, verb: str, path: str, function: str) -> None:
     answered = route(api, verb, path)
     assert answered is not None, f"{verb} {path}: API Gateway would answer 403 Missing Authentication Token"
+    assert function_of(answered.integration) == function, f"{verb} {path} -> {answered.resource} {answered.method}"
+
+
+@pytest.mark.parametrize(("verb", "path", "function"), ROUTES, ids=[f"{verb} {path}" for verb, path, _ in ROUTES])
+def test_each_path_reaches_its_function_under_the_guides_literal_reading_too(
+    api: Resource, verb: str, path: str, function: str
+) -> None:
+    """The template must not depend on the fallback: /v1/{proxy+} catches what the query API's static
+    /v1 branch does not (without it, /v1/chat/completions would be a 403 under this reading)."""
+    answered = route(api, verb, path, strict=True)
+    assert answered is not None, f"{verb} {path}: 403 if API Gateway does not fall back out of a static branch"
     assert function_of(answered.integration) == function, f"{verb} {path} -> {answered.resource} {answered.method}"
 
 
