@@ -174,3 +174,15 @@ def test_a_wrong_stage_is_reported_as_no_route(deployment: Deployment) -> None:
     gateway = steps(result.stdout)["gateway-json"]
     assert gateway[0] == "FAIL" and "HTTP 403: Missing Authentication Token" in gateway[1]
     assert "stage included" in gateway[1]
+
+
+def test_the_key_may_come_from_the_environment_and_is_required(deployment: Deployment) -> None:
+    env = {name: value for name, value in os.environ.items() if name not in ("HELIPORT_KEY", "OPENAI_API_KEY")}
+    command = [*HELIPORT, "smoke", deployment.gateway_url, "--skip-passthrough", "--log-timeout", "20"]
+    missing = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert missing.returncode == 2 and "--key or HELIPORT_KEY" in missing.stderr
+    given = subprocess.run(
+        command, env={**env, "HELIPORT_KEY": deployment.key}, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert steps(given.stdout)["gateway-json"][0] == "PASS"

@@ -52,7 +52,10 @@ async def _respool_once() -> None:
         if moved:
             logger.warning("re-enqueued %d spooled log records", moved)
     except Exception:
-        logger.exception("could not re-enqueue spooled log records; they stay spooled")
+        logger.exception(
+            "could not re-enqueue spooled log records; they stay spooled for the next environment"
+            " (no route from the VPC to SQS? interface endpoint for sqs)"
+        )
 
 
 async def _handle(event: dict[str, Any]) -> BatchResponse:

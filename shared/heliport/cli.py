@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     smoke.add_argument(
         "url", metavar="GatewayUrl", help="the stack's GatewayUrl output, stage included (https://<id>.execute-api...)"
     )
-    smoke.add_argument("--key", required=True, help="a heliport key of the deployment (heliport keys create)")
+    smoke.add_argument(
+        "--key",
+        default=os.environ.get("HELIPORT_KEY"),
+        help="a heliport key of the deployment (default: HELIPORT_KEY, which keeps it out of shell history)",
+    )
     smoke.add_argument("--openai-key", help="OpenAI key for the pass-through steps (default: OPENAI_API_KEY)")
     smoke.add_argument("--model", default="gpt-4o-mini", help="model for the AI gateway steps (default gpt-4o-mini)")
     smoke.add_argument(
@@ -182,6 +186,9 @@ async def _respool(settings: Settings) -> int:
 
 
 def _smoke(args: argparse.Namespace) -> int:
+    if not args.key:
+        print("heliport smoke: give a heliport key with --key or HELIPORT_KEY", file=sys.stderr)
+        return 2
     # Imported here: aiohttp's client is only needed by this command, and `heliport --help` stays fast.
     from heliport.smoke import SmokeOptions, run
 
