@@ -8,12 +8,14 @@ upstream overrides pointing at the mock provider.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import anthropic
@@ -155,3 +157,14 @@ def start_gateway(
     )
     server = ServerThread(app).start()
     return Gateway(url=server.url, key=key, org_id=org_id, queue=queue, store=store, app=app, server=server)
+
+
+def load_entry(function: str) -> ModuleType:
+    """A fresh copy of ``functions/<function>/app.py``, run as Lambda imports it (module-level set-up
+    included); it is not registered in ``sys.modules``, so each call builds a new one."""
+    path = Path(__file__).resolve().parents[1] / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"heliport_{function}_entry", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

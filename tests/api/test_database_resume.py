@@ -22,13 +22,13 @@ import pytest
 
 from heliport.auth import create_key
 from heliport.config import Settings
-from heliport.logs.row import RequestRow
 from heliport.store.local import SqliteKeyStore
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.ports import Organisation
 from tests.api.paused import Mode, PausedDatabase
 from tests.faults import closed_port
 from tests.harness import serve_local
+from tests.logs.records import chat_row
 
 QUERY = "/v1/request/query"
 
@@ -44,17 +44,7 @@ def _serving(tmp_path: Path, pg_dsn: str, database_url: str) -> Iterator[tuple[h
         key, _ = await create_key(store, org.id, "resume")
         db = PostgresLogDb(pg_dsn, max_size=1)
         await db.migrate()
-        row = RequestRow(
-            request_id=str(uuid.uuid4()),
-            org_id=org.id,
-            key_id="k",
-            created_at=datetime.now(UTC),
-            status=200,
-            provider="OPENAI",
-            target_url="https://api.openai.com/v1/chat/completions",
-            path="/v1/chat/completions",
-            model="gpt-4o-mini",
-        )
+        row = chat_row(org.id)
         await db.insert_requests([row])
         await db.aclose()
         return key, row.request_id

@@ -9,12 +9,10 @@ and in front of it may sit the paused-Aurora stand-in of ``tests/api/paused.py``
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,24 +26,15 @@ from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.ports import Organisation
 from tests.api.paused import PausedDatabase
 from tests.aws import REGION
+from tests.harness import load_entry
+from tests.logs.records import chat_row
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERY_EVENT = ROOT / "events" / "api-request-query.json"
 
 
 def _row(org_id: str, environment: str) -> RequestRow:
-    return RequestRow(
-        request_id=str(uuid.uuid4()),
-        org_id=org_id,
-        key_id="k",
-        created_at=datetime.now(UTC),
-        status=200,
-        provider="OPENAI",
-        target_url="https://api.openai.com/v1/chat/completions",
-        path="/v1/chat/completions",
-        model="gpt-4o-mini",
-        properties={"Environment": environment},
-    )
+    return chat_row(org_id, properties={"Environment": environment})
 
 
 def _environment(monkeypatch: pytest.MonkeyPatch, aws_endpoint: str, **variables: str) -> str:
@@ -85,14 +74,6 @@ def _keys_and_rows(pg_dsn: str, dynamo_table: str, aws_endpoint: str) -> tuple[s
     return asyncio.run(setup())
 
 
-def _load_entry() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("heliport_api_entry", ROOT / "functions" / "api" / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _query_event(key: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads(QUERY_EVENT.read_text().replace("sk-heliport-your-key", key))
     return event
@@ -103,7 +84,7 @@ def test_api_handler_answers_the_query_event_with_the_callers_rows_only(
 ) -> None:
     dynamo_table = _environment(monkeypatch, aws_endpoint, HELIPORT_DATABASE_URL=pg_dsn_sync)
     key, mine, theirs = _keys_and_rows(pg_dsn_sync, dynamo_table, aws_endpoint)
-    module = _load_entry()
+    module = load_entry("api")
 
     for path in sorted((ROOT / "events").glob("api-*.json")):
         event = json.loads(path.read_text().replace("sk-heliport-your-key", key))
@@ -137,7 +118,7 @@ def test_a_database_resuming_from_pause_is_a_503_and_migration_is_tried_again(
             monkeypatch, aws_endpoint, HELIPORT_DATABASE_URL=database.dsn, HELIPORT_DATABASE_CONNECT_TIMEOUT="1"
         )
         key, mine, _ = _keys_and_rows(pg_dsn_sync, dynamo_table, aws_endpoint)
-        module = _load_entry()
+        module = load_entry("api")
 
         response = module.handler(_query_event(key), None)
         assert response["statusCode"] == 503, response
@@ -176,7 +157,7 @@ def test_the_deployed_environment_reads_the_aurora_secret_once_for_migrating_and
     )
     monkeypatch.delenv("HELIPORT_DATABASE_URL", raising=False)
     key, mine, _ = _keys_and_rows(pg_dsn_sync, dynamo_table, aws_endpoint)
-    module = _load_entry()
+    module = load_entry("api")
     assert module._credentials.reads == 0  # nothing read at import
 
     for _ in range(2):

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import importlib.util
 import json
 import logging
 import uuid
 from pathlib import Path
-from types import ModuleType
 
 import boto3
 import msgspec
@@ -24,18 +22,11 @@ from heliport.store.logdb_postgres import PostgresLogDb
 from tests.api.paused import PausedDatabase
 from tests.aws import REGION
 from tests.faults import closed_port
+from tests.harness import load_entry
 from tests.logs.records import chat_record
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT = ROOT / "events" / "logger-sqs-batch.json"
-
-
-def _load_entry() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("heliport_logger_entry", ROOT / "functions" / "logger" / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _every_message(event: dict[str, object]) -> dict[str, list[dict[str, str]]]:
@@ -65,7 +56,7 @@ def test_logger_handler_stores_the_batch_and_reports_the_poison_message(
         monkeypatch.setenv(name, value)
     asyncio.run(_migrate(pg_dsn_sync))
 
-    module = _load_entry()
+    module = load_entry("logger")
 
     event = json.loads(EVENT.read_text())
     poison = event["Records"][1]["messageId"]
@@ -95,7 +86,7 @@ def test_a_database_that_cannot_take_connections_gives_the_whole_batch_back(
         monkeypatch.setenv("HELIPORT_DATA_DIR", str(tmp_path))  # local blobs; no queue, so no respool
         for name in ("HELIPORT_QUEUE_URL", "HELIPORT_BUCKET", "HELIPORT_DATABASE_SECRET_ARN"):
             monkeypatch.delenv(name, raising=False)
-        module = _load_entry()
+        module = load_entry("logger")
         event = json.loads(EVENT.read_text())
 
         assert module.handler(event, None) == _every_message(event)
@@ -129,7 +120,7 @@ def test_an_unreachable_secrets_manager_fails_the_batch_not_the_import(
         monkeypatch.setenv(name, value)
     for name in ("HELIPORT_DATABASE_URL", "HELIPORT_QUEUE_URL", "HELIPORT_BUCKET"):
         monkeypatch.delenv(name, raising=False)
-    module = _load_entry()  # reads no secret: nothing to fail here
+    module = load_entry("logger")  # reads no secret: nothing to fail here
     event = json.loads(EVENT.read_text())
 
     with caplog.at_level(logging.ERROR, logger="heliport.consumer"):

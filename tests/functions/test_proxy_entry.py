@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import stat
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from heliport.app import Heliport
-from tests.harness import ServerThread
+from tests.harness import ServerThread, load_entry
 
 FUNCTION = Path(__file__).resolve().parents[2] / "functions" / "proxy"
 
@@ -23,10 +22,7 @@ FUNCTION = Path(__file__).resolve().parents[2] / "functions" / "proxy"
 def test_entry_module_builds_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HELIPORT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "heliport-proxy")
-    spec = importlib.util.spec_from_file_location("heliport_proxy_entry", FUNCTION / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_entry("proxy")
     assert isinstance(module.app, Heliport)
     # In Lambda the log must be handed off before the last byte: the sandbox freezes after it.
     assert module.app.settings.log_before_last_byte is True

@@ -4,7 +4,6 @@ entry module's app, which answers from the mock provider."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from heliport.auth import create_key
 from heliport.store.local import SqliteKeyStore
-from tests.harness import ServerThread, wait_for
+from tests.harness import ServerThread, load_entry, wait_for
 from tests.mock_provider import MockProvider
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,10 +30,7 @@ def served(mock_provider: MockProvider, tmp_path_factory: pytest.TempPathFactory
         for slug in ("OAI", "ANTHROPIC"):
             env.setenv(f"HELIPORT_UPSTREAM_{slug}", mock_provider.url)
         env.setenv("ANTHROPIC_API_KEY", "sk-ant-events")
-        spec = importlib.util.spec_from_file_location("heliport_proxy_events", ROOT / "functions" / "proxy" / "app.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_entry("proxy")
         store = SqliteKeyStore(data_dir / "keys.sqlite3")
         from heliport.auth import bootstrap_local_org
 

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from heliport.logs.record import LogRecord
+from heliport.logs.row import RequestRow
 
 ORG = str(uuid.uuid4())
 
@@ -58,3 +59,19 @@ def chat_record(**overrides: Any) -> LogRecord:
     }
     fields.update(overrides)
     return LogRecord(**fields)
+
+
+def chat_row(org_id: str, **overrides: Any) -> RequestRow:
+    """A stored row of a plain OpenAI chat call of ``org_id``, now, with a new id."""
+    fields: dict[str, Any] = {
+        "request_id": str(uuid.uuid4()),
+        "org_id": org_id,
+        "key_id": "k",
+        "created_at": datetime.now(UTC),
+        "status": 200,
+        "provider": "OPENAI",
+        "target_url": "https://api.openai.com/v1/chat/completions",
+        "path": "/v1/chat/completions",
+        "model": "gpt-4o-mini",
+    }
+    return RequestRow(**(fields | overrides))

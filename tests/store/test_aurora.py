@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import aioboto3
@@ -31,6 +30,7 @@ from heliport.store.aurora import AuroraCredentials, FixedDsn, database_credenti
 from heliport.store.logdb_postgres import PostgresLogDb
 from tests.aws import REGION
 from tests.faults import closed_port
+from tests.logs.records import chat_row
 
 ORG = "org-rotation"
 
@@ -66,17 +66,7 @@ def _credentials(arn: str, pg_dsn: str, endpoint: str) -> AuroraCredentials:
 
 
 def _row() -> RequestRow:
-    return RequestRow(
-        request_id=str(uuid.uuid4()),
-        org_id=ORG,
-        key_id="k",
-        created_at=datetime.now(UTC),
-        status=200,
-        provider="OPENAI",
-        target_url="https://api.openai.com/v1/chat/completions",
-        path="/v1/chat/completions",
-        model="gpt-4o-mini",
-    )
+    return chat_row(ORG)
 
 
 # --- the DSN -------------------------------------------------------------------------------------------
