@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 import uuid
@@ -281,7 +282,9 @@ class Emulated:
         return answer
 
 
-def _start_emulator(lambda_build: LambdaBuild, stack: Stack, function: str, workdir: Path) -> tuple[Emulated, Any]:
+@contextlib.contextmanager
+def _emulated(lambda_build: LambdaBuild, stack: Stack, function: str, workdir: Path) -> Iterator[Emulated]:
+    """``function`` behind its own emulator, stopped (with its runtime) on exit."""
     properties = stack.template["Resources"][function]["Properties"]
     handler = properties["Handler"]
     sandbox = Sandbox(lambda_build, function, workdir, handler=handler)
@@ -296,34 +299,31 @@ def _start_emulator(lambda_build: LambdaBuild, stack: Stack, function: str, work
     rie += ["--runtime-api-address", f"127.0.0.1:{free_port()}"]
     process = sandbox.start([*rie, "python", "-m", "awslambdaric", handler], environment, log)
     url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
-    deadline = time.monotonic() + 30
-    while True:  # the emulator listens at once; the runtime starts (INIT) on the first invoke
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            break
-        except httpx.TransportError:
-            assert process.poll() is None, log.read_text()[-4000:]
-            assert time.monotonic() < deadline, log.read_text()[-4000:]
-            time.sleep(0.05)
-    return Emulated(function.removesuffix("Function").lower(), url, log), process
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the emulator listens at once; the runtime starts (INIT) on the first invoke
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, log.read_text()[-4000:]
+                assert time.monotonic() < deadline, log.read_text()[-4000:]
+                time.sleep(0.05)
+        yield Emulated(function.removesuffix("Function").lower(), url, log)
+    finally:
+        stop(process)
 
 
 @pytest.fixture(scope="module")
 def logger(lambda_build: LambdaBuild, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulated]:
-    emulated, process = _start_emulator(lambda_build, stack, "LoggerFunction", tmp_path_factory.mktemp("logger"))
-    try:
+    with _emulated(lambda_build, stack, "LoggerFunction", tmp_path_factory.mktemp("logger")) as emulated:
         yield emulated
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module")
 def query_api(lambda_build: LambdaBuild, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulated]:
-    emulated, process = _start_emulator(lambda_build, stack, "QueryApiFunction", tmp_path_factory.mktemp("api"))
-    try:
+    with _emulated(lambda_build, stack, "QueryApiFunction", tmp_path_factory.mktemp("api")) as emulated:
         yield emulated
-    finally:
-        stop(process)
 
 
 def test_the_logger_stores_the_sample_batch_and_reports_the_poison_message(logger: Emulated) -> None:
