@@ -198,17 +198,11 @@ class _Checks:
 
     async def gateway_json(self) -> _Passed:
         headers = await self._completion(GATEWAY_PATH, self._gateway_headers(), self._options.model)
-        provider = headers.get("Helicone-Provider")
-        if not provider:
-            raise _Failed("200 but no Helicone-Provider header", headers.get("Helicone-Id"))
-        return _Passed(f"served by {provider}", headers.get("Helicone-Id"))
+        return _Passed(f"served by {_provider(headers)}", headers.get("Helicone-Id"))
 
     async def gateway_stream(self) -> _Passed:
         first_ms, headers = await self._stream(GATEWAY_PATH, self._gateway_headers(), self._options.model)
-        provider = headers.get("Helicone-Provider")
-        if not provider:
-            raise _Failed("200 but no Helicone-Provider header", headers.get("Helicone-Id"))
-        return _Passed(f"served by {provider}, first event after {first_ms} ms")
+        return _Passed(f"served by {_provider(headers)}, first event after {first_ms} ms")
 
     async def log_readback(self, request_id: str) -> _Passed:
         """Polls the query API for the request's row: the log path is asynchronous (queue, then consumer)."""
@@ -235,6 +229,14 @@ class _Checks:
             if remaining <= 0:
                 raise _Failed(f"no row for {request_id} after {self._options.log_timeout:g} s ({waiting_on})")
             await asyncio.sleep(min(POLL_INTERVAL, remaining))
+
+
+def _provider(headers: Mapping[str, str]) -> str:
+    """The provider the AI gateway says served the call; its absence means heliport did not answer."""
+    provider = headers.get("Helicone-Provider")
+    if not provider:
+        raise _Failed("200 but no Helicone-Provider header", headers.get("Helicone-Id"))
+    return provider
 
 
 def _raise_error_event(data: str, request_id: str | None) -> None:

@@ -26,7 +26,7 @@ import pytest
 from heliport.api.database import PostgresQueries
 from heliport.config import ConfigError, SecretTimeouts, SecretUnreachableError, Settings
 from heliport.logs.row import RequestRow
-from heliport.store.aurora import AuroraCredentials, FixedDsn, database_credentials, database_url_from_environment
+from heliport.store.aurora import AuroraCredentials, FixedDsn, database_credentials
 from heliport.store.logdb_postgres import PostgresLogDb
 from tests.aws import REGION
 from tests.faults import closed_port
@@ -76,8 +76,8 @@ def _row() -> RequestRow:
 async def test_a_dsn_from_the_managed_secret_reaches_the_database(aws_endpoint: str, pg_dsn: str) -> None:
     parts = urlsplit(pg_dsn)
     arn = await _secret(aws_endpoint, {"username": parts.username or "postgres", "password": "p@ss:w/rd"})
-    dsn = database_url_from_environment(_environment(arn, pg_dsn, aws_endpoint))
-    assert dsn is not None and "p%40ss%3Aw%2Frd@" in dsn  # a password with URL syntax in it survives
+    dsn = await _credentials(arn, pg_dsn, aws_endpoint).dsn()
+    assert "p%40ss%3Aw%2Frd@" in dsn  # a password with URL syntax in it survives
     db = PostgresLogDb(dsn)
     try:
         assert "0001_requests" in await db.migrate()
@@ -86,15 +86,18 @@ async def test_a_dsn_from_the_managed_secret_reaches_the_database(aws_endpoint: 
 
 
 def test_an_explicit_url_wins_and_nothing_configured_means_local() -> None:
-    assert database_url_from_environment({"HELIPORT_DATABASE_URL": "postgresql://x/y"}) == "postgresql://x/y"
-    assert database_url_from_environment({}) is None
+    explicit = database_credentials(Settings.from_env({"HELIPORT_DATABASE_URL": "postgresql://x/y"}))
+    assert isinstance(explicit, FixedDsn) and explicit.url == "postgresql://x/y"
+    assert database_credentials(Settings.from_env({})) is None
     fixed = database_credentials(Settings(database_url="postgresql://x/y", database_secret_arn="arn:ignored"))
     assert isinstance(fixed, FixedDsn) and not fixed.renewable
 
 
 def test_a_secret_without_its_endpoint_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="HELIPORT_DATABASE_HOST"):
-        database_url_from_environment({"HELIPORT_DATABASE_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:x"})
+        database_credentials(
+            Settings.from_env({"HELIPORT_DATABASE_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:x"})
+        )
 
 
 def test_naming_the_secret_reads_nothing_until_a_connection_is_opened() -> None:

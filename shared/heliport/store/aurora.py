@@ -37,7 +37,6 @@ __all__ = [
     "DatabaseCredentials",
     "FixedDsn",
     "database_credentials",
-    "database_url_from_environment",
 ]
 
 _SECRET_VARIABLE = "HELIPORT_DATABASE_SECRET_ARN"
@@ -99,8 +98,8 @@ class AuroraCredentials:
         #: GetSecretValue calls made so far: one per execution environment, one more per rotation seen.
         self.reads = 0
         self._dsn: str | None = None
-        # A thread lock, not an asyncio one: the read runs in a worker thread (botocore is blocking),
-        # and the sync :meth:`read` shares it. It makes concurrent refreshes share one read.
+        # A thread lock, not an asyncio one: the read runs in a worker thread (botocore is blocking).
+        # It makes concurrent refreshes share one read.
         self._lock = threading.Lock()
         self._read_started = -1.0
 
@@ -111,10 +110,6 @@ class AuroraCredentials:
 
     async def refresh(self, stale: str) -> str:
         return await asyncio.to_thread(self._current, stale, time.monotonic())
-
-    def read(self) -> str:
-        """:meth:`dsn` for synchronous callers (blocks on Secrets Manager the first time)."""
-        return self._current(None, None)
 
     def _current(self, stale: str | None, refused_at: float | None) -> str:
         with self._lock:
@@ -172,11 +167,3 @@ def database_credentials(settings: Settings) -> DatabaseCredentials | None:
         region=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
     )
-
-
-def database_url_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
-    """The DSN :func:`database_credentials` gives for these variables, read now (the secret included)."""
-    credentials = database_credentials(Settings.from_env(environ))
-    if isinstance(credentials, AuroraCredentials):
-        return credentials.read()
-    return credentials.url if isinstance(credentials, FixedDsn) else None
