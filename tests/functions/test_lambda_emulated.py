@@ -29,17 +29,16 @@ from urllib.parse import urlsplit
 import boto3
 import httpx
 import pytest
-from cfnlint.decode import decode
 
 from heliport.auth import create_key
 from heliport.store.aws import DynamoKeyStore, create_table
 from heliport.store.ports import Organisation
 from tests.aws import REGION
-from tests.lambda_sandbox import TEMPLATE, LambdaBuild, Sandbox, free_port, function_environment, stop
+from tests.infra.test_template import _template
+from tests.lambda_sandbox import ROOT, LambdaBuild, Sandbox, free_port, function_environment, stop
 from tests.mock_provider import MockProvider
 from tests.postgres import throwaway_database_sync
 
-ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 PROXY_EVENTS = sorted(EVENTS.glob("proxy-*.json"))
 PLACEHOLDER_KEY = "sk-heliport-your-key"
@@ -65,8 +64,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(aws_endpoint: str, mock_provider: MockProvider) -> Iterator[Stack]:
-    template, errors = decode(str(TEMPLATE))
-    assert not errors and template is not None
+    template = _template()
     suffix = uuid.uuid4().hex[:10]
     table = f"heliport-{suffix}"
     assert asyncio.run(create_table(table, region=REGION, endpoint_url=aws_endpoint))
