@@ -1,8 +1,11 @@
-"""``heliport serve | keys create|list|revoke | migrate | logs respool | smoke``: the local server, its
-upkeep, and the check of a deployment (``smoke``, in :mod:`heliport.smoke`).
+"""``heliport serve | keys create|list|revoke | orgs create|list | migrate | logs respool | smoke``: the
+local server, its upkeep, and the check of a deployment (``smoke``, in :mod:`heliport.smoke`).
 
-The same commands manage keys of a deployed stack: with ``HELIPORT_TABLE`` (and AWS credentials)
-set, keys go to the DynamoDB table instead of the local SQLite file.
+The same commands manage the keys and organisations of a deployed stack: with ``HELIPORT_TABLE``
+(and AWS credentials) set, they go to the DynamoDB table instead of the local SQLite file.
+
+``keys ... --org`` takes an organisation's id or its name (names are unique per store); without it,
+the first organisation (made on first use, see :func:`heliport.auth.bootstrap_local_org`).
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import sys
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from heliport.auth import bootstrap_local_org, create_key
@@ -21,6 +27,22 @@ from heliport.store.factory import open_key_store
 from heliport.store.ports import KeyStore, Organisation
 
 __all__ = ["main"]
+
+#: Long enough for any real name; short enough to sit in a DynamoDB key (2,048 bytes) and a listing.
+_MAX_ORG_NAME = 200
+_ORG_HELP = "organisation id or name (default: the first one)"
+
+
+class _CommandError(Exception):
+    """A refusal to report as ``heliport: <message>`` on stderr, with exit code 1."""
+
+
+def _org_id(text: str) -> str:
+    """``--id``: a UUID, kept in the canonical form every other organisation id has (``str(uuid4())``)."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,13 +66,20 @@ def _parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create a key (printed once)")
     create.add_argument("--name", default="cli", help="a label for the key")
-    create.add_argument("--org", help="organisation id (default: the first one)")
+    create.add_argument("--org", help=_ORG_HELP)
     listing = key_commands.add_parser("list", help="list keys")
-    listing.add_argument("--org", help="organisation id (default: the first one)")
+    listing.add_argument("--org", help=_ORG_HELP)
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
-    revoke.add_argument("--org", help="organisation id (default: the first one)")
-    for sub in (create, listing, revoke):
+    revoke.add_argument("--org", help=_ORG_HELP)
+
+    orgs = commands.add_parser("orgs", help="manage organisations (each sees only its own keys and logs)")
+    org_commands = orgs.add_subparsers(dest="orgs_command", required=True)
+    org_create = org_commands.add_parser("create", help="create an organisation (prints its id)")
+    org_create.add_argument("--name", required=True, help="its name, unique in the store (usable as --org)")
+    org_create.add_argument("--id", type=_org_id, help="its id, a UUID (default: a new random one)")
+    org_listing = org_commands.add_parser("list", help="list organisations with their key counts")
+    for sub in (create, listing, revoke, org_create, org_listing):
         sub.add_argument("--data-dir", type=Path, help="where local state lives (default .heliport)")
 
     smoke = commands.add_parser("smoke", help="check a deployment end to end (run it after sam deploy)")
@@ -84,14 +113,31 @@ def _settings(args: argparse.Namespace) -> Settings:
     return replace(settings, **{k: v for k, v in changes.items() if v is not None})
 
 
-async def _org(store: KeyStore, org_id: str | None) -> Organisation:
-    if org_id is None:
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _org(store: KeyStore, ref: str | None) -> Organisation:
+    """The organisation ``--org`` names, by id or by name; without ``--org``, the first one."""
+    if ref is None:
         org, _ = await bootstrap_local_org(store)
         return org
-    org_found = await store.get_org(org_id)
-    if org_found is None:
-        raise SystemExit(f"heliport: no organisation {org_id!r}")
-    return org_found
+    # Ids are stored in canonical UUID form; accept another spelling of one (upper case, no dashes).
+    by_id = await store.get_org(str(uuid.UUID(ref)) if _is_uuid(ref) else ref)
+    matches = [by_id] if by_id is not None else []
+    # `orgs create` refuses duplicate names and UUID-shaped names, so a name matching twice, or
+    # matching another organisation's id, can only come from a store written before those checks.
+    matches += [o for o in await store.find_orgs(ref) if by_id is None or o.id != by_id.id]
+    if not matches:
+        raise _CommandError(f"no organisation with id or name {ref!r} (see: heliport orgs list)")
+    if len(matches) > 1:
+        found = ", ".join(f"{o.name!r} ({o.id})" for o in matches)
+        raise _CommandError(f"{ref!r} matches more than one organisation: {found}; name it by its id")
+    return matches[0]
 
 
 async def _keys(args: argparse.Namespace, settings: Settings) -> int:
@@ -109,10 +155,57 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 created = key.created_at.isoformat(timespec="seconds")
                 print(f"{key.id:36}  {key.name:12}  {key.prefix + '…':20}  {created:25}  {revoked}")
         elif not await store.revoke_key(org.id, args.key_id):
-            print(f"heliport: organisation {org.id} has no key {args.key_id!r}", file=sys.stderr)
-            return 1
+            raise _CommandError(f"organisation {org.id} has no key {args.key_id!r}")
         else:
             print(f"revoked key {args.key_id}")
+        return 0
+    finally:
+        await store.aclose()
+
+
+async def _create_org(store: KeyStore, name: str, org_id: str | None) -> Organisation:
+    name = name.strip()
+    if not name or len(name) > _MAX_ORG_NAME:
+        raise _CommandError(f"an organisation name must have 1 to {_MAX_ORG_NAME} characters")
+    if _is_uuid(name):
+        # --org reads a UUID as an id first: such a name could be taken for another organisation's id.
+        raise _CommandError(f"{name!r} looks like an organisation id (a UUID); choose another name")
+    # Checked here for a clear message; create_org checks again atomically, for a concurrent create.
+    named = await store.find_orgs(name)
+    if named:
+        raise _CommandError(f"an organisation named {name!r} already exists (id {named[0].id})")
+    org = Organisation(id=org_id or str(uuid.uuid4()), name=name, created_at=datetime.now(UTC))
+    try:
+        await store.create_org(org)
+    except ValueError as exc:
+        raise _CommandError(str(exc)) from None
+    return org
+
+
+async def _orgs(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_key_store(settings)
+    try:
+        if args.orgs_command == "create":
+            org = await _create_org(store, args.name, args.id)
+            # Only the id on stdout, so scripts can take it: ORG=$(heliport orgs create --name acme).
+            print(org.id)
+            hint = f"heliport keys create --org {shlex.quote(org.name)}"
+            print(f"created organisation {org.name!r}; give it a key with: {hint}", file=sys.stderr)
+            return 0
+        orgs = await store.list_orgs()
+        if not orgs:
+            print("no organisations yet: heliport serve or heliport keys create makes the first")
+            return 0
+        width = max(4, *(len(o.name) for o in orgs))
+        print(f"{'id':36}  {'name':{width}}  {'created':25}  {'active keys':>11}  {'revoked':>7}")
+        for org in orgs:
+            # One Query per organisation on DynamoDB (its key listing), never a table scan: the
+            # counts cost a read of each organisation's keys, fine for an operator's listing.
+            keys = await store.list_keys(org.id)
+            revoked = sum(1 for k in keys if not k.active)
+            created = org.created_at.isoformat(timespec="seconds")
+            print(f"{org.id:36}  {org.name:{width}}  {created:25}  {len(keys) - revoked:>11}  {revoked:>7}")
+        print(f"without --org, heliport keys uses the first: {orgs[0].name} ({orgs[0].id})")
         return 0
     finally:
         await store.aclose()
@@ -123,12 +216,17 @@ def _serve(settings: Settings) -> int:
 
     from heliport.app import create_app
 
-    app = create_app(settings, local_pipeline=True)
-
     async def bootstrap() -> tuple[Organisation, str | None]:
-        return await bootstrap_local_org(app.key_store)
+        # A store of its own, closed before uvicorn starts its loop: an AWS client opened here would
+        # be bound to this asyncio.run loop, and the app's store would fail every request after it.
+        store = open_key_store(settings)
+        try:
+            return await bootstrap_local_org(store)
+        finally:
+            await store.aclose()
 
     org, new_key = asyncio.run(bootstrap())
+    app = create_app(settings, local_pipeline=True)
     from heliport.heap import tune_for_serving
 
     tune_for_serving()
@@ -217,7 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate(settings))
     if args.command == "logs":
         return asyncio.run(_respool(settings))
-    return asyncio.run(_keys(args, settings))
+    try:
+        return asyncio.run(_orgs(args, settings) if args.command == "orgs" else _keys(args, settings))
+    except _CommandError as refusal:
+        print(f"heliport: {refusal}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -82,6 +82,51 @@ async def test_list_orgs(store: KeyStore) -> None:
     assert await store.list_orgs() == sorted(orgs, key=lambda o: o.created_at)
 
 
+async def test_create_org_then_find_it_by_name(store: KeyStore) -> None:
+    acme, globex = org("Acme", minutes=1), org("Globex", minutes=2)
+    await store.create_org(acme)
+    await store.create_org(globex)
+    assert await store.get_org(acme.id) == acme
+    assert await store.find_orgs("Acme") == [acme]
+    assert await store.find_orgs("Globex") == [globex]
+    # Exact names: no case folding, no prefix match.
+    assert await store.find_orgs("acme") == []
+    assert await store.find_orgs("Acm") == []
+    assert await store.list_orgs() == [acme, globex]
+
+
+async def test_create_org_refuses_a_taken_name_or_id(store: KeyStore) -> None:
+    acme = org("Acme")
+    await store.create_org(acme)
+    with pytest.raises(ValueError, match="named 'Acme' already exists"):
+        await store.create_org(org("Acme", minutes=1))
+    with pytest.raises(ValueError, match=f"with id {acme.id!r} already exists"):
+        await store.create_org(Organisation(id=acme.id, name="Other", created_at=T0))
+    # Nothing of either refused create was written: "Other" is still free, acme unchanged.
+    assert await store.list_orgs() == [acme]
+    assert await store.find_orgs("Other") == []
+    other = org("Other", minutes=2)
+    await store.create_org(other)
+    assert await store.list_orgs() == [acme, other]
+
+
+async def test_create_org_refuses_a_name_put_org_stored(store: KeyStore) -> None:
+    """The bootstrap's put_org checks nothing, but the name it stored still counts as taken."""
+    local = org("local")
+    await store.put_org(local)
+    with pytest.raises(ValueError, match="named 'local' already exists"):
+        await store.create_org(org("local", minutes=1))
+    assert await store.list_orgs() == [local]
+
+
+async def test_find_orgs_answers_every_holder_of_a_name_oldest_first(store: KeyStore) -> None:
+    """Only put_org can make two organisations share a name (a store from before names were unique)."""
+    newer, older = org("twin", minutes=5), org("twin", minutes=1)
+    await store.put_org(newer)
+    await store.put_org(older)
+    assert await store.find_orgs("twin") == [older, newer]
+
+
 async def test_put_key_then_get_by_hash(store: KeyStore) -> None:
     acme = org("Acme")
     await store.put_org(acme)
@@ -194,6 +239,29 @@ async def test_dynamo_put_key_refuses_duplicates(aws_endpoint: str, dynamo_table
         # Neither half of a refused transaction was written.
         assert await store.list_keys("org-1") == [k]
         assert await store.get_key(same_id.key_hash) is None
+    finally:
+        await store.aclose()
+
+
+async def test_dynamo_name_claim_refuses_a_concurrent_create(
+    aws_endpoint: str, dynamo_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two creates of one name can both pass the listing check; the name's claim item stops the second."""
+    store = DynamoKeyStore(dynamo_table, region=REGION, endpoint_url=aws_endpoint)
+    try:
+        first = org("Acme")
+        await store.create_org(first)
+
+        async def nobody(name: str) -> list[Organisation]:  # what a create racing the first one saw
+            return []
+
+        monkeypatch.setattr(store, "find_orgs", nobody)
+        second = org("Acme", minutes=1)
+        with pytest.raises(ValueError, match="named 'Acme' already exists"):
+            await store.create_org(second)
+        # The transaction wrote neither of the second's organisation items.
+        assert await store.get_org(second.id) is None
+        assert await store.list_orgs() == [first]
     finally:
         await store.aclose()
 

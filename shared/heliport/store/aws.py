@@ -9,7 +9,8 @@ other features share the table under other ``pk`` prefixes)::
 
     pk                  sk                  attributes
     org#<org_id>        org                 id, name, created_at
-    orgs                org#<org_id>        id, name, created_at          (index for list_orgs)
+    orgs                org#<org_id>        id, name, created_at          (index for list_orgs, find_orgs)
+    orgname#<name>      orgname             id                            (claims a name: create_org)
     apikey#<key_hash>   apikey              id, org_id, name, key_hash, prefix, created_at[, revoked_at]
     org#<org_id>        apikey#<key_id>     the same attributes           (listing for list_keys)
     cache#<key>:<slot>  cache               v (B) or blob (S), expires_at  (store/cache_store.py)
@@ -199,8 +200,13 @@ def _key_pk(key_hash: str) -> str:
     return f"apikey#{key_hash}"
 
 
+def _org_name_pk(name: str) -> str:
+    return f"orgname#{name}"
+
+
 _ORG_SK = "org"
 _ORGS_PK = "orgs"
+_ORG_NAME_SK = "orgname"
 _KEY_SK = "apikey"
 
 
@@ -241,13 +247,57 @@ class DynamoKeyStore:
             ]
         )
 
+    async def create_org(self, org: Organisation) -> None:
+        """Both organisation items and a claim on the name, in one transaction that fails if any exists.
+
+        The claim item makes a name unique even against a concurrent create. Organisations stored by
+        ``put_org`` (the bootstrap) have no claim, so their names are looked up in the listing first.
+        """
+        from botocore.exceptions import ClientError
+
+        named = await self.find_orgs(org.name)
+        if named:
+            raise ValueError(f"an organisation named {org.name!r} already exists (id {named[0].id})")
+        client = await self._client.get()
+        absent = "attribute_not_exists(pk)"
+        claim: _Item = {"pk": {"S": _org_name_pk(org.name)}, "sk": {"S": _ORG_NAME_SK}, "id": {"S": org.id}}
+        puts = [
+            _org_item(org, _org_pk(org.id), _ORG_SK),
+            _org_item(org, _ORGS_PK, _org_pk(org.id)),
+            claim,
+        ]
+        try:
+            await client.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": absent}} for item in puts
+                ]
+            )
+        except ClientError as exc:
+            if not _cancelled_by_condition(exc):
+                raise
+            # The reasons come in the order of the items: the third is the name's claim.
+            reasons = exc.response.get("CancellationReasons") or []
+            if len(reasons) == 3 and reasons[2].get("Code") == "ConditionalCheckFailed":
+                raise ValueError(f"an organisation named {org.name!r} already exists") from exc
+            if len(reasons) == 3:
+                raise ValueError(f"an organisation with id {org.id!r} already exists") from exc
+            raise ValueError(f"an organisation with id {org.id!r} or name {org.name!r} already exists") from exc
+
     async def get_org(self, org_id: str) -> Organisation | None:
         client = await self._client.get()
+        # Consistent: only the CLI reads organisations by id, and it may do so right after creating one.
         response = await client.get_item(
-            TableName=self._table, Key={"pk": {"S": _org_pk(org_id)}, "sk": {"S": _ORG_SK}}
+            TableName=self._table, Key={"pk": {"S": _org_pk(org_id)}, "sk": {"S": _ORG_SK}}, ConsistentRead=True
         )
         item = response.get("Item")
         return _org(item) if item else None
+
+    async def find_orgs(self, name: str) -> list[Organisation]:
+        # One Query of the listing partition (one small item per organisation), not a table scan;
+        # consistent, so a name created a moment ago is found (and refused a second time).
+        items = await self._query(_ORGS_PK, _org_pk(""), consistent=True)
+        named = (_org(item) for item in items if item["name"]["S"] == name)
+        return sorted(named, key=lambda o: o.created_at.isoformat())
 
     async def list_orgs(self) -> list[Organisation]:
         items = await self._query(_ORGS_PK, _org_pk(""))
@@ -330,13 +380,14 @@ class DynamoKeyStore:
             raise
         return True
 
-    async def _query(self, pk: str, sk_prefix: str) -> list[_Item]:
+    async def _query(self, pk: str, sk_prefix: str, *, consistent: bool = False) -> list[_Item]:
         """Every item in partition ``pk`` whose sort key starts with ``sk_prefix``, across pages."""
         client = await self._client.get()
         params: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
+            "ConsistentRead": consistent,
         }
         items: list[_Item] = []
         while True:

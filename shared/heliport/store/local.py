@@ -27,6 +27,9 @@ CREATE TABLE IF NOT EXISTS organisations (
     name TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+-- Not UNIQUE: stores from before names were unique may hold duplicates, and a unique index would
+-- fail to build on them. create_org enforces uniqueness for new organisations instead.
+CREATE INDEX IF NOT EXISTS organisations_name ON organisations(name);
 CREATE TABLE IF NOT EXISTS api_keys (
     key_hash TEXT PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -66,6 +69,10 @@ def _key(row: tuple[str, str, str, str, str, str, str | None]) -> ApiKey:
 _KEY_COLUMNS = "key_hash, id, org_id, name, prefix, created_at, revoked_at"
 
 
+def _org(row: tuple[str, str, str]) -> Organisation:
+    return Organisation(id=row[0], name=row[1], created_at=datetime.fromisoformat(row[2]))
+
+
 class SqliteKeyStore:
     """Organisations and key hashes in ``<data_dir>/keys.sqlite3``."""
 
@@ -79,13 +86,40 @@ class SqliteKeyStore:
             (org.id, org.name, org.created_at.isoformat()),
         )
 
+    async def create_org(self, org: Organisation) -> None:
+        # BEGIN IMMEDIATE takes the write lock before the check, so another process creating the same
+        # name (or id) waits for this transaction and then sees the row: check and insert are atomic.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            taken = self._conn.execute(
+                "SELECT id FROM organisations WHERE id = ? OR name = ? LIMIT 1", (org.id, org.name)
+            ).fetchone()
+            if taken is not None:
+                if taken[0] == org.id:
+                    raise ValueError(f"an organisation with id {org.id!r} already exists")
+                raise ValueError(f"an organisation named {org.name!r} already exists (id {taken[0]})")
+            self._conn.execute(
+                "INSERT INTO organisations (id, name, created_at) VALUES (?, ?, ?)",
+                (org.id, org.name, org.created_at.isoformat()),
+            )
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
     async def get_org(self, org_id: str) -> Organisation | None:
         row = self._conn.execute("SELECT id, name, created_at FROM organisations WHERE id = ?", (org_id,)).fetchone()
-        return Organisation(id=row[0], name=row[1], created_at=datetime.fromisoformat(row[2])) if row else None
+        return _org(row) if row else None
+
+    async def find_orgs(self, name: str) -> list[Organisation]:
+        rows = self._conn.execute(
+            "SELECT id, name, created_at FROM organisations WHERE name = ? ORDER BY created_at", (name,)
+        ).fetchall()
+        return [_org(r) for r in rows]
 
     async def list_orgs(self) -> list[Organisation]:
         rows = self._conn.execute("SELECT id, name, created_at FROM organisations ORDER BY created_at").fetchall()
-        return [Organisation(id=r[0], name=r[1], created_at=datetime.fromisoformat(r[2])) for r in rows]
+        return [_org(r) for r in rows]
 
     async def put_key(self, key: ApiKey) -> None:
         self._conn.execute(

@@ -40,11 +40,31 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class KeyStore(Protocol):
-    async def put_org(self, org: Organisation) -> None: ...
+    async def put_org(self, org: Organisation) -> None:
+        """Store ``org``, replacing any organisation with its id; no check on the name (see ``create_org``)."""
+        ...
+
+    async def create_org(self, org: Organisation) -> None:
+        """Store a new organisation; ValueError if its id or its name is already taken.
+
+        Names are unique per store (``heliport keys --org`` accepts a name), and the check and the
+        write are one atomic step, so two concurrent creates of one name cannot both succeed.
+        """
+        ...
 
     async def get_org(self, org_id: str) -> Organisation | None: ...
 
-    async def list_orgs(self) -> list[Organisation]: ...
+    async def find_orgs(self, name: str) -> list[Organisation]:
+        """The organisations called exactly ``name``, oldest first.
+
+        At most one when every organisation came through ``create_org``; ``put_org`` does not check
+        names, so a store written before names were unique may answer several.
+        """
+        ...
+
+    async def list_orgs(self) -> list[Organisation]:
+        """Every organisation, oldest first (the first is the default of ``bootstrap_local_org``)."""
+        ...
 
     async def put_key(self, key: ApiKey) -> None: ...
 
