@@ -89,7 +89,7 @@ def test_malformed_header_is_400_naming_it(gateway: Gateway, header: str, value:
         ("https://api.openai.com:8443", "default https port"),
         ("https://evil.example.com", "not on the allow-list"),
         ("https://user:pass@api.openai.com", "credentials"),
-        ("https://2130706433", "not on the allow-list"),
+        ("https://2130706433", "non-public address"),
         ("not a url", "absolute URL"),
         # On the allow-list (configured for this gateway) but resolves to loopback: refused at connect.
         ("https://localhost", "resolves to a non-public address"),

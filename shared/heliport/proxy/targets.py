@@ -3,16 +3,18 @@
 The upstream URL is the target's origin + the path after the provider segment + the query string
 (any path in a target header is dropped, as Helicone does). User-chosen targets (the
 ``Helicone-Target-Url`` and ``Helicone-OpenAI-Api-Base`` headers) are *guarded*: https only, default
-port, a host on the allow-list, never an address that is not globally routable. The host check
-happens here; the address check happens when the upstream client resolves the name
-(:mod:`heliport.proxy.transport`), so a DNS answer cannot change between check and connect.
-Origins an operator lists in ``HELIPORT_TRUSTED_ORIGINS`` skip both checks (a model server inside
-the VPC is a legitimate target; the operator vouches for it).
+port, a host on the allow-list, never an address that is not globally routable. The host check, and
+the address check of a host written as an address, happen here; a name's addresses are checked
+when the upstream client resolves it (:mod:`heliport.proxy.transport`), so a DNS answer cannot
+change between check and connect. Both use :func:`is_public_ip`. Origins an operator lists in
+``HELIPORT_TRUSTED_ORIGINS`` skip both checks (a model server inside the VPC is a legitimate target;
+the operator vouches for it).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -20,7 +22,18 @@ from heliport.config import Settings
 from heliport.errors import RouteNotFoundError, TargetRefusedError
 from heliport.headers import RequestOptions
 
-__all__ = ["PROVIDERS", "Provider", "Target", "TargetResolver", "is_public_address"]
+__all__ = [
+    "PROVIDERS",
+    "IPAddress",
+    "Provider",
+    "Target",
+    "TargetResolver",
+    "host_address",
+    "is_public_address",
+    "is_public_ip",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +90,75 @@ class Target:
     guarded: bool
 
 
+# IPv6 outside 2000::/3 is never global unicast. Inside it, these blocks are not public either.
+_IPV6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+_IPV6_NOT_PUBLIC = (
+    ipaddress.IPv6Network("2001::/23"),  # IETF protocol assignments: benchmarking, ORCHID, AMT, ...
+    ipaddress.IPv6Network("2001:db8::/32"),  # documentation
+    ipaddress.IPv6Network("3fff::/20"),  # documentation (RFC 9637)
+)
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def is_public_ip(ip: IPAddress) -> bool:
+    """True only for a globally routable unicast address: the one rule of the SSRF guard.
+
+    Some IPv6 addresses are delivered to an IPv4 address written inside them: IPv4-mapped
+    ``::ffff:a.b.c.d`` by the kernel, NAT64 ``64:ff9b::a.b.c.d`` by a translator, 6to4 ``2002:AABB:CCDD::``
+    and Teredo ``2001:0:SERVER::~CLIENT`` by relays. Such an address is only as public as every IPv4
+    address it carries (``64:ff9b::169.254.169.254`` is the metadata service). Any other IPv6 address
+    must lie in the global unicast block 2000::/3, which leaves out the deprecated IPv4-compatible
+    ``::a.b.c.d`` and site-local fec0::/10, local-use NAT64 64:ff9b:1::/48 (its embedding is the
+    operator's choice, so where it leads cannot be known), unique-local, link-local and multicast.
+    An address with a zone id (``fe80::1%eth0``) names a local interface, which nothing public needs.
+    """
+    if isinstance(ip, ipaddress.IPv4Address):
+        # is_global leaves out private, loopback, link-local (the metadata service), CGNAT, "this network";
+        # it lets most of multicast 224/4 through, so that is refused here, with reserved 240/4 for good measure.
+        return ip.is_global and not ip.is_multicast and not ip.is_reserved
+    if ip.scope_id is not None:
+        return False
+    carried: tuple[ipaddress.IPv4Address, ...] = ()
+    if ip.ipv4_mapped is not None:
+        carried = (ip.ipv4_mapped,)
+    elif ip in _NAT64_WELL_KNOWN:
+        carried = (ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF),)
+    elif ip.sixtofour is not None:
+        carried = (ip.sixtofour,)
+    elif ip.teredo is not None:
+        carried = ip.teredo  # (server, client): traffic reaches both
+    if carried:
+        return all(is_public_ip(v4) for v4 in carried)
+    # is_global last: whatever else the standard library knows to be not global stays refused.
+    return ip in _IPV6_GLOBAL_UNICAST and not any(ip in net for net in _IPV6_NOT_PUBLIC) and ip.is_global
+
+
+def host_address(host: str) -> IPAddress | None:
+    """The address ``host`` stands for when it is written as one, or None when it is a name to look up.
+
+    An IPv4 host goes through the C library's own parser (``getaddrinfo`` with ``AI_NUMERICHOST``,
+    which never queries DNS), the code that reads it again when the connection is made: there
+    ``2130706433``, ``0177.0.0.1``, ``0x7f.1`` and ``127.1`` all mean 127.0.0.1, so they must here too.
+    An IPv6 host keeps its zone id (``fe80::1%eth0``) for :func:`is_public_ip` to refuse.
+    """
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    if not host:
+        return None
+    try:
+        found = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (OSError, ValueError):  # gaierror is an OSError; a host the IDNA codec rejects, a ValueError
+        return None
+    return ipaddress.IPv4Address(found[0][4][0])
+
+
 def is_public_address(address: str) -> bool:
-    """True only for globally routable unicast addresses (no loopback, private, link-local, metadata)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    """True only when ``address`` is an IP address :func:`is_public_ip` accepts; False for anything else."""
+    ip = host_address(address)
+    return ip is not None and is_public_ip(ip)
 
 
 def _host_matches(host: str, patterns: tuple[str, ...]) -> bool:
@@ -156,12 +232,16 @@ class TargetResolver:
             raise TargetRefusedError(f"{header} must use https, got {parts.scheme!r}", param=header)
         if port not in (None, 443):
             raise TargetRefusedError(f"{header} must use the default https port, got {port}", param=header)
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
-        if literal is not None and not is_public_address(host):
-            raise TargetRefusedError(f"{header} points at a non-public address ({host})", param=header)
+        address = host_address(host)
+        if address is not None and not is_public_ip(address):
+            shown = host if host == str(address) else f"{host}, that is {address}"
+            raise TargetRefusedError(f"{header} points at a non-public address ({shown})", param=header)
+        # The HTTP client takes a digits-and-dots host for an address and connects without the guarded
+        # resolver; one the C library does not parse as an address goes to DNS unchecked. No DNS name has
+        # a numeric last label, a zone id or brackets, so such a host can only be an attempt to slip by.
+        numeric_label = host.rstrip(".").rpartition(".")[2].isdigit()
+        if address is None and ("%" in host or "[" in parts.netloc or numeric_label):
+            raise TargetRefusedError(f"{header} host {host!r} is neither an IP address nor a DNS name", param=header)
         if not _host_matches(host, hosts):
             raise TargetRefusedError(
                 f"{header} host {host!r} is not on the allow-list of provider hosts "
