@@ -18,6 +18,7 @@ import boto3
 import msgspec
 import pytest
 
+from heliport.store.logdb import DeadLetter
 from heliport.store.logdb_postgres import PostgresLogDb
 from tests.api.paused import PausedDatabase
 from tests.aws import REGION
@@ -35,7 +36,7 @@ def _every_message(event: dict[str, object]) -> dict[str, list[dict[str, str]]]:
     return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
 
 
-def test_logger_handler_stores_the_batch_and_reports_the_poison_message(
+def test_logger_handler_stores_the_batch_and_keeps_the_poison_message_as_a_dead_letter(
     pg_dsn_sync: str, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bucket = f"heliport-{uuid.uuid4().hex[:12]}"
@@ -59,10 +60,12 @@ def test_logger_handler_stores_the_batch_and_reports_the_poison_message(
     module = load_entry("logger")
 
     event = json.loads(EVENT.read_text())
-    poison = event["Records"][1]["messageId"]
-    assert module.handler(event, None) == {"batchItemFailures": [{"itemIdentifier": poison}]}
+    # The undecodable message is kept in the log database with its reason, and acknowledged.
+    assert module.handler(event, None) == {"batchItemFailures": []}
     # Redelivery of the same batch is harmless: one row, the same answer.
-    assert module.handler(event, None) == {"batchItemFailures": [{"itemIdentifier": poison}]}
+    assert module.handler(event, None) == {"batchItemFailures": []}
+    letters = asyncio.run(_dead_letters(pg_dsn_sync))
+    assert [letter.record.decode() for letter in letters] == [event["Records"][1]["body"]] * 2
 
     assert s3.list_objects_v2(Bucket=bucket, Prefix="spool/").get("KeyCount") == 0
     requeued = sqs.receive_message(QueueUrl=queue_url)["Messages"]
@@ -94,8 +97,7 @@ def test_a_database_that_cannot_take_connections_gives_the_whole_batch_back(
         assert database.accepted == 1
 
         database.resume()
-        poison = event["Records"][1]["messageId"]
-        assert module.handler(event, None) == {"batchItemFailures": [{"itemIdentifier": poison}]}
+        assert module.handler(event, None) == {"batchItemFailures": []}  # the poison one: a dead letter
         assert module._migrated is True
     record = json.loads(event["Records"][0]["body"])
     assert asyncio.run(_row(pg_dsn_sync, record["org_id"], record["request_id"])) is not None
@@ -142,5 +144,13 @@ async def _row(dsn: str, org_id: str, request_id: str):  # type: ignore[no-untyp
     db = PostgresLogDb(dsn, max_size=1)
     try:
         return await db.get_request(org_id, request_id)
+    finally:
+        await db.aclose()
+
+
+async def _dead_letters(dsn: str) -> list[DeadLetter]:
+    db = PostgresLogDb(dsn, max_size=1)
+    try:
+        return await db.list_dead_letters()
     finally:
         await db.aclose()

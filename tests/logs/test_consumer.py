@@ -46,7 +46,7 @@ async def stores(
 async def test_writer_stores_row_with_usage_cost_and_bodies(stores: tuple[LogDb, BlobStore]) -> None:
     logdb, blobs = stores
     record = chat_record()
-    assert await LogWriter(logdb, blobs).write([record]) == 1
+    assert (await LogWriter(logdb, blobs).write([record])).written == 1
 
     row = await logdb.get_request(ORG, record.request_id)
     assert row is not None
@@ -79,8 +79,8 @@ async def test_duplicate_delivery_leaves_one_row(stores: tuple[LogDb, BlobStore]
     logdb, blobs = stores
     writer = LogWriter(logdb, blobs)
     record = chat_record()
-    assert await writer.write([record]) == 1
-    assert await writer.write([record, record]) == 0
+    assert (await writer.write([record])).written == 1
+    assert (await writer.write([record, record])).written == 0
     assert (await logdb.get_request(ORG, record.request_id)) is not None
 
 
@@ -147,7 +147,9 @@ async def test_omitted_bodies_are_never_written_but_usage_is_kept(stores: tuple[
     assert stored["request"] is None and stored["response"] == only_request.response_body
 
 
-async def test_poison_message_fails_alone(stores: tuple[LogDb, BlobStore]) -> None:
+async def test_undecodable_messages_become_dead_letters_and_the_rest_is_stored(
+    stores: tuple[LogDb, BlobStore],
+) -> None:
     logdb, blobs = stores
     good = chat_record()
     event = {
@@ -157,9 +159,14 @@ async def test_poison_message_fails_alone(stores: tuple[LogDb, BlobStore]) -> No
             {"messageId": "m-3", "body": "not even json"},
         ]
     }
+    # Decoding cannot succeed on a later receive: kept at once, with the reason, and acknowledged.
     result = await handle_sqs_batch(event, LogWriter(logdb, blobs))
-    assert result == {"batchItemFailures": [{"itemIdentifier": "m-2"}, {"itemIdentifier": "m-3"}]}
+    assert result == {"batchItemFailures": []}
     assert await logdb.get_request(ORG, good.request_id) is not None
+    letters = await logdb.list_dead_letters()
+    assert [letter.record for letter in letters] == [b'{"not": "a log record"}', b"not even json"]
+    assert "request_id" in letters[0].error and "malformed" in letters[1].error
+    assert all(letter.org_id is None and letter.attempts == 1 for letter in letters)
 
 
 def test_cache_hit_costs_nothing() -> None:

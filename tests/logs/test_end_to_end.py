@@ -7,17 +7,21 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from helicone_helpers import HeliconeManualLogger
 
+from heliport.auth import create_key
+from heliport.logs.consumer import REUSED_ID_PROPERTY
 from heliport.logs.row import RequestRow
 from heliport.store.logdb import LogDb
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb
-from tests.harness import Gateway, start_gateway
+from heliport.store.ports import Organisation
+from tests.harness import Gateway, start_gateway, wait_for
 from tests.mock_provider import MockProvider
 
 
@@ -153,3 +157,98 @@ def test_secrets_in_logged_headers_are_never_stored(gateway: Gateway) -> None:
     )
     record = gateway.record(response.json()["id"])
     assert record.response_headers == {"x-request-id": "r"}
+
+
+def second_tenant(gw: Gateway) -> tuple[str, str]:
+    """Another organisation in the same heliport, with a key of its own: (org id, key)."""
+
+    async def make() -> tuple[str, str]:
+        org = Organisation(id=str(uuid.uuid4()), name="tenant-b", created_at=datetime.now(UTC))
+        await gw.store.put_org(org)
+        plain, _ = await create_key(gw.store, org.id, "tenant-b")
+        return org.id, plain
+
+    return asyncio.run(make())
+
+
+def test_a_deeply_nested_body_does_not_stop_logging(served: tuple[Gateway, str | None], tmp_path: Path) -> None:
+    gw, database_url = served
+    other_org, other_key = second_tenant(gw)
+    deep_id, after_id = str(uuid.uuid4()), str(uuid.uuid4())
+    answer = httpx.post(
+        f"{gw.oai_base}/chat/completions",
+        content="[" * 100_000 + "]" * 100_000,
+        headers={"Helicone-Auth": f"Bearer {gw.key}", "Helicone-Request-Id": deep_id, "Authorization": "Bearer sk-x"},
+        timeout=30,
+    )
+    # the mock provider's own answer to such a body (its JSON parser gives up), relayed as it is
+    gw.openai(other_key).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "after"}],
+        extra_headers={"Helicone-Request-Id": after_id},
+    )
+    assert wait_for_row(logdb_of(gw, tmp_path, database_url), other_org, after_id).status == 200
+    deep = wait_for_row(logdb_of(gw, tmp_path, database_url), gw.org_id, deep_id)
+    assert deep.status == answer.status_code and deep.body_key is not None
+
+
+def test_another_tenant_reusing_a_request_id_is_logged_too(served: tuple[Gateway, str | None], tmp_path: Path) -> None:
+    gw, database_url = served
+    other_org, other_key = second_tenant(gw)
+    taken = str(uuid.uuid4())
+    message = [{"role": "user", "content": "hi"}]
+    gw.openai().chat.completions.create(
+        model="gpt-4o-mini", messages=message, extra_headers={"Helicone-Request-Id": taken}
+    )
+    assert wait_for_row(logdb_of(gw, tmp_path, database_url), gw.org_id, taken).status == 200
+    # tenant B picks the same id, through the proxy and through the manual logger: both are B's rows
+    gw.openai(other_key).chat.completions.create(
+        model="gpt-4o-mini", messages=message, extra_headers={"Helicone-Request-Id": taken}
+    )
+    row = wait_for_row(logdb_of(gw, tmp_path, database_url), other_org, taken)
+    assert row.org_id == other_org and row.errors == []
+    logged = str(uuid.uuid4())
+    gw.openai().chat.completions.create(
+        model="gpt-4o-mini", messages=message, extra_headers={"Helicone-Request-Id": logged}
+    )
+    wait_for_row(logdb_of(gw, tmp_path, database_url), gw.org_id, logged)
+    HeliconeManualLogger(api_key=other_key, logging_endpoint=gw.url).send_log(
+        provider=None,
+        request={"model": "m", "messages": message},
+        response={"usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
+        options={
+            "start_time": time.time() - 1,
+            "end_time": time.time(),
+            "additional_headers": {"Helicone-Request-Id": logged},
+        },
+    )
+    assert wait_for_row(logdb_of(gw, tmp_path, database_url), other_org, logged).provider == "CUSTOM"
+
+
+def test_a_request_id_repeated_by_its_own_tenant_is_kept_under_a_fresh_id(
+    served: tuple[Gateway, str | None], tmp_path: Path
+) -> None:
+    gw, _ = served
+    given = str(uuid.uuid4())
+    for text in ("first", "second"):
+        gw.openai().chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": text}],
+            extra_headers={"Helicone-Request-Id": given},
+        )
+
+    def rows() -> list[dict[str, object]]:
+        found = httpx.post(
+            f"{gw.url}/v1/request/query",
+            json={"filter": "all", "limit": 10, "sort": {"created_at": "asc"}},
+            headers={"Authorization": f"Bearer {gw.key}"},
+        ).json()["data"]
+        return [r for r in found if given in (r["request_id"], r["properties"].get(REUSED_ID_PROPERTY))]
+
+    def two() -> list[dict[str, object]] | None:
+        found = rows()
+        return found if len(found) == 2 else None
+
+    both = wait_for(two, timeout=10)
+    assert both[0]["request_id"] == given and REUSED_ID_PROPERTY not in both[0]["properties"]
+    assert both[1]["request_id"] != given and both[1]["properties"][REUSED_ID_PROPERTY] == given

@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
 import pytest
 
 from heliport.logs.consumer import BatchResponse, LogWriter, handle_sqs_batch
+from heliport.logs.record import LogRecord
 from heliport.logs.spool import SpoolingQueue, respool
 from heliport.store.aws import S3BlobStore, SqsQueue
 from heliport.store.logdb_postgres import PostgresLogDb
@@ -33,15 +35,22 @@ class Sqs:
     def __init__(self, client: Any, url: str, dlq_url: str) -> None:
         self.client, self.url, self.dlq_url = client, url, dlq_url
 
-    async def drain(self, writer: LogWriter, *, rounds: int = 5) -> list[BatchResponse]:
+    async def drain(self, writer: LogWriter, *, rounds: int = 5, max_attempts: int = 2) -> list[BatchResponse]:
         results = []
         for _ in range(rounds):
-            got = await self.client.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10)
+            got = await self.client.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["ApproximateReceiveCount"]
+            )
             messages = got.get("Messages", [])
             if not messages:
                 break
-            event = {"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in messages]}
-            result = await handle_sqs_batch(event, writer)
+            event = {
+                "Records": [
+                    {"messageId": m["MessageId"], "body": m["Body"], "attributes": m.get("Attributes", {})}
+                    for m in messages
+                ]
+            }
+            result = await handle_sqs_batch(event, writer, max_attempts=max_attempts)
             results.append(result)
             failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
             for m in messages:
@@ -117,21 +126,43 @@ async def test_database_down_during_a_batch_then_stored_once_up(
     await queue.aclose()
 
 
-async def test_poison_message_ends_in_the_dlq_and_the_rest_is_stored(
+async def test_poison_message_is_kept_with_its_reason_and_the_rest_is_stored(
     sqs: Sqs, blobs: S3BlobStore, pg_dsn: str, aws_endpoint: str
 ) -> None:
     queue = SqsQueue(sqs.url, region=REGION, endpoint_url=aws_endpoint)
     good = chat_record()
-    await queue.send(good)
+    refused = chat_record(request_id="not-a-uuid")  # PostgreSQL refuses it even as a bare row
+    for record in (good, refused):
+        await queue.send(record)
     await sqs.client.send_message(QueueUrl=sqs.url, MessageBody='{"v": 1, "garbage": true}')
     writer = LogWriter(PostgresLogDb(pg_dsn, max_size=1), blobs)
     await writer.logdb.migrate()
 
-    await sqs.drain(writer)
+    results = await sqs.drain(writer, max_attempts=2)
     assert await writer.logdb.get_request(ORG, good.request_id) is not None
-    assert await sqs.dead_letters() == ['{"v": 1, "garbage": true}']
+    # the refused record came back once, and on its second (= max_attempts) receive was set aside
+    assert [len(r["batchItemFailures"]) for r in results] == [1, 0]
+    letters = {letter.request_id: letter for letter in await writer.logdb.list_dead_letters()}
+    assert set(letters) == {None, "not-a-uuid"}
+    assert letters[None].record == b'{"v": 1, "garbage": true}' and "unreadable" in letters[None].error
+    assert letters["not-a-uuid"].attempts == 2 and "uuid" in letters["not-a-uuid"].error.lower()
+    assert msgspec.json.decode(letters["not-a-uuid"].record, type=LogRecord) == refused
+    assert await sqs.dead_letters() == []  # acknowledged: kept by heliport, with the reason
     await writer.logdb.aclose()
     await queue.aclose()
+
+
+async def test_dead_letters_that_cannot_be_kept_go_back_to_sqs_and_its_dlq(
+    sqs: Sqs, blobs: S3BlobStore, relay: tuple[TcpRelay, str]
+) -> None:
+    tcp, relayed_dsn = relay
+    await sqs.client.send_message(QueueUrl=sqs.url, MessageBody="not a record")
+    await tcp.cut()  # nowhere to keep the dead letter: SQS keeps redelivering, then its DLQ holds it
+    writer = LogWriter(PostgresLogDb(relayed_dsn, max_size=1, connect_timeout=2), blobs)
+    results = await sqs.drain(writer, rounds=3)
+    assert [r["batchItemFailures"] != [] for r in results] == [True, True]
+    assert await sqs.dead_letters() == ["not a record"]
+    await writer.logdb.aclose()
 
 
 async def test_queue_down_at_send_is_spooled_then_stored(

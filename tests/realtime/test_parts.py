@@ -80,12 +80,14 @@ async def test_a_later_part_wins_even_when_an_earlier_one_is_redelivered_after_i
     writer = LogWriter(logdb, blobs)
     request_id, started = str(uuid.uuid4()), datetime.now(UTC)
 
-    assert await writer.write([part(request_id, started, 1, 2)]) == 1
-    assert await writer.write([part(request_id, started, 3, 6, properties={"a": "1"})]) == 1
-    assert await writer.write([part(request_id, started, 2, 4)]) == 0  # late redelivery: ignored
-    assert await writer.write([part(request_id, started, 3, 6, properties={"a": "1"})]) == 1  # same part: rewritten
+    assert (await writer.write([part(request_id, started, 1, 2)])).written == 1
+    assert (await writer.write([part(request_id, started, 3, 6, properties={"a": "1"})])).written == 1
+    assert (await writer.write([part(request_id, started, 2, 4)])).written == 0  # late redelivery: ignored
+    assert (
+        await writer.write([part(request_id, started, 3, 6, properties={"a": "1"})])
+    ).written == 1  # same part: rewritten
     # A batch holding several parts of one session stores only the highest.
-    assert await writer.write([part(request_id, started, 5, 10), part(request_id, started, 4, 8)]) == 1
+    assert (await writer.write([part(request_id, started, 5, 10), part(request_id, started, 4, 8)])).written == 1
 
     row = await logdb.get_request(ORG, request_id)
     assert row is not None
@@ -99,8 +101,8 @@ async def test_normal_records_are_still_inserted_once_beside_parts(logdb: LogDb,
     normal = part(str(uuid.uuid4()), started, 1, 1)
     normal = LogRecord(**{**{f: getattr(normal, f) for f in normal.__struct_fields__}, "part": None})
     live = part(str(uuid.uuid4()), started, 1, 1)
-    assert await writer.write([normal, live]) == 2
-    assert await writer.write([normal]) == 0
+    assert (await writer.write([normal, live])).written == 2
+    assert (await writer.write([normal])).written == 0
 
 
 def test_audio_payloads_become_byte_lengths_and_transcripts_stay() -> None:

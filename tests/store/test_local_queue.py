@@ -37,9 +37,9 @@ async def test_concurrent_sends_are_committed_in_order_and_survive_reopening(tmp
 
     reopened = SqliteQueue(path)  # a new process after a crash sees everything acknowledged
     received = reopened.receive(limit=500)
-    assert [r.request_id for _, r in received] == [f"req-{n}" for n in range(200)]
-    assert received[7][1] == record(7)
-    reopened.delete([seq for seq, _ in received[:150]])
+    assert [q.request_id for q in received] == [f"req-{n}" for n in range(200)]
+    assert received[7].record == record(7)
+    reopened.delete([q.seq for q in received[:150]])
     assert len(reopened.receive(limit=500)) == 50
     await reopened.aclose()
 

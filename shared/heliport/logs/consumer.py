@@ -20,10 +20,12 @@ import contextlib
 import gzip
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
 import msgspec
@@ -35,9 +37,23 @@ from heliport.logs.row import RequestRow
 from heliport.logs.spool import load_bodies
 from heliport.logs.usage import Usage, extract_usage, resolve_model
 from heliport.store.blobs import BlobStore
-from heliport.store.logdb import LogDb
+from heliport.store.logdb import DeadLetter, LogDb, RowRejectedError, as_utc
 
-__all__ = ["LocalConsumer", "LogWriter", "PartLogDb", "body_key", "build_row", "handle_sqs_batch"]
+if TYPE_CHECKING:
+    from heliport.store.local import Queued
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "LocalConsumer",
+    "LogWriter",
+    "PartLogDb",
+    "WriteOutcome",
+    "bare_row",
+    "body_key",
+    "build_row",
+    "build_row_safely",
+    "handle_sqs_batch",
+]
 
 logger = logging.getLogger("heliport.consumer")
 
@@ -50,18 +66,26 @@ def body_key(org_id: str, request_id: str) -> str:
     return f"organizations/{org_id}/requests/{request_id}/raw_request_response_body"
 
 
-def build_row(record: LogRecord) -> tuple[RequestRow, bytes | None]:
-    """The row for a record, and the gzip JSON of its bodies (None when both were omitted)."""
+def build_row(record: LogRecord, *, read_bodies: bool = True) -> tuple[RequestRow, bytes | None]:
+    """The row for a record, and the gzip JSON of its bodies (None when both were omitted).
+
+    With ``read_bodies=False`` the bodies are kept as they are but not read: no usage from them, no
+    previews. That is the writer's fallback for a record whose bodies break the reading (see
+    :func:`build_row_safely`).
+    """
     # Async-log records carry a placeholder target ("custom-model-nopath"); their route names the format.
     is_url = record.target_url.startswith(("https://", "http://"))
     path = (urlsplit(record.target_url).path if is_url else "") or record.path
-    usage = record.usage or extract_usage(
-        provider=record.provider,
-        path=path,
-        response_body=record.response_body,
-        is_stream=record.is_stream,
-        request_body=record.request_body,
-    )
+    if record.usage is not None or not read_bodies:
+        usage = record.usage or Usage()
+    else:
+        usage = extract_usage(
+            provider=record.provider,
+            path=path,
+            response_body=record.response_body,
+            is_stream=record.is_stream,
+            request_body=record.request_body,
+        )
     model = resolve_model(
         model_override=record.model_override,
         response_model=usage.response_model,
@@ -131,10 +155,90 @@ def build_row(record: LogRecord) -> tuple[RequestRow, bytes | None]:
         omit_request=record.omit_request,
         omit_response=record.omit_response,
         body_key=key,
-        request_preview=request_preview(request_body),
-        response_preview=response_preview(response_body, record.is_stream),
+        request_preview=request_preview(request_body) if read_bodies else None,
+        response_preview=response_preview(response_body, record.is_stream) if read_bodies else None,
     )
     return row, blob
+
+
+def build_row_safely(record: LogRecord) -> tuple[RequestRow, bytes | None]:
+    """:func:`build_row`, or when reading the bodies fails (nesting deeper than a decoder goes, a
+    shape no reader foresaw), the row without what the bodies would have told, the bodies kept
+    unread in the blob and the reason in ``errors``. A record's content must never stop its own
+    logging, let alone the records queued behind it."""
+    try:
+        return build_row(record)
+    except Exception as exc:  # RecursionError included: it is a RuntimeError
+        logger.warning("could not read the bodies of request %s: %r; storing it without", record.request_id, exc)
+        note = f"logged without reading its bodies ({type(exc).__name__}: {str(exc)[:200]})"
+        return build_row(msgspec.structs.replace(record, errors=[*record.errors, note]), read_bodies=False)
+
+
+#: Properties and text columns of a bare row are cut to this many characters: PostgreSQL's B-tree
+#: entries stop at ~2,700 bytes, and a character takes up to 4.
+_BARE_TEXT = 500
+
+
+def bare_row(row: RequestRow, reason: str) -> RequestRow:
+    """The row with only what cannot be refused: identity, times, status and route, clipped text,
+    no token counts or cost, and ``reason`` in its errors. Stored when the database refused the full
+    row for its values, so the request still shows up (and its bodies stay reachable)."""
+
+    def clip(text: str | None) -> str | None:
+        return None if text is None else text[:_BARE_TEXT]
+
+    return RequestRow(
+        request_id=row.request_id,
+        org_id=row.org_id,
+        key_id=row.key_id,
+        created_at=row.created_at,
+        response_created_at=row.response_created_at,
+        status=row.status,
+        provider=row.provider[:_BARE_TEXT],
+        target_url=row.target_url[:_BARE_TEXT],
+        path=row.path[:_BARE_TEXT],
+        method=row.method[:_BARE_TEXT],
+        is_stream=row.is_stream,
+        model=clip(row.model),
+        user_id=clip(row.user_id),
+        session_id=clip(row.session_id),
+        delay_ms=row.delay_ms,
+        cache_hit=row.cache_hit,
+        rate_limited=row.rate_limited,
+        retry_count=row.retry_count,
+        errors=[e[:_BARE_TEXT] for e in row.errors[:20]] + [f"stored as a bare row: {reason[:_BARE_TEXT]}"],
+        omit_request=row.omit_request,
+        omit_response=row.omit_response,
+        body_key=row.body_key,
+    )
+
+
+#: Where the writer's renamed ids come from (uuid5 of the organisation, the given id and the instant).
+_REUSED_ID_NAMESPACE = uuid.UUID("5f1c7a2e-9b7d-4c0e-8a51-6c7f3f0e2d19")
+#: The property that keeps a reused request id on the row stored under a fresh one.
+REUSED_ID_PROPERTY = "helicone-reused-request-id"
+
+
+def renamed(record: LogRecord) -> LogRecord:
+    """The record under a fresh id, for a request id its organisation already used for another request.
+
+    The fresh id is derived from the organisation, the given id and the request's start, so a
+    redelivery of the same record gets the same one (and is ignored like any redelivery); the given
+    id stays on the row as the ``helicone-reused-request-id`` property.
+    """
+    fresh = str(
+        uuid.uuid5(_REUSED_ID_NAMESPACE, f"{record.org_id}/{record.request_id}/{record.started_at.isoformat()}")
+    )
+    return msgspec.structs.replace(
+        record,
+        request_id=fresh,
+        properties={**record.properties, REUSED_ID_PROPERTY: record.request_id},
+        errors=[
+            *record.errors,
+            f"request id {record.request_id} was already used by another request of this organisation;"
+            f" stored as {fresh}",
+        ],
+    )
 
 
 #: Usage fields that are also row columns, response_model included (Usage carries a few more, for pricing).
@@ -149,11 +253,21 @@ def _usage_columns(usage: Usage) -> dict[str, Any]:
 class PartLogDb(Protocol):
     """A log database that can also upsert the rows of requests logged in parts."""
 
-    async def upsert_parts(self, parts: Sequence[tuple[RequestRow, int]]) -> list[str]:
-        """Store each (row, part) unless the stored part of that request id is higher; return the
-        request ids whose row was written (a part equal to the stored one is written again, so a
+    async def upsert_parts(self, parts: Sequence[tuple[RequestRow, int]]) -> list[tuple[str, str]]:
+        """Store each (row, part) unless the stored part of that request is higher; return the
+        (org_id, request_id) of each row written (a part equal to the stored one is written again, so a
         redelivery after a failed body write completes it)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """What :meth:`LogWriter.write` did with a batch."""
+
+    #: Rows newly stored (or, for parts, written).
+    written: int = 0
+    #: Position in the batch -> why that record could not be stored even as a bare row.
+    failed: dict[int, str] = field(default_factory=dict)
 
 
 class LogWriter:
@@ -161,19 +275,51 @@ class LogWriter:
 
     Records logged in parts take the other order: the row is upserted first and the bodies are
     written only when the part won, so an older part's bodies never overwrite a newer part's.
+
+    One record never holds up the others. A record whose bodies cannot be read is stored without
+    reading them (:func:`build_row_safely`); when the database refuses a batch for its values
+    (:class:`RowRejectedError`), each row is tried alone, then as a :func:`bare_row`; what still fails
+    is reported in :attr:`WriteOutcome.failed` for the caller to retry and, in the end, dead-letter.
+    Any other error (the database or blob store unreachable) fails the whole batch: nothing is lost,
+    the queue gives it back.
     """
 
     def __init__(self, logdb: LogDb, blobs: BlobStore) -> None:
         self.logdb = logdb
         self.blobs = blobs
 
-    async def write(self, records: Sequence[LogRecord]) -> int:
-        """Store every record or raise; returns how many rows were new (or, for parts, written)."""
-        parts = [r for r in records if r.part is not None]
-        written = await self._write_parts(parts) if parts else 0
-        if len(parts) == len(records):
-            return written
-        built = [build_row(await self._with_bodies(r)) for r in records if r.part is None]
+    async def write(self, records: Sequence[LogRecord]) -> WriteOutcome:
+        """Store every record it can; raise only when storage itself is unavailable."""
+        records = await self._own_ids(records)
+        positions = [i for i, r in enumerate(records) if r.part is not None]
+        outcome = await self._write_parts([records[i] for i in positions], positions) if positions else WriteOutcome()
+        whole = [i for i, r in enumerate(records) if r.part is None]
+        if not whole:
+            return outcome
+        built = [build_row_safely(await self._with_bodies(records[i])) for i in whole]
+        await self._put_bodies(built)
+        written, failed = await _isolated(self.logdb.insert_requests, [row for row, _ in built], whole, bare=bare_row)
+        return WriteOutcome(outcome.written + written, {**outcome.failed, **failed})
+
+    async def _own_ids(self, records: Sequence[LogRecord]) -> Sequence[LogRecord]:
+        """Rename each record whose id its organisation already used for another request (another
+        instant; the same instant is a redelivery, which the insert ignores)."""
+        whole = [(i, r) for i, r in enumerate(records) if r.part is None]
+        if not whole:
+            return records
+        stored = await self.logdb.stored_times([(r.org_id, r.request_id) for _, r in whole])
+        seen: dict[tuple[str, str], set[datetime]] = {}
+        out = list(records)
+        for i, record in whole:
+            key, at = (record.org_id, record.request_id), as_utc(record.started_at)
+            taken = stored.get(key, set()) | seen.get(key, set())
+            if taken and at not in taken:
+                out[i] = renamed(record)
+            else:
+                seen.setdefault(key, set()).add(at)
+        return out
+
+    async def _put_bodies(self, built: Sequence[tuple[RequestRow, bytes | None]]) -> None:
         await asyncio.gather(
             *(
                 self.blobs.put(row.body_key, blob, content_type="application/json", content_encoding="gzip")
@@ -181,29 +327,68 @@ class LogWriter:
                 if blob is not None and row.body_key is not None
             )
         )
-        return written + await self.logdb.insert_requests([row for row, _ in built])
 
-    async def _write_parts(self, records: Sequence[LogRecord]) -> int:
+    async def _write_parts(self, records: Sequence[LogRecord], positions: Sequence[int]) -> WriteOutcome:
         if not isinstance(self.logdb, PartLogDb):
             raise TypeError(f"{type(self.logdb).__name__} cannot upsert records logged in parts")
-        latest: dict[str, LogRecord] = {}
-        for record in records:  # a batch may hold several parts of one request: only the highest counts
-            seen = latest.get(record.request_id)
-            if seen is None or (seen.part or 0) < (record.part or 0):
-                latest[record.request_id] = record
-        built = [(build_row(await self._with_bodies(r)), r.part or 0) for r in latest.values()]
-        won = set(await self.logdb.upsert_parts([(row, part) for (row, _), part in built]))
-        await asyncio.gather(
-            *(
-                self.blobs.put(row.body_key, blob, content_type="application/json", content_encoding="gzip")
-                for (row, blob), _ in built
-                if row.request_id in won and blob is not None and row.body_key is not None
-            )
+        latest: dict[tuple[str, str], tuple[int, LogRecord]] = {}
+        for position, record in zip(positions, records, strict=True):
+            # a batch may hold several parts of one request: only the highest counts
+            key = (record.org_id, record.request_id)
+            seen = latest.get(key)
+            if seen is None or (seen[1].part or 0) < (record.part or 0):
+                latest[key] = (position, record)
+        built = [(build_row_safely(await self._with_bodies(r)), r.part or 0) for _, r in latest.values()]
+        upsert = self.logdb.upsert_parts
+        won: set[tuple[str, str]] = set()
+
+        async def store(rows: Sequence[tuple[RequestRow, int]]) -> int:
+            keys = await upsert(rows)
+            won.update(keys)
+            return len(keys)
+
+        written, failed = await _isolated(
+            store, [(row, part) for (row, _), part in built], [p for p, _ in latest.values()], bare=_bare_part
         )
-        return len(won)
+        await self._put_bodies([(row, blob) for (row, blob), _ in built if (row.org_id, row.request_id) in won])
+        return WriteOutcome(written, failed)
 
     async def _with_bodies(self, record: LogRecord) -> LogRecord:
         return await load_bodies(record, self.blobs) if record.bodies_key else record
+
+
+def _bare_part(item: tuple[RequestRow, int], reason: str) -> tuple[RequestRow, int]:
+    return bare_row(item[0], reason), item[1]
+
+
+_T = TypeVar("_T")
+
+
+async def _isolated(
+    store: Callable[[Sequence[_T]], Awaitable[int]],
+    items: Sequence[_T],
+    positions: Sequence[int],
+    *,
+    bare: Callable[[_T, str], _T],
+) -> tuple[int, dict[int, str]]:
+    """``store(items)``; when the database refuses them for their values, each alone, then each refused
+    one in its bare form. Returns how many were stored and, by position, why the others were not."""
+    try:
+        return await store(items), {}
+    except RowRejectedError as exc:
+        logger.warning("the database refused a batch of %d rows (%s); storing them one by one", len(items), exc)
+    written, failed = 0, {}
+    for position, item in zip(positions, items, strict=True):
+        try:
+            written += await store([item])
+            continue
+        except RowRejectedError as exc:
+            reason = str(exc)
+        try:
+            written += await store([bare(item, reason)])
+        except RowRejectedError as exc:
+            failed[position] = f"{reason}; as a bare row: {exc}"
+    return written, failed
 
 
 class BatchItemFailure(TypedDict):
@@ -214,36 +399,103 @@ class BatchResponse(TypedDict):
     batchItemFailures: list[BatchItemFailure]
 
 
-async def handle_sqs_batch(event: Mapping[str, Any], writer: LogWriter) -> BatchResponse:
-    """The SQS event source's batch, reporting only the messages that failed (ReportBatchItemFailures)."""
-    records: list[LogRecord] = []
-    ids: list[str] = []
+#: How many times a record the database refuses is tried before it becomes a dead letter. Below the log
+#: queue's maxReceiveCount (5, template.yaml), so the consumer sets it aside with its reason before SQS
+#: would move it, reasonless, to the DLQ.
+MAX_ATTEMPTS = 3
+
+
+def dead_letter(
+    record: LogRecord | None, raw: bytes, *, attempts: int, error: str, at: datetime | None = None
+) -> DeadLetter:
+    return DeadLetter(
+        org_id=record.org_id if record else None,
+        request_id=record.request_id if record else None,
+        failed_at=at or datetime.now(UTC),
+        attempts=attempts,
+        error=error,
+        record=raw,
+    )
+
+
+async def handle_sqs_batch(
+    event: Mapping[str, Any], writer: LogWriter, *, max_attempts: int = MAX_ATTEMPTS
+) -> BatchResponse:
+    """The SQS event source's batch, reporting only the messages that failed (ReportBatchItemFailures).
+
+    A record refused for its values is given back until its ``max_attempts``-th receive, then kept as a
+    dead letter in the log database (with the reason) and acknowledged; an undecodable message is a
+    dead letter at once. If the dead letter cannot be stored either, the message is given back, and
+    after maxReceiveCount receives SQS moves it to the DLQ: still never dropped.
+    """
+    messages = list(event.get("Records", []))
+    decoded: list[tuple[dict[str, Any], LogRecord]] = []
+    letters: list[tuple[str, DeadLetter]] = []
     failures: list[BatchItemFailure] = []
-    for message in event.get("Records", []):
-        message_id = message["messageId"]
+    for message in messages:
+        body = message["body"]
         try:
-            records.append(_record_decoder.decode(message["body"]))
-            ids.append(message_id)
+            decoded.append((message, _record_decoder.decode(body)))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            logger.error("unreadable log record in message %s: %s", message_id, exc)
-            failures.append({"itemIdentifier": message_id})
-    if records:
+            logger.error("unreadable log record in message %s: %s", message["messageId"], exc)
+            error = f"unreadable log record: {exc}"
+            letters.append(
+                (message["messageId"], dead_letter(None, body.encode(), attempts=_receives(message), error=error))
+            )
+    if decoded:
         try:
-            await writer.write(records)
+            outcome = await writer.write([record for _, record in decoded])
         except Exception:
-            logger.exception("could not store a batch of %d records; they will be redelivered", len(records))
-            failures.extend({"itemIdentifier": i} for i in ids)
+            logger.exception("could not store a batch of %d records; they will be redelivered", len(decoded))
+            failures.extend({"itemIdentifier": m["messageId"]} for m, _ in decoded)
+            outcome = WriteOutcome()
+        for position, reason in outcome.failed.items():
+            message, record = decoded[position]
+            if _receives(message) >= max_attempts:
+                letter = dead_letter(record, message["body"].encode(), attempts=_receives(message), error=reason)
+                letters.append((message["messageId"], letter))
+            else:
+                logger.error("request %s was refused (%s); it will be tried again", record.request_id, reason)
+                failures.append({"itemIdentifier": message["messageId"]})
+    if letters:
+        try:
+            await writer.logdb.add_dead_letters([letter for _, letter in letters])
+            logger.error("kept %d log records as dead letters (heliport logs dead-letters list)", len(letters))
+        except Exception:
+            logger.exception("could not keep %d dead letters; SQS will redeliver them", len(letters))
+            failures.extend({"itemIdentifier": message_id} for message_id, _ in letters)
     return {"batchItemFailures": failures}
 
 
-class LocalConsumer:
-    """``heliport serve``'s consumer: drains the SQLite queue into the log database."""
+def _receives(message: Mapping[str, Any]) -> int:
+    """How many times SQS has delivered this message, this time included."""
+    try:
+        return int(message.get("attributes", {}).get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        return 1
 
-    def __init__(self, queue: Any, writer: LogWriter, *, batch: int = 100, idle_seconds: float = 0.2) -> None:
+
+class LocalConsumer:
+    """``heliport serve``'s consumer: drains the SQLite queue into the log database.
+
+    Mirrors :func:`handle_sqs_batch`: a record refused ``max_attempts`` times, or one that cannot be
+    decoded, becomes a dead letter and the queue moves on; an outage leaves the whole batch queued.
+    """
+
+    def __init__(
+        self,
+        queue: Any,
+        writer: LogWriter,
+        *,
+        batch: int = 100,
+        idle_seconds: float = 0.2,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
         self._queue = queue
         self._writer = writer
         self._batch = batch
         self._idle = idle_seconds
+        self._max_attempts = max_attempts
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -251,11 +503,33 @@ class LocalConsumer:
 
     async def drain_once(self) -> int:
         """Store what is queued now; returns how many records were handled."""
-        items = await asyncio.to_thread(self._queue.receive, self._batch)
+        items: list[Queued] = await asyncio.to_thread(self._queue.receive, self._batch)
         if not items:
             return 0
-        await self._writer.write([record for _, record in items])
-        await asyncio.to_thread(self._queue.delete, [seq for seq, _ in items])
+        readable = [item for item in items if item.record is not None]
+        outcome = await self._writer.write([item.record for item in readable if item.record is not None])
+        letters: list[DeadLetter] = []
+        again: list[int] = []
+        settled = {item.seq for item in readable}
+        for item in items:
+            if item.record is None:
+                error = f"unreadable log record: {item.error}"
+                letters.append(dead_letter(None, item.body, attempts=item.attempts + 1, error=error))
+                settled.add(item.seq)
+        for position, reason in outcome.failed.items():
+            item = readable[position]
+            if item.attempts + 1 >= self._max_attempts:
+                letters.append(dead_letter(item.record, item.body, attempts=item.attempts + 1, error=reason))
+            else:
+                logger.error("request %s was refused (%s); it will be tried again", item.request_id, reason)
+                settled.discard(item.seq)
+                again.append(item.seq)
+        if letters:
+            await self._writer.logdb.add_dead_letters(letters)
+            logger.error("kept %d log records as dead letters (heliport logs dead-letters list)", len(letters))
+        await asyncio.to_thread(self._queue.delete, sorted(settled))
+        if again:
+            await asyncio.to_thread(self._queue.retry_later, again)
         return len(items)
 
     async def _run(self) -> None:

@@ -37,7 +37,7 @@ def request_preview(body: str | None) -> str | None:
         return None
     try:
         data = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested deeper than msgspec goes
         return _clip(body)
     if isinstance(data, dict):
         messages = data.get("messages")
@@ -62,7 +62,7 @@ def response_preview(body: str | None, is_stream: bool) -> str | None:
         return _clip(_stream_text(body))
     try:
         data = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested deeper than msgspec goes
         return _clip(body)
     if isinstance(data, dict):
         choices = data.get("choices")
@@ -100,7 +100,7 @@ def _stream_text(body: str) -> str:
             continue
         try:
             event = msgspec.json.decode(payload)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: nested deeper than msgspec goes
             continue
         if not isinstance(event, dict):
             continue

@@ -19,7 +19,7 @@ import msgspec
 from heliport.logs.record import LogRecord
 from heliport.store.ports import ApiKey, Organisation
 
-__all__ = ["MemoryQueue", "SqliteKeyStore", "SqliteQueue"]
+__all__ = ["MemoryQueue", "Queued", "SqliteKeyStore", "SqliteQueue"]
 
 _KEYS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS organisations (
@@ -173,9 +173,23 @@ _QUEUE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_queue (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     request_id TEXT NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
 );
 """
+
+
+class Queued(msgspec.Struct, frozen=True, kw_only=True):
+    """One record as the local queue holds it: decoded when it can be, with the bytes either way."""
+
+    seq: int
+    request_id: str
+    #: Times the consumer has already tried and failed to store it.
+    attempts: int
+    body: bytes
+    #: None when ``body`` cannot be decoded; ``error`` then says why.
+    record: LogRecord | None
+    error: str | None = None
 
 
 class SqliteQueue:
@@ -189,6 +203,9 @@ class SqliteQueue:
     def __init__(self, path: Path) -> None:
         self._conn = _connect(path)
         self._conn.executescript(_QUEUE_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(log_queue)")}
+        if "attempts" not in columns:  # a queue file from before attempts were counted
+            self._conn.execute("ALTER TABLE log_queue ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
         # The consumer reads through its own connection; the writer thread owns ``_conn``.
         self._reader = _connect(path)
         self._pending: deque[tuple[bytes, str, asyncio.Future[None]]] = deque()
@@ -229,13 +246,30 @@ class SqliteQueue:
             for _, _, future in batch:
                 future.get_loop().call_soon_threadsafe(_settle, future, error)
 
-    def receive(self, limit: int = 100) -> list[tuple[int, LogRecord]]:
-        """The oldest records still queued, with the sequence numbers :meth:`delete` takes."""
-        rows = self._reader.execute("SELECT seq, body FROM log_queue ORDER BY seq LIMIT ?", (limit,)).fetchall()
-        return [(seq, msgspec.json.decode(body, type=LogRecord)) for seq, body in rows]
+    def receive(self, limit: int = 100) -> list[Queued]:
+        """The oldest records still queued. One that cannot be decoded comes back with its error
+        instead of failing the others (the consumer keeps it as a dead letter)."""
+        rows = self._reader.execute(
+            "SELECT seq, request_id, attempts, body FROM log_queue ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
+        received: list[Queued] = []
+        for seq, request_id, attempts, body in rows:
+            body = bytes(body)
+            try:
+                record, error = _queued_decoder.decode(body), None
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                record, error = None, str(exc)
+            received.append(
+                Queued(seq=seq, request_id=request_id, attempts=attempts, body=body, record=record, error=error)
+            )
+        return received
 
     def delete(self, seqs: list[int]) -> None:
         self._reader.executemany("DELETE FROM log_queue WHERE seq = ?", [(s,) for s in seqs])
+
+    def retry_later(self, seqs: list[int]) -> None:
+        """Count a failed attempt at each of these records; they stay at the head of the queue."""
+        self._reader.executemany("UPDATE log_queue SET attempts = attempts + 1 WHERE seq = ?", [(s,) for s in seqs])
 
     async def aclose(self) -> None:
         with self._wake:
@@ -244,6 +278,9 @@ class SqliteQueue:
         await asyncio.to_thread(self._thread.join)
         self._conn.close()
         self._reader.close()
+
+
+_queued_decoder = msgspec.json.Decoder(LogRecord)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

@@ -15,12 +15,16 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Literal, Protocol
 
+import msgspec
+
 from heliport.logs.row import RequestRow
 
 __all__ = [
     "COLUMNS",
+    "DeadLetter",
     "LogDb",
     "Migration",
+    "RowRejectedError",
     "add_months",
     "as_utc",
     "load_migrations",
@@ -35,6 +39,30 @@ COLUMNS: tuple[str, ...] = RequestRow.__struct_fields__
 _MIGRATION_NAME = re.compile(r"^(\d{4}_[a-z0-9_]+)\.sql$")
 
 
+class RowRejectedError(Exception):
+    """The database refused rows for what they hold (a number out of range, a value too long for an
+    index), not because it could not be reached: sending the same rows again cannot help.
+
+    Adapters raise it for exactly those errors, so the log writer can tell a poison record (set it
+    aside, keep going) from an outage (give the whole batch back and wait).
+    """
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """A log record the writer gave up on, kept with the reason so it can be looked at and replayed."""
+
+    #: Assigned by the database; None before it is stored.
+    id: int | None = None
+    #: Unknown (None) when the record could not even be decoded.
+    org_id: str | None
+    request_id: str | None
+    failed_at: datetime
+    attempts: int
+    error: str
+    #: The record as it was queued (LogRecord JSON), or the raw bytes that could not be decoded.
+    record: bytes
+
+
 class LogDb(Protocol):
     async def migrate(self) -> list[str]:
         """Apply the migrations not applied yet, in order; return their names (empty when up to date).
@@ -46,13 +74,38 @@ class LogDb(Protocol):
     async def insert_requests(self, rows: Sequence[RequestRow]) -> int:
         """Store rows in one round trip; return how many were new.
 
-        Idempotent, because queues redeliver: a row whose request_id (with the same created_at, as a
-        redelivery has) is already stored is skipped, also within one batch.
+        Idempotent, because queues redeliver: a row whose (org_id, request_id) (with the same
+        created_at, as a redelivery has) is already stored is skipped, also within one batch.
+        Raises :class:`RowRejectedError` when a row's values are refused; nothing of the batch is
+        stored then.
         """
         ...
 
     async def get_request(self, org_id: str, request_id: str) -> RequestRow | None:
         """The organisation's row with this id; None if absent or another organisation's."""
+        ...
+
+    async def stored_times(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], set[datetime]]:
+        """For each (org_id, request_id) already stored, the created_at of its rows (UTC).
+
+        The writer's test for a request id reused inside one organisation: same id, another instant.
+        """
+        ...
+
+    async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep records the writer gave up on (one transaction)."""
+        ...
+
+    async def list_dead_letters(self, *, org_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters, oldest first; only one organisation's when ``org_id`` is given."""
+        ...
+
+    async def count_dead_letters(self, org_id: str) -> int:
+        """How many of the organisation's records are dead letters (the dashboard's warning)."""
+        ...
+
+    async def delete_dead_letters(self, ids: Sequence[int] | None) -> int:
+        """Remove the dead letters with these ids (all of them when None); returns how many went."""
         ...
 
     async def ensure_partitions(self, now: datetime) -> None:

@@ -22,9 +22,10 @@ opened in time (Aurora Serverless resuming from 0 ACU, a server still starting) 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,15 @@ import msgspec
 from heliport.errors import HeliportError
 from heliport.logs.row import RequestRow
 from heliport.store.aurora import DatabaseCredentials, FixedDsn
-from heliport.store.logdb import COLUMNS, add_months, as_utc, load_migrations, month_start
+from heliport.store.logdb import (
+    COLUMNS,
+    DeadLetter,
+    RowRejectedError,
+    add_months,
+    as_utc,
+    load_migrations,
+    month_start,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -141,21 +150,28 @@ KEPT_ON_UPSERT = frozenset(
 #: Requests logged in parts (realtime sessions): claim the part first (the row lock serialises writers of
 #: one session), then upsert the rows of the parts that won. See migrations/postgres/0005_realtime.sql.
 _UPSERT_PARTS = (
-    "INSERT INTO request_parts (request_id, created_at, part) "
-    "SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int4[]) "
-    "ON CONFLICT (request_id) DO UPDATE SET part = excluded.part WHERE request_parts.part <= excluded.part "
-    "RETURNING request_id"
+    "INSERT INTO request_parts (org_id, request_id, created_at, part) "
+    "SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::int4[]) "
+    "ON CONFLICT (org_id, request_id) DO UPDATE SET part = excluded.part WHERE request_parts.part <= excluded.part "
+    "RETURNING org_id, request_id"
 )
 _UPSERT = (
     f"INSERT INTO requests ({_COLUMN_LIST}) "
     f"SELECT * FROM unnest({', '.join(f'${i}::{PG_TYPES[c]}[]' for i, c in enumerate(COLUMNS, 1))}) "
-    "ON CONFLICT (created_at, request_id) DO UPDATE SET "
+    "ON CONFLICT (created_at, org_id, request_id) DO UPDATE SET "
     + ", ".join(
         "properties = requests.properties || excluded.properties" if c == "properties" else f"{c} = excluded.{c}"
         for c in COLUMNS
         if c not in KEPT_ON_UPSERT
     )
 )
+
+_STORED_TIMES = (
+    "SELECT r.org_id, r.request_id, r.created_at FROM requests r "
+    "JOIN unnest($1::text[], $2::uuid[]) AS k(org_id, request_id) "
+    "ON r.org_id = k.org_id AND r.request_id = k.request_id"
+)
+_DEAD_LETTER_COLUMNS = "id, org_id, request_id, failed_at, attempts, error, record"
 
 #: Serialises migrate() across processes (pg_advisory_xact_lock); any fixed 64-bit number would do.
 _MIGRATION_LOCK = 0x68656C69706F7274  # "heliport"
@@ -207,6 +223,25 @@ def _to_db(row: RequestRow) -> list[Any]:
         if values[i] is not None:
             values[i] = _no_nul(values[i])
     return values
+
+
+@contextlib.contextmanager
+def _rejections() -> Iterator[None]:
+    """Report the errors that come from a row's values as :class:`RowRejectedError` (SQLSTATE classes
+    22 data exception, 23 integrity violation, 54 program limit such as an index entry too long, and
+    asyncpg's own refusal of an argument); everything else (connections, timeouts) stays transient."""
+    import asyncpg
+
+    try:
+        yield
+    except (
+        asyncpg.DataError,
+        asyncpg.IntegrityConstraintViolationError,
+        asyncpg.ProgramLimitExceededError,
+        ValueError,  # asyncpg's client-side "invalid input for query argument" (an int over int4, ...)
+        OverflowError,
+    ) as exc:
+        raise RowRejectedError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _from_db(record: asyncpg.Record) -> RequestRow:
@@ -345,27 +380,89 @@ class PostgresLogDb:
             return 0
         columns = zip(*(_to_db(row) for row in rows), strict=True)
         pool = await self._connections()
-        status: str = await pool.execute(_INSERT, *(list(column) for column in columns))
+        with _rejections():
+            status: str = await pool.execute(_INSERT, *(list(column) for column in columns))
         return int(status.rsplit(" ", 1)[1])  # "INSERT 0 <new rows>"
 
-    async def upsert_parts(self, parts: Sequence[tuple[RequestRow, int]]) -> list[str]:
+    async def upsert_parts(self, parts: Sequence[tuple[RequestRow, int]]) -> list[tuple[str, str]]:
         """Rows of requests logged in parts: each written unless a higher part is stored (LogWriter)."""
         if not parts:
             return []
         pool = await self._connections()
-        async with pool.acquire() as conn, conn.transaction():
-            won = await conn.fetch(
-                _UPSERT_PARTS,
-                [row.request_id for row, _ in parts],
-                [as_utc(row.created_at) for row, _ in parts],
-                [part for _, part in parts],
-            )
-            ids = {str(r["request_id"]) for r in won}
-            rows = [row for row, _ in parts if str(uuid.UUID(row.request_id)) in ids]
-            if rows:
-                columns = zip(*(_to_db(row) for row in rows), strict=True)
-                await conn.execute(_UPSERT, *(list(column) for column in columns))
-        return [row.request_id for row in rows]
+        with _rejections():
+            async with pool.acquire() as conn, conn.transaction():
+                won = await conn.fetch(
+                    _UPSERT_PARTS,
+                    [row.org_id for row, _ in parts],
+                    [row.request_id for row, _ in parts],
+                    [as_utc(row.created_at) for row, _ in parts],
+                    [part for _, part in parts],
+                )
+                keys = {(r["org_id"], str(r["request_id"])) for r in won}
+                rows = [row for row, _ in parts if (row.org_id, str(uuid.UUID(row.request_id))) in keys]
+                if rows:
+                    columns = zip(*(_to_db(row) for row in rows), strict=True)
+                    await conn.execute(_UPSERT, *(list(column) for column in columns))
+        return [(row.org_id, row.request_id) for row in rows]
+
+    async def stored_times(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], set[datetime]]:
+        wanted: dict[tuple[str, uuid.UUID], str] = {}
+        for org_id, request_id in keys:
+            try:
+                wanted[(org_id, uuid.UUID(request_id))] = request_id
+            except ValueError:
+                continue  # not a uuid: it cannot be stored, so it is not there
+        if not wanted:
+            return {}
+        pool = await self._connections()
+        found: dict[tuple[str, str], set[datetime]] = {}
+        records = await pool.fetch(_STORED_TIMES, [o for o, _ in wanted], [r for _, r in wanted])
+        for record in records:
+            given = wanted[(record["org_id"], record["request_id"])]
+            found.setdefault((record["org_id"], given), set()).add(record["created_at"])
+        return found
+
+    async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        pool = await self._connections()
+        await pool.executemany(
+            "INSERT INTO log_dead_letters (org_id, request_id, failed_at, attempts, error, record) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            [
+                (
+                    _no_nul(d.org_id) if d.org_id else d.org_id,
+                    _no_nul(d.request_id) if d.request_id else d.request_id,
+                    as_utc(d.failed_at),
+                    d.attempts,
+                    _no_nul(d.error),
+                    d.record,
+                )
+                for d in letters
+            ],
+        )
+
+    async def list_dead_letters(self, *, org_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        pool = await self._connections()
+        records = await pool.fetch(
+            f"SELECT {_DEAD_LETTER_COLUMNS} FROM log_dead_letters "
+            "WHERE $1::text IS NULL OR org_id = $1 ORDER BY failed_at, id LIMIT $2",
+            org_id,
+            limit,
+        )
+        return [DeadLetter(**dict(r)) for r in records]
+
+    async def count_dead_letters(self, org_id: str) -> int:
+        pool = await self._connections()
+        return int(await pool.fetchval("SELECT count(*) FROM log_dead_letters WHERE org_id = $1", org_id))
+
+    async def delete_dead_letters(self, ids: Sequence[int] | None) -> int:
+        pool = await self._connections()
+        if ids is None:
+            status: str = await pool.execute("DELETE FROM log_dead_letters")
+        else:
+            status = await pool.execute("DELETE FROM log_dead_letters WHERE id = ANY($1::bigint[])", list(ids))
+        return int(status.rsplit(" ", 1)[1])
 
     async def get_request(self, org_id: str, request_id: str) -> RequestRow | None:
         try:

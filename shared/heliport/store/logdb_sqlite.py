@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from heliport.logs.row import RequestRow
-from heliport.store.logdb import COLUMNS, as_utc, load_migrations, month_start
+from heliport.store.logdb import COLUMNS, DeadLetter, RowRejectedError, as_utc, load_migrations, month_start
 
 __all__ = ["SqliteLogDb", "stored_timestamp"]
 
@@ -31,13 +31,13 @@ KEPT_ON_UPSERT = frozenset(
     {"request_id", "created_at", "org_id", "key_id", "scores", "feedback_rating", "feedback_created_at"}
 )
 _UPSERT_PART = (
-    "INSERT INTO request_parts (request_id, created_at, part) VALUES (?, ?, ?) "
-    "ON CONFLICT (request_id) DO UPDATE SET part = excluded.part WHERE request_parts.part <= excluded.part "
+    "INSERT INTO request_parts (org_id, request_id, created_at, part) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (org_id, request_id) DO UPDATE SET part = excluded.part WHERE request_parts.part <= excluded.part "
     "RETURNING request_id"
 )
 _UPSERT = (
     f"INSERT INTO requests ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-    "ON CONFLICT (request_id) DO UPDATE SET "
+    "ON CONFLICT (org_id, request_id) DO UPDATE SET "
     + ", ".join(
         "properties = json_patch(requests.properties, excluded.properties)"
         if c == "properties"
@@ -46,6 +46,10 @@ _UPSERT = (
         if c not in KEPT_ON_UPSERT
     )
 )
+_DEAD_LETTER_COLUMNS = "id, org_id, request_id, failed_at, attempts, error, record"
+#: Errors that come from a row's values (an int over 64 bits, a type SQLite cannot bind, a constraint):
+#: sending the same row again cannot help, so they are the writer's to set aside (RowRejectedError).
+_REJECTIONS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, OverflowError, ValueError, TypeError)
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version TEXT PRIMARY KEY,
@@ -159,30 +163,94 @@ class SqliteLogDb:
         conn.execute("BEGIN IMMEDIATE")
         try:
             cursor = conn.executemany(_INSERT, [_to_db(row) for row in rows])
+        except _REJECTIONS as exc:
+            conn.execute("ROLLBACK")
+            raise RowRejectedError(f"{type(exc).__name__}: {exc}") from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return cursor.rowcount  # summed over the batch; an ignored duplicate counts 0
 
-    async def upsert_parts(self, parts: Sequence[tuple[RequestRow, int]]) -> list[str]:
+    async def upsert_parts(self, parts: Sequence[tuple[RequestRow, int]]) -> list[tuple[str, str]]:
         """Rows of requests logged in parts: each written unless a higher part is stored (LogWriter)."""
         if not parts:
             return []
         conn = self._conn
-        written: list[str] = []
+        written: list[tuple[str, str]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for row, part in parts:
-                won = conn.execute(_UPSERT_PART, (row.request_id, stored_timestamp(row.created_at), part)).fetchone()
+                key = (row.org_id, row.request_id)
+                won = conn.execute(_UPSERT_PART, (*key, stored_timestamp(row.created_at), part)).fetchone()
                 if won is not None:
                     conn.execute(_UPSERT, _to_db(row))
-                    written.append(row.request_id)
+                    written.append(key)
+        except _REJECTIONS as exc:
+            conn.execute("ROLLBACK")
+            raise RowRejectedError(f"{type(exc).__name__}: {exc}") from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return written
+
+    async def stored_times(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], set[datetime]]:
+        found: dict[tuple[str, str], set[datetime]] = {}
+        for key in set(keys):
+            record = self._conn.execute(
+                "SELECT created_at FROM requests WHERE org_id = ? AND request_id = ?", key
+            ).fetchone()
+            if record is not None:
+                found[key] = {datetime.fromisoformat(record[0])}
+        return found
+
+    async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO log_dead_letters (org_id, request_id, failed_at, attempts, error, record) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (d.org_id, d.request_id, stored_timestamp(d.failed_at), d.attempts, d.error, d.record)
+                    for d in letters
+                ],
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    async def list_dead_letters(self, *, org_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        records = self._conn.execute(
+            f"SELECT {_DEAD_LETTER_COLUMNS} FROM log_dead_letters "
+            "WHERE ?1 IS NULL OR org_id = ?1 ORDER BY failed_at, id LIMIT ?2",
+            (org_id, limit),
+        ).fetchall()
+        return [
+            DeadLetter(
+                id=r[0],
+                org_id=r[1],
+                request_id=r[2],
+                failed_at=datetime.fromisoformat(r[3]),
+                attempts=r[4],
+                error=r[5],
+                record=bytes(r[6]),
+            )
+            for r in records
+        ]
+
+    async def count_dead_letters(self, org_id: str) -> int:
+        record = self._conn.execute("SELECT count(*) FROM log_dead_letters WHERE org_id = ?", (org_id,)).fetchone()
+        return int(record[0])
+
+    async def delete_dead_letters(self, ids: Sequence[int] | None) -> int:
+        if ids is None:
+            return self._conn.execute("DELETE FROM log_dead_letters").rowcount
+        return self._conn.executemany("DELETE FROM log_dead_letters WHERE id = ?", [(i,) for i in ids]).rowcount
 
     async def get_request(self, org_id: str, request_id: str) -> RequestRow | None:
         record = self._conn.execute(_SELECT_ONE, (request_id, org_id)).fetchone()
