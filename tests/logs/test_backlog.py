@@ -57,7 +57,8 @@ def logged_rows(data_dir: Path) -> int:
 def test_serve_holds_new_requests_while_the_queue_is_stuck_and_logs_every_one(
     tmp_path: Path, mock_provider: MockProvider
 ) -> None:
-    gw = start_gateway(tmp_path, mock_provider.url, pipeline=True, max_log_backlog=2)
+    # The bound matters where hand-offs outlive their responses: with the log after the last byte.
+    gw = start_gateway(tmp_path, mock_provider.url, pipeline=True, max_log_backlog=2, log_before_last_byte=False)
     headers = {"Helicone-Auth": f"Bearer {gw.key}", "Authorization": "Bearer sk-upstream"}
     url = f"{gw.oai_base}/chat/completions"
     # Another writer holds the queue file's write lock: hand-offs wait on it (busy timeout 5 s).
