@@ -18,14 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import openai
 import pytest
 
 from heliport.config import Settings
 from heliport.store.aws import create_table
 from heliport.store.factory import open_key_store
+from heliport.store.local import SqliteQueue
+from heliport.store.logdb import DeadLetter
+from heliport.store.logdb_sqlite import SqliteLogDb
 from heliport.store.ports import Organisation
 from tests.aws import REGION
+from tests.logs.records import chat_record
 from tests.mock_provider import MockProvider
 
 HELIPORT = [sys.executable, "-m", "heliport.cli"]
@@ -308,3 +313,46 @@ def test_two_tenants_through_serve(store_env: dict[str, str], mock_provider: Moc
             assert stored.fetchall() == [(org_b, key_b_id)]
     finally:
         server.stop()
+
+
+def test_logs_dead_letters_list_retry_drop(tmp_path: Path) -> None:
+    env = {**os.environ, "HELIPORT_DATA_DIR": str(tmp_path)}
+    env.pop("HELIPORT_DATABASE_URL", None)
+    record = chat_record()
+
+    async def keep() -> None:
+        logdb = SqliteLogDb(tmp_path / "logs.sqlite3")
+        await logdb.migrate()
+        at = datetime.now(UTC)
+        await logdb.add_dead_letters(
+            [
+                DeadLetter(
+                    org_id=record.org_id,
+                    request_id=record.request_id,
+                    failed_at=at,
+                    attempts=3,
+                    error="refused",
+                    record=msgspec.json.encode(record),
+                ),
+                DeadLetter(org_id=None, request_id=None, failed_at=at, attempts=1, error="garbled", record=b"{"),
+            ]
+        )
+        await logdb.aclose()
+
+    asyncio.run(keep())
+    listed = heliport(env, "logs", "dead-letters", "list")
+    assert listed.returncode == 0 and record.request_id in listed.stdout and "garbled" in listed.stdout
+    assert heliport(env, "logs", "dead-letters", "retry").returncode == 2  # neither ids nor --all
+
+    retried = heliport(env, "logs", "dead-letters", "retry", "--all")
+    assert retried.returncode == 1 and "not a log record" in retried.stderr  # the garbled one stays
+    queue = SqliteQueue(tmp_path / "log-queue.sqlite3")
+    try:
+        assert [q.record for q in queue.receive()] == [record]  # back in the queue serve drains
+    finally:
+        asyncio.run(queue.aclose())
+    left = heliport(env, "logs", "dead-letters", "list").stdout.splitlines()[1:]
+    assert len(left) == 1 and "garbled" in left[0]
+    assert heliport(env, "logs", "dead-letters", "drop", "999").returncode == 1
+    assert heliport(env, "logs", "dead-letters", "drop", left[0].split()[0]).returncode == 0
+    assert heliport(env, "logs", "dead-letters", "list").stdout.splitlines()[1:] == []

@@ -1,4 +1,5 @@
-"""``heliport serve | keys create|list|revoke | orgs create|list | migrate | logs respool | smoke``: the
+"""``heliport serve | keys create|list|revoke | orgs create|list | migrate | logs respool |
+logs dead-letters list|retry|drop | smoke``: the
 local server, its upkeep, and the check of a deployment (``smoke``, in :mod:`heliport.smoke`).
 
 The same commands manage the keys and organisations of a deployed stack: with ``HELIPORT_TABLE``
@@ -61,6 +62,17 @@ def _parser() -> argparse.ArgumentParser:
     log_commands = logs.add_subparsers(dest="logs_command", required=True)
     respool = log_commands.add_parser("respool", help="re-enqueue records spooled while the queue was down")
     respool.add_argument("--data-dir", type=Path, help="where local state lives (default .heliport)")
+    dead = log_commands.add_parser("dead-letters", help="records the log writer gave up on, with the reason")
+    dead_commands = dead.add_subparsers(dest="dead_command", required=True)
+    dead_list = dead_commands.add_parser("list", help="show dead letters, oldest first")
+    dead_list.add_argument("--org", help="only this organisation's (id)")
+    dead_list.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    for name, what in (("retry", "send back to the log queue"), ("drop", "delete for good")):
+        sub = dead_commands.add_parser(name, help=f"{what}: the given ids, or --all")
+        sub.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead-letter ids (from list)")
+        sub.add_argument("--all", action="store_true", help="every dead letter")
+    for sub in dead_commands.choices.values():
+        sub.add_argument("--data-dir", type=Path, help="where local state lives (default .heliport)")
 
     keys = commands.add_parser("keys", help="manage heliport API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -283,6 +295,56 @@ async def _respool(settings: Settings) -> int:
     return 0
 
 
+async def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    """Look at, replay or drop the records kept in the log database's ``log_dead_letters``."""
+    import msgspec
+
+    from heliport.logs.record import LogRecord
+    from heliport.store.factory import open_logdb, open_queue
+
+    logdb = open_logdb(settings)
+    try:
+        if args.dead_command == "list":
+            letters = await logdb.list_dead_letters(org_id=args.org, limit=args.limit)
+            print(f"{'id':>6}  {'failed at':25}  {'tries':>5}  {'organisation':36}  {'request':36}  error")
+            for d in letters:
+                failed, org, request = d.failed_at.isoformat(timespec="seconds"), d.org_id or "-", d.request_id or "-"
+                print(f"{d.id:>6}  {failed:25}  {d.attempts:>5}  {org:36}  {request:36}  {d.error}")
+            return 0
+        if not args.all and not args.ids:
+            print(f"heliport: give dead-letter ids, or --all, to {args.dead_command}", file=sys.stderr)
+            return 2
+        letters = await logdb.list_dead_letters(limit=1_000_000)
+        chosen = letters if args.all else [d for d in letters if d.id in set(args.ids)]
+        unknown = set() if args.all else set(args.ids) - {d.id for d in chosen}
+        if unknown:
+            print(f"heliport: no dead letters {sorted(unknown)}", file=sys.stderr)
+            return 1
+        if args.dead_command == "drop":
+            dropped = await logdb.delete_dead_letters([d.id for d in chosen if d.id is not None])
+            print(f"dropped {dropped} dead letters")
+            return 0
+        queue = open_queue(settings)
+        sent: list[int] = []
+        try:
+            for d in chosen:
+                try:
+                    record = msgspec.json.decode(d.record, type=LogRecord)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    print(f"heliport: dead letter {d.id} is not a log record ({exc}); kept", file=sys.stderr)
+                    continue
+                await queue.send(record)  # queued (or spooled) before the letter goes: never lost
+                if d.id is not None:
+                    sent.append(d.id)
+        finally:
+            await queue.aclose()
+        await logdb.delete_dead_letters(sent)
+        print(f"sent {len(sent)} dead letters back to the log queue")
+        return 0 if len(sent) == len(chosen) else 1
+    finally:
+        await logdb.aclose()
+
+
 def _smoke(args: argparse.Namespace) -> int:
     if not args.key:
         print("heliport smoke: give a heliport key with --key or HELIPORT_KEY", file=sys.stderr)
@@ -314,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "logs":
+        if args.logs_command == "dead-letters":
+            return asyncio.run(_dead_letters(args, settings))
         return asyncio.run(_respool(settings))
     try:
         return asyncio.run(_orgs(args, settings) if args.command == "orgs" else _keys(args, settings))

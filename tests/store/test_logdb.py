@@ -22,7 +22,7 @@ import msgspec
 import pytest
 
 from heliport.logs.row import RequestRow
-from heliport.store.logdb import COLUMNS, LogDb, add_months, load_migrations, month_start, partition_name
+from heliport.store.logdb import COLUMNS, DeadLetter, LogDb, add_months, load_migrations, month_start, partition_name
 from heliport.store.logdb_postgres import PG_TYPES, PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb
 from tests.postgres import throwaway_database
@@ -377,3 +377,27 @@ async def test_closed_adapter_refuses_work(pg_dsn: str) -> None:
 def test_importing_the_postgres_adapter_does_not_import_asyncpg() -> None:
     code = "import sys, heliport.store.logdb_postgres; sys.exit('asyncpg' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+async def test_dead_letters_are_kept_listed_by_organisation_counted_and_deleted(backend: Backend) -> None:
+    at = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    letters = [
+        DeadLetter(org_id=ORG, request_id="r-1", failed_at=at, attempts=3, error="too big\x00", record=b'{"a": 1}'),
+        DeadLetter(
+            org_id=None, request_id=None, failed_at=at + timedelta(seconds=1), attempts=1, error="x", record=b"\xff"
+        ),
+        DeadLetter(
+            org_id=OTHER_ORG, request_id="r-2", failed_at=at + timedelta(seconds=2), attempts=3, error="y", record=b"{}"
+        ),
+    ]
+    await backend.db.add_dead_letters(letters)
+    stored = await backend.db.list_dead_letters()
+    assert [(d.request_id, d.record, d.attempts, d.failed_at) for d in stored] == [
+        (d.request_id, d.record, d.attempts, d.failed_at) for d in letters
+    ]
+    assert stored[0].error in ("too big\x00", "too big\ufffd") and all(d.id is not None for d in stored)
+    assert [d.request_id for d in await backend.db.list_dead_letters(org_id=ORG)] == ["r-1"]
+    assert await backend.db.count_dead_letters(ORG) == 1 and await backend.db.count_dead_letters(str(uuid.uuid4())) == 0
+    assert await backend.db.delete_dead_letters([stored[0].id or 0]) == 1
+    assert await backend.db.delete_dead_letters(None) == 2
+    assert await backend.db.list_dead_letters() == []
