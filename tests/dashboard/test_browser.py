@@ -24,6 +24,8 @@ import pytest
 
 from heliport.auth import create_key
 from heliport.store.local import SqliteKeyStore
+from heliport.store.logdb import DeadLetter
+from heliport.store.logdb_sqlite import SqliteLogDb
 from heliport.store.ports import Organisation
 from tests.harness import Gateway, start_gateway, wait_for
 from tests.mock_provider import MockProvider
@@ -196,5 +198,38 @@ def test_a_wrong_key_is_refused_at_sign_in(served: Gateway) -> None:
             sync_api.expect(page.locator("#sign-in-error")).to_contain_text("Sign-in failed")
             sync_api.expect(page.locator("#nav")).to_be_hidden()
             assert page.evaluate("() => sessionStorage.length") == 0
+        finally:
+            browser.close()
+
+
+def test_the_overview_warns_of_records_set_aside(served: Gateway, tmp_path: Path) -> None:
+    gw = served
+    request_id = str(uuid.uuid4())
+    gw.openai().chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"Helicone-Request-Id": request_id},
+    )
+    _stored(gw, [request_id])
+
+    async def set_aside() -> None:  # as the log writer does with a record the database refused
+        db = SqliteLogDb(tmp_path / "logs.sqlite3")
+        letter = DeadLetter(
+            org_id=gw.org_id, request_id=None, failed_at=datetime.now(UTC), attempts=3, error="refused", record=b"{}"
+        )
+        await db.add_dead_letters([letter])
+        await db.aclose()
+
+    asyncio.run(set_aside())
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{gw.url}/dashboard/")
+            page.locator("#key").fill(gw.key)
+            page.locator("#key").press("Enter")
+            sync_api.expect(page.locator("#dead-letters")).to_contain_text("1 log record could not be stored")
+            sync_api.expect(page.locator("#dead-letters")).to_contain_text("heliport logs dead-letters list")
         finally:
             browser.close()

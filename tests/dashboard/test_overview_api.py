@@ -22,6 +22,7 @@ from heliport.auth import create_key
 from heliport.config import Settings
 from heliport.logs.row import RequestRow
 from heliport.store.local import SqliteKeyStore
+from heliport.store.logdb import DeadLetter
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb
 from heliport.store.ports import Organisation
@@ -131,6 +132,9 @@ def _serve(data_dir: Path, dsn: str | None) -> Iterator[Served]:
         db = PostgresLogDb(dsn, max_size=1) if dsn else SqliteLogDb(data_dir / "logs.sqlite3")
         await db.migrate()
         await db.insert_requests([*rows_a, *rows_b])
+        # two of a's records were set aside by the log writer; b has none
+        letter = DeadLetter(org_id=orgs[0], request_id=None, failed_at=T0, attempts=3, error="refused", record=b"{}")
+        await db.add_dead_letters([letter, letter])
         await db.aclose()
         return keys, rows_a
 
@@ -196,6 +200,8 @@ def test_empty_range_has_zeros_and_no_percentiles(served: Served) -> None:
 def test_other_organisation_sees_only_its_own(served: Served) -> None:
     data = _data(served.b.post("/v1/dashboard/overview", json={"timeFilter": WINDOW}))
     assert data["totals"]["requests"] == 1 and data["totals"]["cost"] == pytest.approx(99)
+    assert data["dead_letters"] == 0
+    assert _data(served.a.post("/v1/dashboard/overview", json={"timeFilter": WINDOW}))["dead_letters"] == 2
     tree = _data(served.b.post("/v1/dashboard/session-tree", json={"sessionId": "s1"}))
     assert [c["session_path"] for c in tree] == ["/secret"]
 

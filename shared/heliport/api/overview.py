@@ -103,6 +103,8 @@ class Overview(BaseModel):
     by_user: list[OverviewGroup]
     #: By the values of ``property`` (empty when none was asked for).
     by_property: list[OverviewGroup]
+    #: The organisation's log records the writer could not store and set aside (issue 18); any time.
+    dead_letters: int
 
 
 class SessionTreeRow(BaseModel):
@@ -287,7 +289,12 @@ async def overview(api: QueryApi, call: Call) -> dict[str, Any]:
         "by_provider": _groups(await run(_group_sql, "provider")),
         "by_user": _groups(await run(_group_sql, "user_id")),
         "by_property": _groups(await run(_group_sql, None)) if body.property is not None else [],
+        "dead_letters": _whole((await run(_dead_letters_sql))[0]["dead_letters"]),
     }
+
+
+def _dead_letters_sql(body: OverviewBody, org_id: str, params: Params) -> str:
+    return f"SELECT count(*) AS dead_letters FROM log_dead_letters WHERE org_id = {params.add(org_id)}"
 
 
 async def session_tree(api: QueryApi, call: Call) -> list[dict[str, Any]]:

@@ -187,15 +187,21 @@ async function overviewPage(view) {
   if (state.overviewProperty) body.property = state.overviewProperty;
   const data = await api("POST", "/v1/dashboard/overview", body);
   const t = data.totals;
-  if (t.requests === 0) {
+  if (t.requests === 0 && !data.dead_letters) {
     const ever = await api("POST", "/v1/request/query", { filter: "all", limit: 1, offset: 0 });
     if (ever.length === 0) { view.replaceChildren(el("h1", {}, "Overview"), emptyState()); return; }
   }
   const select = el("select", { id: "overview-property", "aria-label": "Break down by property",
     onchange: (e) => { state.overviewProperty = e.target.value; route(); } },
   props.map((p) => el("option", { value: p, selected: p === state.overviewProperty }, p)));
+  const lost = data.dead_letters > 0
+    ? el("p", { class: "warning", role: "alert", id: "dead-letters" },
+      `${num(data.dead_letters)} log record${data.dead_letters === 1 ? "" : "s"} could not be stored and ${data.dead_letters === 1 ? "was" : "were"} set aside. `,
+      "See them with ", el("code", {}, "heliport logs dead-letters list"), ".")
+    : null;
   view.replaceChildren(
     el("h1", {}, "Overview"),
+    ...(lost ? [lost] : []),
     el("div", { class: "cards" },
       card("Requests", num(t.requests), `${num(t.users)} users · ${num(t.sessions)} sessions`, "card-requests"),
       card("Cost", usd(t.cost), null, "card-cost"),
