@@ -16,6 +16,7 @@ from cfnlint.decode import decode
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from heliport.logs.consumer import MAX_ATTEMPTS
 from tests.infra.test_terraform import SSM_PARAMETERS, _checkov_binary, tool_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -229,3 +230,10 @@ def test_the_sam_local_env_file_fills_every_reference_sam_local_cannot_resolve()
         assert unresolved <= set(variables), f"{function}: {sorted(unresolved - set(variables))} left as logical ids"
     # The emulator cannot stream: the proxy's answer comes back whole, as sam local invoke prints it.
     assert overrides["ProxyFunction"]["AWS_LWA_INVOKE_MODE"] == "buffered"
+
+
+def test_the_consumer_sets_a_refused_record_aside_before_sqs_moves_it_to_the_dlq() -> None:
+    """A record the database refuses is kept with its reason (log_dead_letters) on its MAX_ATTEMPTS-th
+    receive; SQS's redrive to the reasonless DLQ must come later, for outages only."""
+    redrive = _template()["Resources"]["LogQueue"]["Properties"]["RedrivePolicy"]
+    assert int(redrive["maxReceiveCount"]) > MAX_ATTEMPTS
