@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from pathlib import Path
 
+import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from heliport.auth import Authenticator, bootstrap_local_org, create_key, hash_key
 from heliport.errors import AuthenticationError
 from heliport.store.local import SqliteKeyStore
 from heliport.store.ports import ApiKey
+from tests.harness import Gateway
+from tests.mock_provider import MockProvider
 
 pytestmark = pytest.mark.anyio
 
@@ -64,3 +71,54 @@ async def test_missing_token_is_rejected(tmp_path: Path) -> None:
     auth = Authenticator(SqliteKeyStore(tmp_path / "keys.sqlite3"), ttl=60)
     with pytest.raises(AuthenticationError, match="Missing heliport key"):
         await auth.authenticate(None)
+
+
+@pytest.mark.parametrize("token", ["", "   ", "\t"])
+async def test_a_blank_token_is_a_missing_key(tmp_path: Path, token: str) -> None:
+    auth = Authenticator(SqliteKeyStore(tmp_path / "keys.sqlite3"), ttl=60)
+    with pytest.raises(AuthenticationError, match="Missing heliport key"):
+        await auth.authenticate(token)
+
+
+# Every entry point answers an unusable Helicone-Auth the way Helicone does: 401, the same JSON error.
+# ("Bearer" with trailing blanks cannot be sent by httpx; tests/test_headers_fuzz.py sends it over a raw socket.)
+UNUSABLE = ["Bearer", "bearer", "Basic eHl6", "sk-heliport-not-bearer", "Token abc"]
+
+
+@pytest.mark.parametrize("value", UNUSABLE)
+@pytest.mark.parametrize("path", ["/v1/gateway/oai/v1/chat/completions", "/v1/chat/completions"])
+async def test_an_unusable_helicone_auth_is_a_401_on_http_routes(
+    gateway: Gateway, mock_provider: MockProvider, path: str, value: str
+) -> None:
+    marker = uuid.uuid4().hex
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        response = await client.post(
+            path,
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": marker}]},
+            headers={"Helicone-Auth": value, "Authorization": "Bearer sk-provider-secret"},
+        )
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "invalid_api_key" and error["type"] == "invalid_api_key"
+    assert not [r for r in mock_provider.requests if marker.encode() in r.body]  # the upstream was never called
+
+
+@pytest.mark.parametrize("value", UNUSABLE)
+async def test_an_unusable_helicone_auth_is_a_401_before_the_realtime_upgrade(gateway: Gateway, value: str) -> None:
+    ws = gateway.url.replace("http://", "ws://")
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{ws}/v1/gateway/oai/realtime?model=x", additional_headers={"Helicone-Auth": value}):
+            pass
+    assert refused.value.response.status_code == 401
+    assert json.loads(refused.value.response.body)["error"]["code"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize("header", ["Authorization", "Helicone-Auth"])
+@pytest.mark.parametrize("value", UNUSABLE)
+async def test_an_unusable_key_is_a_401_on_the_query_api(gateway: Gateway, header: str, value: str) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        response = await client.post("/v1/request/query", json={"filter": "all"}, headers={header: value})
+    # The query API keeps Helicone's own `{"data": null, "error": "<message>"}` shape.
+    assert response.status_code == 401
+    assert response.json()["data"] is None and "heliport key" in response.json()["error"]

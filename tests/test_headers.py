@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 
-from heliport.errors import InvalidHeaderError
+from heliport.errors import AuthenticationError, InvalidHeaderError
 from heliport.headers import parse_headers
 
 
@@ -59,8 +60,6 @@ def test_utf8_property_values_survive() -> None:
     [
         ("helicone-request-id", "123", "expected a UUID"),
         ("helicone-omit-response", "yes", "expected 'true' or 'false'"),
-        ("helicone-auth", "sk-heliport-abc", "Bearer"),
-        ("helicone-auth", "Bearer ", "Bearer"),
         ("helicone-cache-bucket-max-size", "0", "from 1 to 20"),
         ("helicone-cache-ignore-keys", "a,,b", "comma-separated"),
         ("helicone-cache-bucket-max-size", "21", "from 1 to 20"),
@@ -129,3 +128,126 @@ def test_rate_limit_policy_is_parsed_once() -> None:
     policy = options.rate_limit_policy
     assert policy is not None
     assert (policy.quota, policy.window, policy.unit, policy.segment) == (100, 3600, "cents", "user")
+
+
+def _two_fallbacks(**second: object) -> bytes:
+    """A valid first fallback and a second one with ``second`` overriding its fields."""
+    entry: dict[str, object] = {"target-url": "https://api.openai.com", "headers": {}, "onCodes": [500]}
+    entry.update(second)
+    first = {"target-url": "https://api.groq.com/openai", "headers": {"x-ok": "1"}, "onCodes": [500]}
+    return json.dumps([first, entry]).encode()
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        # Values: no C0 control character but HTAB, no DEL. CR/LF would split the upstream request.
+        ({"x-key": "a\r\nx-injected: 1"}, "control character"),
+        ({"x-key": "a\nb"}, "control character"),
+        ({"x-key": "a\rb"}, "control character"),
+        ({"x-key": "a\x00b"}, "control character"),
+        ({"x-key": "\x1b[31m"}, "control character"),
+        ({"x-key": "del\x7f"}, "control character"),
+        # Names: RFC 9110 tokens only.
+        ({"": "v"}, "token"),
+        ({"bad name": "v"}, "token"),
+        ({"x:y": "v"}, "token"),
+        ({"x-clé": "v"}, "token"),
+        ({"x\r\ny": "v"}, "token"),
+        ({"x\ty": "v"}, "token"),
+        # Hop-by-hop and framing headers belong to heliport's own connection to the upstream.
+        ({"Transfer-Encoding": "chunked"}, "hop-by-hop"),
+        ({"content-length": "5"}, "hop-by-hop"),
+        ({"Host": "attacker.example"}, "hop-by-hop"),
+        ({"Connection": "close"}, "hop-by-hop"),
+        ({"Keep-Alive": "timeout=5"}, "hop-by-hop"),
+        ({"Proxy-Connection": "keep-alive"}, "hop-by-hop"),
+        ({"TE": "trailers"}, "hop-by-hop"),
+        ({"Trailer": "x-checksum"}, "hop-by-hop"),
+        ({"Upgrade": "h2c"}, "hop-by-hop"),
+        ({"Proxy-Authorization": "Basic eA=="}, "hop-by-hop"),
+    ],
+)
+def test_fallback_headers_are_checked_like_headers(headers: dict[str, str], problem: str) -> None:
+    with pytest.raises(InvalidHeaderError) as caught:
+        parse_headers([(b"helicone-fallbacks", _two_fallbacks(headers=headers))])
+    error = caught.value
+    assert error.status == 400 and error.code == "invalid_header" and error.param == "Helicone-Fallbacks"
+    (name,) = headers
+    assert "fallback 1" in error.message and repr(name) in error.message and problem in error.message
+
+
+def test_fallback_headers_may_carry_tabs_utf8_and_any_token_name() -> None:
+    headers = {"x-tab": "a\tb", "x-city": "Zürich", "X-a!#$%&'*+.^_`|~1": "v", "Authorization": "Bearer sk-x"}
+    options, _ = parse_headers([(b"helicone-fallbacks", _two_fallbacks(headers=headers))])
+    assert options.fallbacks[1].headers == headers
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["", "   ", "api.openai.com", "ftp://api.openai.com", "https://", "https://api openai.com",
+     "https://api.openai.com\r\nx: 1", "https://api.openai.com\x00", "https://[::1"],
+)  # fmt: skip
+def test_fallback_target_url_must_be_an_http_url(target: str) -> None:
+    with pytest.raises(InvalidHeaderError) as caught:
+        parse_headers([(b"helicone-fallbacks", _two_fallbacks(**{"target-url": target}))])
+    assert caught.value.param == "Helicone-Fallbacks"
+    assert "fallback 1" in caught.value.message and "target-url" in caught.value.message
+
+
+def test_fallback_body_key_override_is_kept_as_sent() -> None:
+    # The override is body content, not a header: control characters and nesting are the caller's business.
+    override = {"model": "gpt-4o-mini", "stop": ["\r\n", "\x00"], "metadata": {"a": {"b": [1, None, True]}}}
+    options, _ = parse_headers([(b"helicone-fallbacks", _two_fallbacks(bodyKeyOverride=override))])
+    assert options.fallbacks[1].body_key_override == override
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "[" * 5000,
+        json.dumps([{"target-url": "https://api.openai.com", "headers": {}, "onCodes": []}])[:-2]
+        + ', "bodyKeyOverride": '
+        + '{"a": ' * 5000
+        + "1"
+        + "}" * 5001
+        + "]",
+    ],
+)
+def test_deeply_nested_fallbacks_are_a_400_not_a_crash(value: str) -> None:
+    with pytest.raises(InvalidHeaderError) as caught:
+        parse_headers([(b"helicone-fallbacks", value.encode())])
+    assert caught.value.param == "Helicone-Fallbacks"
+
+
+@pytest.mark.parametrize("value", ["", "   ", "Bearer", "Bearer ", "Bearer    ", "bearer\t", "BEARER  \t "])
+def test_a_bearer_without_a_key_is_a_missing_key(value: str) -> None:
+    # Exactly like no Helicone-Auth at all: each entry point answers its own 401 "Missing heliport key".
+    options, _ = parse_headers([(b"helicone-auth", value.encode())])
+    assert options.auth_token is None
+
+
+@pytest.mark.parametrize(
+    "value", ["Basic eHl6", "Token sk-heliport-abc", "sk-heliport-abc", "Bearerabc", "Bearer\x00k"]
+)
+def test_helicone_auth_that_is_not_a_bearer_key_is_a_401(value: str) -> None:
+    with pytest.raises(AuthenticationError) as caught:
+        parse_headers([(b"helicone-auth", value.encode())])
+    error = caught.value
+    assert (error.status, error.code, error.param) == (401, "invalid_api_key", "Helicone-Auth")
+    assert "Bearer <heliport key>" in error.message
+
+
+@pytest.mark.parametrize("auth_first", [True, False])
+def test_a_malformed_header_is_reported_before_an_unusable_key(auth_first: bool) -> None:
+    # As with a missing key: what is wrong with the request (400) comes before who sent it (401), in any order.
+    headers = [(b"helicone-auth", b"Basic eHl6"), (b"helicone-retry-num", b"many")]
+    with pytest.raises(InvalidHeaderError):
+        parse_headers(headers if auth_first else headers[::-1])
+
+
+def test_forwarded_utf8_values_keep_their_bytes() -> None:
+    # The upstream clients (aiohttp, websockets) encode header text as UTF-8: a value decoded as latin-1
+    # would reach the provider double-encoded ("Zürich" as "ZÃ¼rich").
+    _, forward = parse_headers([(b"x-city", "Zürich".encode()), (b"x-raw", b"\xff\xfe"), (b"x-plain", b"a\tb")])
+    assert forward == [("x-city", "Zürich"), ("x-raw", "ÿþ"), ("x-plain", "a\tb")]

@@ -25,6 +25,7 @@ _DISPLAY_CHARS = len(KEY_PREFIX) + 6
 # short enough that a key created a moment ago works at once on its next try.
 _MISS_TTL = 2.0
 _MAX_CACHED = 10_000
+_MISSING_KEY = "Missing heliport key: send 'Helicone-Auth: Bearer <key>' or put the key in the path."
 
 
 def generate_key() -> str:
@@ -71,10 +72,16 @@ class Authenticator:
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     async def authenticate(self, token: str | None) -> ApiKey:
-        if not token:
-            raise AuthenticationError(
-                "Missing heliport key: send 'Helicone-Auth: Bearer <key>' or put the key in the path."
-            )
+        """The active key ``token`` names, or :class:`AuthenticationError` (401 ``invalid_api_key``).
+
+        Every unusable key is a 401, as Helicone answers. No token (None or only blanks) is a missing key,
+        and so is ``Helicone-Auth: Bearer`` with nothing after it (the header parser passes None); a token
+        no key hashes to is an unknown key; a revoked key is refused. A ``Helicone-Auth`` that is not
+        ``Bearer <key>`` at all is refused with the same 401 while the headers are parsed
+        (:func:`heliport.headers.parse_headers`).
+        """
+        if token is None or not token.strip():
+            raise AuthenticationError(_MISSING_KEY)
         key_hash = hash_key(token)
         now = time.monotonic()
         cached = self._cache.get(key_hash)

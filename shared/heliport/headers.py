@@ -4,16 +4,20 @@ The proxy calls :func:`parse_headers` at the edge; nothing downstream reads a ra
 pass splits off the headers to forward: every ``helicone-*`` header is dropped (it is ours, and some
 carry our key), as are hop-by-hop headers; everything else, ``Authorization`` included, is forwarded
 unchanged. A malformed value is the caller's error: :class:`InvalidHeaderError` names the header.
+``Helicone-Auth`` is the exception: any value heliport cannot use as a key is a 401, as Helicone answers
+(see :func:`_auth`).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
 import msgspec
 
-from heliport.errors import InvalidHeaderError
+from heliport.errors import AuthenticationError, InvalidHeaderError
 from heliport.ratelimit import Policy, parse_policy
 
 __all__ = ["CodeRange", "Fallback", "RequestOptions", "bearer_token", "parse_headers"]
@@ -37,6 +41,14 @@ _HOP_BY_HOP = frozenset(
         b"content-length",
     }
 )
+_HOP_BY_HOP_NAMES = frozenset(name.decode() for name in _HOP_BY_HOP)
+# RFC 9110 section 5.6.2: a field name is a token (ASCII letters, digits and these marks).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 section 5.5: a field value carries no control character but HTAB; CR or LF would end the
+# header line on the wire and smuggle in headers (or a body) of the caller's choosing.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Between an auth scheme and its token: one or more spaces or tabs (RFC 9110 section 11.4 allows 1*SP).
+_AUTH_SEPARATOR = re.compile(r"[ \t]+")
 _PROPERTY_PREFIX = "helicone-property-"
 _MAX_CACHE_BUCKET = 20
 _MAX_RETRIES = 10
@@ -124,17 +136,37 @@ def _uuid(name: str, value: str) -> str:
         raise InvalidHeaderError(name, f"expected a UUID, got {value!r}") from None
 
 
+def _scheme_and_token(value: str) -> tuple[str, str]:
+    """``("Bearer", "<token>")`` from ``Bearer <token>``; either part may be empty."""
+    scheme, *rest = _AUTH_SEPARATOR.split(value.strip(" \t"), maxsplit=1)
+    return scheme, rest[0] if rest else ""
+
+
 def bearer_token(value: str) -> str | None:
     """The token of ``Bearer <token>`` (the scheme in any case), or None if the value is not one."""
-    scheme, _, token = value.strip().partition(" ")
-    token = token.strip()
+    scheme, token = _scheme_and_token(value)
     return token if scheme.lower() == "bearer" and token else None
 
 
-def _bearer(name: str, value: str) -> str:
-    token = bearer_token(value)
-    if token is None:
-        raise InvalidHeaderError(name, "expected 'Bearer <heliport key>'")
+def _auth(name: str, value: str) -> str | None:
+    """The heliport key in ``Helicone-Auth: Bearer <key>``.
+
+    Helicone answers 401 to a ``Helicone-Auth`` it cannot use, whatever is wrong with it, and so does heliport:
+
+    * no key at all (an empty value, ``Bearer``, ``Bearer`` and blanks) is a *missing* key: None, so every
+      entry point answers its own 401 "Missing heliport key" exactly as when the header is absent (the AI
+      gateway then takes the key from ``Authorization``, as it does for a request without the header);
+    * any other scheme (``Basic ...``, ``Token ...``, a bare key without ``Bearer``) is an *unusable* key:
+      :class:`AuthenticationError`, a 401 ``invalid_api_key`` naming the header, never a 400.
+
+    A ``Bearer`` token that is no heliport key is left to :meth:`heliport.auth.Authenticator.authenticate`
+    (401 "Unknown heliport key").
+    """
+    scheme, token = _scheme_and_token(value)
+    if not scheme or (scheme.lower() == "bearer" and not token):
+        return None
+    if scheme.lower() != "bearer":
+        raise AuthenticationError(f"Invalid {name} header: expected 'Bearer <heliport key>'.", param=name)
     return token
 
 
@@ -184,6 +216,42 @@ def _factor(name: str, value: str) -> float:
     return number
 
 
+def _url_problem(url: str) -> str | None:
+    """Why a fallback's ``target-url`` is no http(s) URL, or None. Where it may point is the SSRF guard's
+    business (:mod:`heliport.proxy.targets`); this only makes sure there is a URL to guard."""
+    if _CONTROL.search(url):
+        return "target-url contains a control character"
+    stripped = url.strip()  # the guard strips the ends too; a blank inside is no URL
+    if not stripped or any(char.isspace() for char in stripped):
+        return f"target-url must be a URL without blanks, got {url!r}"
+    try:
+        parts = urlsplit(stripped)
+        parts.port  # noqa: B018  # raises ValueError for a port that is no number from 0 to 65535
+    except ValueError:
+        return f"target-url is not a valid URL: {url!r}"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return f"target-url must be an absolute http(s) URL like https://api.openai.com, got {url!r}"
+    return None
+
+
+def _header_problem(header: str, value: str) -> str | None:
+    """Why a fallback's header cannot go on the wire as sent, or None.
+
+    The rules every header on heliport's own connection follows: a token for a name, no control
+    character in the value, and none of the hop-by-hop or framing headers (``Transfer-Encoding``,
+    ``Content-Length``, ``Host``...) that heliport's HTTP client sets for the body it sends and the
+    connection it opened. A caller's such headers are dropped (:func:`parse_headers`); a fallback's are
+    refused, since they were written on purpose and dropping them would hide the mistake.
+    """
+    if not _TOKEN.fullmatch(header):
+        return f"header name {header!r} is not an HTTP token (ASCII letters, digits and !#$%&'*+-.^_`|~)"
+    if header.lower() in _HOP_BY_HOP_NAMES:
+        return f"header {header!r} is a hop-by-hop or framing header, which heliport sets itself"
+    if _CONTROL.search(value):
+        return f"the value of header {header!r} contains a control character (only HTAB is allowed)"
+    return None
+
+
 def _fallbacks(name: str, value: str) -> tuple[Fallback, ...]:
     try:
         fallbacks = _fallbacks_decoder.decode(value)
@@ -194,8 +262,19 @@ def _fallbacks(name: str, value: str) -> tuple[Fallback, ...]:
         ) from None
     except msgspec.DecodeError:
         raise InvalidHeaderError(name, "expected a JSON array, and this is not valid JSON") from None
+    except RecursionError:
+        # msgspec stops at the interpreter's recursion limit (a bodyKeyOverride nested ~1000 deep).
+        raise InvalidHeaderError(name, "the JSON is nested too deeply") from None
     if not fallbacks:
         raise InvalidHeaderError(name, "expected at least one fallback")
+    # Checked here, before any attempt: a bad entry found between attempts would surface as an
+    # upstream failure (or a malformed upstream request) after the first fallbacks were already tried.
+    # bodyKeyOverride is body content and is kept exactly as sent.
+    for index, fallback in enumerate(fallbacks):
+        problems = (_url_problem(fallback.target_url), *(_header_problem(h, v) for h, v in fallback.headers.items()))
+        problem = next((p for p in problems if p is not None), None)
+        if problem is not None:
+            raise InvalidHeaderError(name, f"fallback {index}: {problem}")
     return fallbacks
 
 
@@ -205,7 +284,7 @@ _Parser = Callable[[str, str], object]
 _FIELDS: dict[str, tuple[str, str, _Parser]] = {
     name.lower(): (name, fieldname, parser)
     for name, fieldname, parser in (
-        ("Helicone-Auth", "auth_token", _bearer),
+        ("Helicone-Auth", "auth_token", _auth),
         ("Helicone-Request-Id", "request_id", _uuid),
         ("Helicone-User-Id", "user_id", _text),
         ("Helicone-Session-Id", "session_id", _text),
@@ -239,6 +318,8 @@ _FIELDS: dict[str, tuple[str, str, _Parser]] = {
 
 def _decode(raw: bytes) -> str:
     # Header values arrive as bytes; clients that send UTF-8 (user ids, property values) get it back.
+    # Forwarded values too: the upstream clients (aiohttp, websockets) encode header text as UTF-8, so
+    # UTF-8 goes out byte for byte (only bytes that are not UTF-8 at all go out re-encoded).
     try:
         return raw.decode()
     except UnicodeDecodeError:
@@ -251,11 +332,12 @@ def parse_headers(raw: RawHeaders) -> tuple[RequestOptions, list[tuple[str, str]
     properties: dict[str, str] = {}
     other: dict[str, str] = {}
     forward: list[tuple[str, str]] = []
+    unusable_key: AuthenticationError | None = None
     for name_b, value_b in raw:
         name_b = name_b.lower()
         if not name_b.startswith(b"helicone-"):
             if name_b not in _HOP_BY_HOP:
-                forward.append((name_b.decode("latin-1"), value_b.decode("latin-1")))
+                forward.append((name_b.decode("latin-1"), _decode(value_b)))
             continue
         name = name_b.decode("latin-1")
         value = _decode(value_b)
@@ -269,11 +351,18 @@ def parse_headers(raw: RawHeaders) -> tuple[RequestOptions, list[tuple[str, str]
             other[name] = value
             continue
         display, fieldname, parser = spec
-        values[fieldname] = parser(display, value)
+        try:
+            values[fieldname] = parser(display, value)
+        except AuthenticationError as err:
+            # Raised once everything else parsed: as with a missing key, what is wrong with the request
+            # (400) is reported before who sent it (401), whatever order the headers came in.
+            unusable_key = err
     if "request_id" not in values:
         values["request_id"] = str(uuid.uuid4())
     low, high = values.get("retry_min_timeout_ms", 1000), values.get("retry_max_timeout_ms", 10_000)
     if low > high:  # type: ignore[operator]  # both parsed by _int_between
         raise InvalidHeaderError("Helicone-Retry-Max-Timeout", f"must not be below Helicone-Retry-Min-Timeout ({low})")
+    if unusable_key is not None:
+        raise unusable_key
     options = RequestOptions(properties=properties, other=other, **values)  # type: ignore[arg-type]  # keys come from _FIELDS, which names only RequestOptions fields
     return options, forward

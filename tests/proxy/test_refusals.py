@@ -49,10 +49,12 @@ def test_revoked_key_is_401(gateway: Gateway) -> None:
     assert "revoked" in response.json()["error"]["message"]
 
 
-def test_malformed_auth_header_is_400(gateway: Gateway) -> None:
+def test_an_auth_header_without_bearer_is_an_unusable_key_401(gateway: Gateway) -> None:
+    # Helicone answers 401 for any key it cannot use; the scheme missing is one such key.
     response = _post(gateway, {"Helicone-Auth": gateway.key})
-    assert response.status_code == 400
-    assert response.json()["error"]["param"] == "Helicone-Auth"
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == "invalid_api_key" and error["param"] == "Helicone-Auth"
 
 
 @pytest.mark.parametrize(
