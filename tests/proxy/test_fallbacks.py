@@ -105,3 +105,52 @@ def test_a_malformed_fallback_list_is_a_400(gateway: Gateway, mock_provider: Moc
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == "Helicone-Fallbacks" and "headers" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "named"),
+    [
+        ({"x-key": "a\r\nx-injected: 1"}, "'x-key'"),  # would split the upstream request (a plain-text 500 before)
+        ({"Transfer-Encoding": "chunked"}, "'Transfer-Encoding'"),  # would reach the upstream as a malformed request
+        ({"Content-Length": "1"}, "'Content-Length'"),
+        ({"x key": "v"}, "'x key'"),
+    ],
+)
+def test_fallback_headers_that_cannot_go_on_the_wire_are_a_400(
+    gateway: Gateway, mock_provider: MockProvider, headers: dict[str, str], named: str
+) -> None:
+    fallbacks = [
+        {"target-url": mock_provider.url, "headers": {"x-mock-status": "503"}, "onCodes": [503]},
+        {"target-url": mock_provider.url, "headers": headers, "onCodes": []},
+    ]
+    response = _post(gateway, fallbacks)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "invalid_header" and error["param"] == "Helicone-Fallbacks"
+    assert "fallback 1" in error["message"] and named in error["message"]
+    assert mock_provider.requests == []  # refused before the first attempt, not between attempts
+
+
+def test_a_fallback_target_url_that_is_not_a_url_is_a_400(gateway: Gateway, mock_provider: MockProvider) -> None:
+    response = _post(gateway, [{"target-url": "https://api.openai.com/\u0000", "headers": {}, "onCodes": []}])
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_header" and error["param"] == "Helicone-Fallbacks"
+    assert "fallback 0" in error["message"] and "target-url" in error["message"]
+    assert mock_provider.requests == []
+
+
+def test_a_body_too_deep_for_a_body_key_override_is_a_400_before_any_attempt(
+    gateway: Gateway, mock_provider: MockProvider
+) -> None:
+    fallbacks = [{"target-url": mock_provider.url, "headers": {}, "onCodes": [], "bodyKeyOverride": {"model": "m"}}]
+    response = httpx.post(
+        f"{gateway.oai_base}/chat/completions",
+        content='{"a": ' * 5000 + "1" + "}" * 5000,  # a plain-text 500 before
+        headers={"Helicone-Auth": f"Bearer {gateway.key}", "Helicone-Fallbacks": json.dumps(fallbacks)},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_body" and error["param"] == "Helicone-Fallbacks"
+    assert mock_provider.requests == []

@@ -301,3 +301,18 @@ def test_azure_base_routes_as_azure(gateway: Gateway, mock_provider: MockProvide
     assert mock_provider.requests[0].headers["api-key"] == "azure-secret"
     assert mock_provider.requests[0].query == "api-version=2024-10-21"
     assert gateway.record(request_id).provider == "AZURE"
+
+
+@pytest.mark.parametrize(
+    "body", ['{"model": "m", "x": ' + '{"a": ' * 5000 + "1" + "}" * 5001, "[" * 100_000 + "]" * 100_000]
+)
+def test_a_deeply_nested_body_is_forwarded_as_it_is(gateway: Gateway, mock_provider: MockProvider, body: str) -> None:
+    # The proxy only peeks at model/user/stream; a body deeper than its decoder goes was a plain-text 500.
+    response = httpx.post(
+        f"{gateway.oai_base}/chat/completions",
+        content=body,
+        headers={"Helicone-Auth": f"Bearer {gateway.key}", "Authorization": "Bearer sk-x"},
+        timeout=30,
+    )
+    assert [r.body for r in mock_provider.requests] == [body.encode()]
+    assert response.status_code == 500 and "heliport" not in response.text  # the mock's own parser gave up

@@ -86,7 +86,9 @@ def peek_body(body: bytes) -> _BodyPeek:
         return _BodyPeek()
     try:
         return _peek_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        # Not JSON, not an object, or deeper than msgspec goes (even skipping): the body is still
+        # forwarded as it is; it is the provider's to judge, and only the peeked fields go unknown.
         return _BodyPeek()
 
 
@@ -523,10 +525,14 @@ class ProxyHandler(ExchangeHandler):
         body = exchange.body
         if options.stream_usage and exchange.peek.stream:
             body = _with_stream_usage(body)
+        try:
+            requests = [self._request(scope["method"], attempt, forward_headers, body) for attempt in attempts]
+        except HeliportError as err:  # a fallback's bodyKeyOverride cannot apply to this body
+            await send_error(send, err, ids)
+            return
         extra = await self._before_upstream(exchange, send, ids)
         if extra is None:
             return
-        requests = [self._request(scope["method"], attempt, forward_headers, body) for attempt in attempts]
         await self._relay(exchange, attempts, requests, receive, send, ids + extra)
 
     def _attempts(self, gateway_path: str, query: bytes, options: RequestOptions) -> list[_Attempt]:
@@ -707,6 +713,9 @@ def _override_body(body: bytes, override: dict[str, object]) -> bytes:
         parsed = msgspec.json.decode(body)
     except msgspec.DecodeError:
         return body
+    except RecursionError:  # JSON, but deeper than the decoder goes: the override cannot be applied
+        problem = "Request body is nested too deeply to apply a Helicone-Fallbacks bodyKeyOverride"
+        raise InvalidBodyError(problem, param="Helicone-Fallbacks") from None
     if not isinstance(parsed, dict):
         return body
     return msgspec.json.encode(_merge(parsed, override))
