@@ -55,3 +55,21 @@ def test_the_aurora_settings_and_the_database_connect_bound_are_read_from_the_en
 def test_a_bad_database_setting_is_refused_by_name(name: str, raw: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({name: raw})
+
+
+def test_the_json_depth_bound_is_read_from_the_environment() -> None:
+    assert Settings.from_env({}).max_json_depth == Settings.max_json_depth == 128
+    assert Settings.from_env({"HELIPORT_MAX_JSON_DEPTH": "64"}).max_json_depth == 64
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("deep", "HELIPORT_MAX_JSON_DEPTH must be an integer, got 'deep'"),
+        ("8", "HELIPORT_MAX_JSON_DEPTH must be at least 16, got 8"),
+        ("1000", "HELIPORT_MAX_JSON_DEPTH must be at most 512, got 1000"),
+    ],
+)
+def test_a_json_depth_bound_outside_what_the_decoders_can_honour_is_refused(raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"HELIPORT_MAX_JSON_DEPTH": raw})

@@ -43,6 +43,7 @@ _api = QueryApi(
     open_query_db(_settings, _credentials),
     Authenticator(open_key_store(_settings), _settings.auth_cache_ttl),
     BodyLinks(open_blobs(_settings), secret=_settings.body_url_secret),
+    max_json_depth=_settings.max_json_depth,
 )
 _routes = _api.asgi()
 

@@ -13,9 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ConfigError", "SecretTimeouts", "SecretUnreachableError", "Settings"]
+__all__ = ["MAX_JSON_DEPTH", "MIN_JSON_DEPTH", "ConfigError", "SecretTimeouts", "SecretUnreachableError", "Settings"]
 
 _PREFIX = "HELIPORT_"
+#: Bounds on ``HELIPORT_MAX_JSON_DEPTH``. Below 16, ordinary chat bodies (message > content part > image,
+#: tool > function > parameter schema) would be refused; above 512, a body could pass the check and still
+#: be too deep for the decoders and encoders behind it, which stop near the recursion limit.
+MIN_JSON_DEPTH = 16
+MAX_JSON_DEPTH = 512
 
 
 class ConfigError(ValueError):
@@ -92,6 +97,14 @@ class Settings:
     auth_cache_ttl: float = 60.0
     #: Largest request body accepted, in bytes.
     max_request_bytes: int = 32 * 1024 * 1024
+    #: Deepest nesting of objects and arrays accepted in a JSON body (``{}`` is 1 deep, ``{"a": []}`` 2):
+    #: the AI gateway's routes, the manual logger's endpoint, the query API and realtime frames. Every JSON
+    #: decoder in Python recurses once per level and gives up near the interpreter's recursion limit (~1000
+    #: frames, less whatever the server's own stack holds); an explicit bound well below that keeps what
+    #: is decoded encodable and walkable later. 128 is four times the deepest real bodies: a chat request
+    #: whose tool schema nests objects ten levels deep (each level is ``properties`` > name) is about 30
+    #: deep, and ordinary ones 5-10. Between :data:`MIN_JSON_DEPTH` and :data:`MAX_JSON_DEPTH`.
+    max_json_depth: int = 128
     #: Largest copy of a response body kept for the log; the rest is relayed but not copied.
     max_logged_body_bytes: int = 8 * 1024 * 1024
     #: Finish the log hand-off before the response's last byte: a client that saw a complete answer
@@ -147,6 +160,9 @@ class Settings:
             auth_cache_ttl=_float(env, "AUTH_CACHE_TTL", cls.auth_cache_ttl),
             max_request_bytes=_int(env, "MAX_REQUEST_BYTES", cls.max_request_bytes),
             max_logged_body_bytes=_int(env, "MAX_LOGGED_BODY_BYTES", cls.max_logged_body_bytes),
+            max_json_depth=_int(
+                env, "MAX_JSON_DEPTH", cls.max_json_depth, minimum=MIN_JSON_DEPTH, maximum=MAX_JSON_DEPTH
+            ),
             # On everywhere by default (issue 18): after the last byte, kill -9 lost 0.37% of a burst's
             # rows locally, and Lambda may freeze the sandbox. Off trades that for one commit less of latency.
             log_before_last_byte=_bool(env, "LOG_BEFORE_LAST_BYTE", cls.log_before_last_byte),
@@ -174,7 +190,9 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in env.get(_PREFIX + name, "").split(",") if p.strip())
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int | None = None, maximum: int | None = None
+) -> int:
     raw = env.get(_PREFIX + name)
     if raw is None:
         return default
@@ -184,6 +202,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = 
         raise ConfigError(f"{_PREFIX}{name} must be an integer, got {raw!r}") from None
     if minimum is not None and value < minimum:
         raise ConfigError(f"{_PREFIX}{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{_PREFIX}{name} must be at most {maximum}, got {value}")
     return value
 
 

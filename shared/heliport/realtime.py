@@ -50,7 +50,7 @@ import msgspec
 
 from heliport.auth import KEY_PREFIX, Authenticator
 from heliport.config import Settings
-from heliport.errors import AuthenticationError, HeliportError, RequestError, RouteNotFoundError
+from heliport.errors import AuthenticationError, HeliportError, RequestError, RouteNotFoundError, json_depth_exceeds
 from heliport.headers import RequestOptions, parse_headers
 from heliport.logs.record import LogRecord, caller_fields
 from heliport.logs.usage import Usage
@@ -268,6 +268,8 @@ class _Session:
     path: str
     log_audio: bool
     max_logged_bytes: int
+    #: ``HELIPORT_MAX_JSON_DEPTH``: a deeper frame is still relayed, but logged as text, never walked.
+    max_json_depth: int
     started: float = field(default_factory=time.perf_counter)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -297,9 +299,9 @@ class _Session:
         else:
             try:
                 content = _decode.decode(text or "")
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):  # RecursionError: nested deeper than msgspec goes
                 content = None
-            if not isinstance(content, dict):
+            if not isinstance(content, dict) or json_depth_exceeds(content, self.max_json_depth):
                 event = {"type": "text", "from": source, "timestamp": now, "content": text}
             else:
                 kind = content.get("type")
@@ -426,7 +428,10 @@ class RealtimeRelay:
             await _refuse(send, err, deny)
             return
         log_audio = options.other.get(AUDIO_HEADER, "").strip().lower() == "true"
-        session = _Session(key, options, upstream, path, log_audio, self._settings.max_logged_body_bytes)
+        settings = self._settings
+        session = _Session(
+            key, options, upstream, path, log_audio, settings.max_logged_body_bytes, settings.max_json_depth
+        )
         await send({"type": "websocket.accept", "subprotocol": _chosen_subprotocol(subprotocols), "headers": []})
         await self._run(session, receive, send)
 
@@ -628,7 +633,7 @@ def _chosen_subprotocol(offered: list[str]) -> str | None:
 def _upstream_message(body: str) -> str | None:
     try:
         parsed = _decode.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested deeper than msgspec goes
         return body.strip()[:500] or None
     if isinstance(parsed, dict):
         error = parsed.get("error")

@@ -37,7 +37,17 @@ from heliport.api.bodies import BodyLinks
 from heliport.api.database import QueryDb
 from heliport.api.dialect import Params
 from heliport.auth import KEY_PREFIX, Authenticator
-from heliport.errors import AuthenticationError, HeliportError, InvalidBodyError, RequestError, RouteNotFoundError
+from heliport.config import Settings
+from heliport.errors import (
+    AuthenticationError,
+    HeliportError,
+    InvalidBodyError,
+    RequestError,
+    RouteNotFoundError,
+    deep_json_key,
+    deep_json_path,
+    json_depth_exceeds,
+)
 from heliport.headers import bearer_token
 from heliport.store.logdb_postgres import DatabaseUnavailableError
 
@@ -86,10 +96,19 @@ class Endpoint:
 class QueryApi:
     """Holds what the handlers need; :meth:`asgi` is the Starlette app built from :data:`ENDPOINTS`."""
 
-    def __init__(self, db: QueryDb, authenticator: Authenticator, links: BodyLinks) -> None:
+    def __init__(
+        self,
+        db: QueryDb,
+        authenticator: Authenticator,
+        links: BodyLinks,
+        *,
+        max_json_depth: int = Settings.max_json_depth,
+    ) -> None:
         self.db = db
         self.authenticator = authenticator
         self.links = links
+        #: ``HELIPORT_MAX_JSON_DEPTH``: deeper bodies are a 400 before any handler sees them.
+        self.max_json_depth = max_json_depth
         self._app: Starlette | None = None
 
     def asgi(self) -> Starlette:
@@ -117,7 +136,7 @@ class QueryApi:
                 raw: Mapping[str, Any] = {}
                 body = None
                 if endpoint.body is not None:
-                    raw = await _json_body(request)
+                    raw = await _json_body(request, self.max_json_depth)
                     body = _validate(endpoint.body, raw)
                 data = await endpoint.handler(self, Call(org_id, body, raw, request))
             except HeliportError as error:
@@ -286,17 +305,42 @@ def _as(body: BaseModel | None, model: type[_M]) -> _M:
     return body
 
 
-async def _json_body(request: Request) -> Mapping[str, Any]:
-    data = await request.body()
-    if len(data) > MAX_BODY_BYTES:
-        raise InvalidBodyError(f"Body too large: at most {MAX_BODY_BYTES} bytes.", status=413)
+async def _read_capped(request: Request) -> bytes:
+    """The body, refused with a 413 as soon as it passes :data:`MAX_BODY_BYTES` (never buffered whole first)."""
+    too_large = InvalidBodyError(f"Body too large: at most {MAX_BODY_BYTES} bytes.", status=413)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json_body(request: Request, max_depth: int) -> Mapping[str, Any]:
+    """The body as a JSON object nested at most ``max_depth`` deep; a 400 naming the field otherwise."""
+    data = await _read_capped(request)
     try:
         value = json.loads(data) if data.strip() else None
+    except RecursionError:  # the decoder gives up near the interpreter's recursion limit, far past max_depth
+        field = deep_json_key(data, max_depth)
+        raise InvalidBodyError(_too_deep(field, max_depth), param=field) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidBodyError(f"Invalid body: not JSON ({exc}).") from None
     if not isinstance(value, dict):
         raise InvalidBodyError("Invalid body: expected a JSON object.")
+    if json_depth_exceeds(value, max_depth):
+        field = deep_json_path(value, max_depth, segments=1)
+        raise InvalidBodyError(_too_deep(field, max_depth), param=field)
     return value
+
+
+def _too_deep(field: str | None, max_depth: int) -> str:
+    return f"Invalid {field or 'body'}: JSON nested more than {max_depth} levels deep (HELIPORT_MAX_JSON_DEPTH)."
 
 
 def _validate(model: type[BaseModel], raw: Mapping[str, Any]) -> BaseModel:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from heliport.errors import json_depth_exceeds
 from heliport.gateway.chat import JsonObj, ProviderStreamError
 from heliport.gateway.providers import Account
 from heliport.gateway.routing import Candidate
@@ -28,6 +29,8 @@ __all__ = ["ChunkReader", "Prepared", "chat_chunks", "error_message", "prepare",
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
+#: Deeper provider error bodies are shown as text: real ones nest a few levels (``{"error": {...}}``).
+_ERROR_BODY_DEPTH = 32
 
 #: OpenAI parameters each OpenAI-compatible provider rejects (or answers 400/422 to); dropped before
 #: sending. OpenAI-only bookkeeping (store, metadata, service_tier, prompt_cache_key, ...) never
@@ -241,10 +244,14 @@ class _BedrockReader:
 
 def error_message(family: str, raw: bytes) -> str:
     """The human part of a provider's error body (each family nests it differently)."""
+    text = raw.decode("utf-8", "replace")[:500] or "no error body"
     try:
         body = _decode(raw)
-    except msgspec.DecodeError:
-        return raw.decode("utf-8", "replace")[:500] or "no error body"
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested deeper than msgspec goes
+        return text
+    # Error bodies are shallow; a deep one is shown as text, since str() of it would recurse as deep.
+    if json_depth_exceeds(body, _ERROR_BODY_DEPTH):
+        return text
     if not isinstance(body, dict):
         return str(body)[:500]
     if family == "anthropic":

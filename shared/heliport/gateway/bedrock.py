@@ -455,6 +455,8 @@ def _arguments(raw: Any, path: str) -> JsonObj:
         value = _decode(raw)
     except msgspec.DecodeError as exc:
         raise InvalidBodyError(f"function.arguments is not valid JSON: {exc}", param=path) from exc
+    except RecursionError:  # msgspec gives up near the interpreter's recursion limit
+        raise InvalidBodyError("function.arguments is JSON nested too deep to read.", param=path) from None
     if not isinstance(value, dict):
         raise InvalidBodyError("function.arguments must encode a JSON object.", param=path)
     return value

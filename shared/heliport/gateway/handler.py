@@ -29,9 +29,13 @@ from heliport.errors import (
     AuthenticationError,
     HeliportError,
     InvalidBodyError,
+    JsonTooDeepError,
     MethodNotAllowedError,
     UpstreamError,
     UpstreamTimeoutError,
+    deep_json_key,
+    deep_json_path,
+    json_depth_exceeds,
     send_error,
 )
 from heliport.gateway.adapters import ChunkReader, Prepared, bedrock_credentials, chat_chunks, error_message, prepare
@@ -214,7 +218,7 @@ class GatewayHandler(ExchangeHandler):
         ids = [(b"helicone-id", options.request_id.encode())]
         try:
             exchange.body = await read_body(receive, self._settings.max_request_bytes)
-            request = _json_object(exchange.body)
+            request = _json_object(exchange.body, self._settings.max_json_depth)
             spec = request.get("model")
             if not isinstance(spec, str) or not spec.strip():
                 raise InvalidBodyError("model is required: a model id, optionally with /provider", param="model")
@@ -337,9 +341,14 @@ class GatewayHandler(ExchangeHandler):
                 else:
                     chat = call.chat(exchange.errors)
                     credentials = await bedrock_credentials() if account.family == "bedrock" else None
-                    prepared = prepare(
-                        account, candidate, chat, stream=call.stream, forward=call.forward, credentials=credentials
-                    )
+                    try:
+                        prepared = prepare(
+                            account, candidate, chat, stream=call.stream, forward=call.forward, credentials=credentials
+                        )
+                    except RecursionError:
+                        # A JSON string in the body (tool-call arguments) decoded into something deeper than the
+                        # native request's encoder goes; the body's own depth was checked on arrival.
+                        raise InvalidBodyError("The body nests too deep to translate for this provider") from None
                     request = prepared.request
             except InvalidBodyError as err:
                 # This provider cannot take this body (e.g. an image URL Bedrock cannot fetch); another may.
@@ -559,13 +568,19 @@ def _bearer(forward: list[tuple[str, str]]) -> str | None:
     return None
 
 
-def _json_object(body: bytes) -> JsonObj:
+def _json_object(body: bytes, max_depth: int) -> JsonObj:
+    """The body as a JSON object no deeper than ``max_depth`` (400s in OpenAI's shape otherwise)."""
     try:
         parsed = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise InvalidBodyError(f"The body must be a JSON object: {exc}") from None
+    except RecursionError:  # msgspec gives up near the interpreter's recursion limit, far past max_depth
+        raise JsonTooDeepError(max_depth, param=deep_json_key(body, max_depth)) from None
     if not isinstance(parsed, dict):
         raise InvalidBodyError("The body must be a JSON object")
+    if json_depth_exceeds(parsed, max_depth):
+        # Refused before anything else decodes, encodes or walks it: no later step can recurse past the limit.
+        raise JsonTooDeepError(max_depth, param=deep_json_path(parsed, max_depth))
     return parsed
 
 

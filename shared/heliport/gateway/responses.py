@@ -612,7 +612,7 @@ class _Item:
         raw = "".join(self.chunks)
         try:
             parsed = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
             return raw
         if isinstance(parsed, dict) and isinstance(parsed.get("input"), str):
             return parsed["input"]

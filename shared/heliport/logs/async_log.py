@@ -16,7 +16,14 @@ import msgspec
 
 from heliport.auth import Authenticator
 from heliport.config import Settings
-from heliport.errors import HeliportError, InvalidBodyError, send_error
+from heliport.errors import (
+    HeliportError,
+    InvalidBodyError,
+    JsonTooDeepError,
+    deep_json_key,
+    json_depth_exceeds,
+    send_error,
+)
 from heliport.headers import bearer_token, parse_headers
 from heliport.logs.record import SECRET_HEADERS, LogRecord, caller_fields
 from heliport.logs.usage import extract_usage
@@ -71,6 +78,20 @@ _payload_decoder = msgspec.json.Decoder(AsyncLogPayload)
 _encoder = msgspec.json.Encoder()
 
 
+def _check_depth(payload: AsyncLogPayload, limit: int) -> None:
+    """Refuse a payload whose free-form fields nest past ``limit`` (counted from the payload itself:
+    each field sits two levels down, payload > providerRequest > json)."""
+    fields = (
+        ("$.providerRequest.json", payload.providerRequest.json),
+        ("$.providerRequest.meta", payload.providerRequest.meta),
+        ("$.providerResponse.headers", payload.providerResponse.headers),
+        ("$.providerResponse.json", payload.providerResponse.json),
+    )
+    for param, value in fields:
+        if json_depth_exceeds(value, limit - 2):
+            raise JsonTooDeepError(limit, param=param)
+
+
 def _field_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> InvalidBodyError:
     message = str(exc)
     # msgspec says "... - at `$.providerResponse.status`"; surface the path as the param.
@@ -109,10 +130,15 @@ class AsyncLogHandler:
         if scope["method"] != "POST":
             raise InvalidBodyError("Use POST to send a log", status=405)
         body = await read_body(receive, self._settings.max_request_bytes)
+        limit = self._settings.max_json_depth
         try:
             payload = _payload_decoder.decode(body)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise _field_error(exc) from None
+        except RecursionError:  # msgspec gives up near the interpreter's recursion limit, far past the setting
+            key = deep_json_key(body, limit)
+            raise JsonTooDeepError(limit, param=f"$.{key}" if key else None) from None
+        _check_depth(payload, limit)
         headers = [(n, v) for n, v in scope["headers"] if n.lower().startswith(b"helicone-")]
         token = _bearer(scope["headers"])
         if token and not any(n.lower() == b"helicone-auth" for n, _ in headers):
@@ -128,7 +154,12 @@ class AsyncLogHandler:
             raise InvalidBodyError("timing.endTime is before timing.startTime", param="$.timing.endTime")
         request_json = payload.providerRequest.json
         response = payload.providerResponse
-        response_text = response.textBody if response.json is None else _encoder.encode(response.json).decode()
+        # As in Helicone, a non-empty textBody is the response body: helicone-helpers sends a string response
+        # as textBody beside "json": {}, and usage is then read from the text (a JSON document or a stream).
+        if response.textBody or response.json is None:
+            response_text = response.textBody
+        else:
+            response_text = _encoder.encode(response.json).decode()
         model = request_json.get("model") if isinstance(request_json, dict) else None
         return LogRecord(
             request_id=options.request_id,
