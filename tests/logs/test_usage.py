@@ -537,3 +537,14 @@ def test_bedrock_converse_stream_usage_is_read_from_its_binary_frames() -> None:
     )
     assert (usage.prompt_tokens, usage.completion_tokens) == (18 + 1536 + 512, 96)
     assert usage.source == "stream"
+
+
+def test_json_lines_of_chunks_are_read_as_a_stream() -> None:
+    """helicone-helpers' log builder sends a stream's chunks as JSON lines (``"\\n".join(json.dumps(chunk))``)."""
+    chunk = {"id": "c", "object": "chat.completion.chunk", "model": "gpt-4o-mini"}
+    usage = {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+    chunks = [{**chunk, "choices": [{"delta": {"content": "x"}}]}, {**chunk, "choices": [], "usage": usage}]
+    got = usage_of("\n".join(json.dumps(c) for c in chunks), provider="CUSTOM", path="/custom/v1/log")
+    assert (got.prompt_tokens, got.completion_tokens, got.total_tokens, got.source) == (5, 1, 6, "manual")
+    # A document that is not JSON lines (pretty-printed and cut short) is still nothing.
+    assert usage_of(json.dumps(chunks[1], indent=2)[:-3], provider="CUSTOM") == Usage(source="absent")

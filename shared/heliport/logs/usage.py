@@ -643,6 +643,19 @@ def _from_provider_response(resp: JsonObj, provider: str, request_body: str | No
 _FIRST_CHAR = re.compile(r"\s*(\S)")
 
 
+def _json_lines(body: str) -> list[JsonObj]:
+    """One JSON object per non-blank line, or nothing at all when a line is anything else (a pretty-printed
+    or truncated document fails on its first line, so the attempt costs little)."""
+    events: list[JsonObj] = []
+    for line in body.splitlines():
+        if line.strip():
+            event = _obj(_decode(line))
+            if event is None:
+                return []
+            events.append(event)
+    return events
+
+
 def _from_text(body: str, provider: str, request_body: str | None) -> _Found:
     """Dispatch on what the body looks like: JSON document, SSE, Bedrock event stream."""
     first = _FIRST_CHAR.match(body)
@@ -663,6 +676,9 @@ def _from_text(body: str, provider: str, request_body: str | None) -> _Found:
             return _Found(_usage_counts(obj, provider, request_body), _model_of(obj), None)
         if isinstance(doc, list):  # Gemini streamGenerateContent without alt=sse: a JSON array of chunks.
             return _from_events([e for e in doc if isinstance(e, dict)])
+        if doc is None and "\n" in body:
+            # JSON lines, one chunk per line: what helicone-helpers' log builder sends as a stream's textBody.
+            return _from_events(_json_lines(body))
         return _Found(None, None)
     if "data:" in body:
         return _from_sse(body)
