@@ -107,12 +107,14 @@ def cache_ttl(headers: Sequence[tuple[str, str]]) -> int:
 def _canonical_body(body: bytes, ignore_keys: Sequence[str]) -> bytes:
     try:
         parsed = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return body  # not JSON: the bytes themselves are the identity
-    if isinstance(parsed, dict):
-        for key in ignore_keys:
-            parsed.pop(key, None)
-    return msgspec.json.encode(parsed, order="sorted")
+        if isinstance(parsed, dict):
+            for key in ignore_keys:
+                parsed.pop(key, None)
+        return msgspec.json.encode(parsed, order="sorted")
+    except (msgspec.DecodeError, RecursionError):
+        # Not JSON, or deeper than msgspec goes (the pass-through forwards such bodies as they are):
+        # the bytes themselves are the identity.
+        return body
 
 
 def cache_key(

@@ -206,3 +206,16 @@ def test_an_unavailable_cache_fails_open(broken_store_gateway: Gateway, mock_pro
     assert any(e.startswith("cache read failed, proxied without it") for e in record.errors)
     assert any(e.startswith("cache write failed") for e in record.errors)
     assert len(mock_provider.requests) == 1
+
+
+def test_a_body_too_deep_to_canonicalise_is_cached_by_its_bytes(gateway: Gateway, mock_provider: MockProvider) -> None:
+    # The cache key canonicalises JSON bodies; one deeper than msgspec goes was a plain-text 500.
+    body = '{"model": "gpt-4o-mini", "x": ' + '{"a": ' * 5000 + "1" + "}" * 5001
+    headers = {
+        "Helicone-Auth": f"Bearer {gateway.key}",
+        "Authorization": "Bearer sk-x",
+        "Helicone-Cache-Enabled": "true",
+    }
+    first = httpx.post(f"{gateway.oai_base}/chat/completions", content=body, headers=headers, timeout=30)
+    assert [r.body for r in mock_provider.requests] == [body.encode()]  # forwarded (the mock's parser then gives up)
+    assert first.headers.get("helicone-cache") == "MISS"
