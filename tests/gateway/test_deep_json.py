@@ -125,3 +125,17 @@ def test_tool_call_arguments_too_deep_to_decode_are_a_400_naming_them(ai_gateway
     error = response.json()["error"]
     assert error["param"] == "messages[1].tool_calls[0].function.arguments"
     assert "nested too deep" in error["message"]
+
+
+@pytest.mark.parametrize("spec", ["claude-sonnet-4/anthropic", "claude-sonnet-4/bedrock"])
+@pytest.mark.parametrize("field", ["temperature", "top_p"])
+def test_a_number_beyond_any_float_is_a_400_naming_it(
+    ai_gateway: Gateway, mock_provider: MockProvider, spec: str, field: str
+) -> None:
+    """Found by the fuzz suite: float(10**400) raised OverflowError, a plain-text 500."""
+    body = {"model": spec, "messages": [{"role": "user", "content": "Hi"}], field: 10**400}
+    response = _post(ai_gateway, "/v1/chat/completions", json.dumps(body).encode())
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == field and "finite number" in error["message"]
+    assert mock_provider.requests == []

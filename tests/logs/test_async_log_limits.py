@@ -82,3 +82,21 @@ def test_json_at_the_limit_is_logged(gateway: Gateway) -> None:
     assert response.status_code == 200, response.text
     record = gateway.record(response.json()["id"])
     assert record.response_body == json.dumps(nested(LIMIT - 2), separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    ("timing", "param"),
+    [
+        ({"startTime": {"seconds": 10**15}, "endTime": {"seconds": 10**15}}, "$.timing.startTime"),
+        ({"startTime": {"seconds": 1_700_000_000}, "endTime": {"seconds": 2**63 - 1}}, "$.timing.endTime"),
+        ({"startTime": {"seconds": -(2**63)}, "endTime": {"seconds": 1}}, "$.timing.startTime"),
+        ({"startTime": {"seconds": 0, "milliseconds": 10**18}, "endTime": {"seconds": 0}}, "$.timing.startTime"),
+    ],
+)
+def test_a_time_beyond_what_a_datetime_holds_is_a_400_naming_it(
+    gateway: Gateway, timing: dict[str, Any], param: str
+) -> None:
+    """Found by the fuzz suite: datetime.fromtimestamp raised ValueError/OverflowError/OSError, a 500."""
+    response = _post(gateway, json.dumps({**payload(json={"usage": {}}), "timing": timing}).encode())
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param

@@ -316,3 +316,16 @@ def test_a_deeply_nested_body_is_forwarded_as_it_is(gateway: Gateway, mock_provi
     )
     assert [r.body for r in mock_provider.requests] == [body.encode()]
     assert response.status_code == 500 and "heliport" not in response.text  # the mock's own parser gave up
+
+
+def test_stream_usage_leaves_a_body_it_cannot_rewrite_as_it_is(gateway: Gateway, mock_provider: MockProvider) -> None:
+    """Found by the fuzz suite: with Helicone-Stream-Usage, a number beyond a float was a plain-text 500."""
+    body = '{"model": "gpt-4o-mini", "stream": true, "temperature": 1e400, "messages": []}'
+    response = httpx.post(
+        f"{gateway.oai_base}/chat/completions",
+        content=body,
+        headers={"Helicone-Auth": f"Bearer {gateway.key}", "Helicone-Stream-Usage": "true"},
+        timeout=30,
+    )
+    assert [r.body for r in mock_provider.requests] == [body.encode()]
+    assert response.status_code == 400 and response.json()["error"]  # the mock's own refusal, relayed

@@ -61,7 +61,7 @@ from typing import Any
 import msgspec
 
 from heliport.errors import InvalidBodyError, UpstreamError
-from heliport.gateway.chat import JsonObj, ProviderStreamError, completion_chunk, usage_object
+from heliport.gateway.chat import JsonObj, ProviderStreamError, completion_chunk, number_param, usage_object
 
 __all__ = ["MessagesStreamTranslator", "chat_to_messages", "error_message", "messages_to_chat"]
 
@@ -149,10 +149,10 @@ def chat_to_messages(chat: JsonObj, *, model: str, default_max_tokens: int = 409
     body["max_tokens"] = limit
     thinking_on = thinking is not None and thinking.get("type") != "disabled"
 
-    temperature = _number(chat, "temperature")
+    temperature = number_param(chat, "temperature")
     if temperature is not None and not thinking_on:
         body["temperature"] = min(max(temperature, 0.0), 1.0)
-    top_p = _number(chat, "top_p")
+    top_p = number_param(chat, "top_p")
     if top_p is not None and (not thinking_on or top_p >= _THINKING_MIN_TOP_P):
         body["top_p"] = top_p
     stop = _stop_sequences(chat.get("stop"))
@@ -206,15 +206,6 @@ def _max_tokens(chat: JsonObj) -> int | None:
             raise InvalidBodyError(f"{field} must be a positive integer.", param=field)
         return value
     return None
-
-
-def _number(chat: JsonObj, field: str) -> float | None:
-    value = chat.get(field)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidBodyError(f"{field} must be a number.", param=field)
-    return float(value)
 
 
 def _stop_sequences(value: Any) -> list[str]:

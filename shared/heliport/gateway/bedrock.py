@@ -40,7 +40,7 @@ import msgspec
 
 from heliport.config import ConfigError
 from heliport.errors import InvalidBodyError, UpstreamError
-from heliport.gateway.chat import JsonObj, ProviderStreamError, completion_chunk, usage_object
+from heliport.gateway.chat import JsonObj, ProviderStreamError, completion_chunk, number_param, usage_object
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials
@@ -140,10 +140,10 @@ def chat_to_converse(chat: JsonObj, *, default_max_tokens: int = 4096, model_id:
 
     max_field, max_tokens = _max_tokens(chat)
     inference: JsonObj = {"maxTokens": max_tokens if max_tokens is not None else default_max_tokens}
-    temperature = _number(chat, "temperature")
+    temperature = number_param(chat, "temperature")
     if temperature is not None:
         inference["temperature"] = min(max(temperature, 0.0), 1.0)
-    top_p = _number(chat, "top_p")
+    top_p = number_param(chat, "top_p")
     if top_p is not None:
         inference["topP"] = top_p
     stop = _stop_sequences(chat.get("stop"))
@@ -194,15 +194,6 @@ def _max_tokens(chat: JsonObj) -> tuple[str, int | None]:
             raise InvalidBodyError(f"{field} must be a positive integer.", param=field)
         return field, value
     return "max_completion_tokens", None
-
-
-def _number(chat: JsonObj, field: str) -> float | None:
-    value = chat.get(field)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidBodyError(f"{field} must be a number.", param=field)
-    return float(value)
 
 
 def _stop_sequences(value: Any) -> list[str]:

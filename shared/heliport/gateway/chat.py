@@ -6,9 +6,12 @@ through, and a typed mirror of three providers' schemas would be larger than the
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-__all__ = ["JsonObj", "ProviderStreamError", "completion_chunk", "usage_object"]
+from heliport.errors import InvalidBodyError
+
+__all__ = ["JsonObj", "ProviderStreamError", "completion_chunk", "number_param", "usage_object"]
 
 JsonObj = dict[str, Any]
 
@@ -73,3 +76,19 @@ def completion_chunk(
     if usage is not None:
         chunk["usage"] = usage
     return chunk
+
+
+def number_param(chat: JsonObj, field: str) -> float | None:
+    """A finite number parameter of a chat request (temperature, top_p), for providers that need a float."""
+    value = chat.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidBodyError(f"{field} must be a number.", param=field)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal beyond any float (10e400 written out)
+        number = math.inf
+    if not math.isfinite(number):
+        raise InvalidBodyError(f"{field} must be a finite number.", param=field)
+    return number

@@ -45,8 +45,11 @@ class _Instant(msgspec.Struct):
     seconds: int
     milliseconds: int = 0
 
-    def to_datetime(self) -> datetime:
-        return datetime.fromtimestamp(self.seconds + self.milliseconds / 1000, UTC)
+    def to_datetime(self, field: str) -> datetime:
+        try:
+            return datetime.fromtimestamp(self.seconds + self.milliseconds / 1000, UTC)
+        except (ValueError, OverflowError, OSError):  # beyond what a datetime (or the OS clock) holds
+            raise InvalidBodyError(f"{field} is not a time heliport can store", param=f"$.{field}") from None
 
 
 class _Timing(msgspec.Struct):
@@ -148,8 +151,8 @@ class AsyncLogHandler:
         key = await self._auth.authenticate(options.auth_token)
         now = datetime.now(UTC)
         timing = payload.timing
-        started = timing.startTime.to_datetime() if timing else now
-        ended = timing.endTime.to_datetime() if timing else now
+        started = timing.startTime.to_datetime("timing.startTime") if timing else now
+        ended = timing.endTime.to_datetime("timing.endTime") if timing else now
         if ended < started:
             raise InvalidBodyError("timing.endTime is before timing.startTime", param="$.timing.endTime")
         request_json = payload.providerRequest.json

@@ -93,8 +93,15 @@ def peek_body(body: bytes) -> _BodyPeek:
 
 
 def _with_stream_usage(body: bytes) -> bytes:
-    """Ask an OpenAI-style provider for the final usage chunk (``Helicone-Stream-Usage: true``)."""
-    parsed = msgspec.json.decode(body)
+    """Ask an OpenAI-style provider for the final usage chunk (``Helicone-Stream-Usage: true``).
+
+    A body heliport cannot rewrite faithfully (a number beyond a float, nesting past the decoder) is
+    forwarded as it is: the provider judges it, and the stream's usage comes only if it sends some.
+    """
+    try:
+        parsed = msgspec.json.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return body
     if not isinstance(parsed, dict):
         return body
     options = parsed.get("stream_options")
