@@ -7,8 +7,17 @@ Every route but the signed body URL needs a heliport key, as ``Authorization: Be
 Helicone's clients send) or ``Helicone-Auth``; the key's organisation is the only one any statement
 can see (``api/database.py``). Answers are Helicone's ``{data, error}``: ``error`` is null on
 success, and on failure a message that names the field, header or id at fault, with the matching
-4xx status (400 invalid, 401 no or bad key, 404 unknown id or route, 405 wrong method), or 503 with
-``Retry-After`` while the database is not accepting connections (Aurora resuming from pause).
+4xx status (400 invalid, 401 no or bad key, 404 unknown id or route, 405 wrong method, with ``Allow``),
+or 503 with ``Retry-After`` while the database is not accepting connections (Aurora resuming from pause).
+
+Text a body may not hold, refused with a 400 naming the field before any handler runs: a lone UTF-16
+surrogate (``"\\ud800"``: valid JSON, but no UTF-8 encoder, SQLite's or PostgreSQL's or our own
+answer's, can write it) and NUL (``"\\u0000"``: PostgreSQL text cannot hold it, so SQLite refuses it
+too, for one answer on both databases). Both checks cost a substring search of the body unless it
+holds such an escape.
+
+A literal path is never a template's parameter: ``GET /v1/request/query`` is a 405 (the path is
+POST's), not a lookup of the request id ``query``.
 
 This module is imported on the first API request (``heliport.app``), so the proxy's Lambda entry
 never pays for Starlette and pydantic.
@@ -18,7 +27,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import re
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -28,7 +38,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
 from heliport.api import aggregates as agg
 from heliport.api import filters, overview, requests
@@ -113,8 +124,15 @@ class QueryApi:
 
     def asgi(self) -> Starlette:
         if self._app is None:
-            routes = [Route(e.path, self._route(e), methods=[e.method]) for e in ENDPOINTS]
-            routes.append(Route("/openapi.json", self._openapi, methods=["GET"]))
+            by_path: dict[str, dict[str, Endpoint]] = {}
+            for endpoint in ENDPOINTS:
+                by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
+            routes = [_ApiRoute(path, self._route(methods), list(methods)) for path, methods in by_path.items()]
+            routes.append(_ApiRoute("/openapi.json", self._openapi, ["GET"]))
+            literal = tuple(route for route in routes if not route.param_convertors)
+            for route in routes:
+                if route.param_convertors:
+                    route.literal_siblings = literal
             self._app = Starlette(
                 routes=routes,
                 exception_handlers={HTTPException: _http_error, Exception: _unexpected},  # type: ignore[dict-item]
@@ -129,8 +147,11 @@ class QueryApi:
 
         return JSONResponse(openapi_document())
 
-    def _route(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    def _route(self, endpoints: Mapping[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
+        """The handler of one path, for each of its methods (the route let only those through)."""
+
         async def respond(request: Request) -> Response:
+            endpoint = endpoints[_handling_method(request.method)]
             try:
                 org_id = "" if endpoint.public else await self._organisation(request)
                 raw: Mapping[str, Any] = {}
@@ -204,7 +225,7 @@ class QueryApi:
             raise RequestError("Invalid includeBody query parameter: must be true or false.", param="includeBody")
         request_body = response_body = None
         if include == "true":
-            request_body, response_body = await self.links.read(row)
+            request_body, response_body = await self.links.read(row, max_depth=self.max_json_depth)
         return requests.to_helicone_request(
             row,
             request_body=request_body,
@@ -228,7 +249,7 @@ class QueryApi:
         links = self.links
         links.verify(org_id, request_id, query.get("expires", ""), query.get("signature", ""))
         row = await self._one(org_id, request_id)
-        request_body, response_body = await links.read(row)
+        request_body, response_body = await links.read(row, max_depth=self.max_json_depth)
         return JSONResponse({"request": request_body, "response": response_body})
 
     async def _update(self, call: Call, build: Callable[[Params, str], str], request_id: str | None = None) -> None:
@@ -336,11 +357,84 @@ async def _json_body(request: Request, max_depth: int) -> Mapping[str, Any]:
     if json_depth_exceeds(value, max_depth):
         field = deep_json_path(value, max_depth, segments=1)
         raise InvalidBodyError(_too_deep(field, max_depth), param=field)
+    _refuse_untextual(data, value)
     return value
 
 
 def _too_deep(field: str | None, max_depth: int) -> str:
     return f"Invalid {field or 'body'}: JSON nested more than {max_depth} levels deep (HELIPORT_MAX_JSON_DEPTH)."
+
+
+# --- text a body may not hold ----------------------------------------------------------------------------
+
+#: A ``\\uD800``-``\\uDFFF`` escape, either case: the only way a UTF-8 body spells a surrogate that the
+#: decoder keeps (a valid pair becomes one character; an unpaired one stays a surrogate).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+#: Bytes that decode to a surrogate in a body that is not UTF-8: ``json.loads`` decodes UTF-8 with
+#: ``surrogatepass`` (so CESU-8's ``ED A0 80`` is a surrogate), and it also reads UTF-16 and UTF-32.
+_SURROGATE_BYTES = re.compile(rb"\xed[\xa0-\xbf]")
+#: A surrogate code point in decoded text: every one left after decoding is lone.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+#: What a path segment shows escaped in a message: control characters and surrogates.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+#: Longest path segment (a key) shown in a message.
+_SEGMENT_SHOWN = 64
+
+
+def _refuse_untextual(data: bytes, value: object) -> None:
+    """A 400 naming the field when ``value`` (decoded from ``data``) holds a lone surrogate or NUL, in a
+    string or an object key. The decoded value is walked only when the raw bytes could hold one of
+    them, so an ordinary body costs a few substring searches."""
+    other_encoding = _not_utf8(data)
+    surrogates = other_encoding or bool(_SURROGATE_ESCAPE.search(data) or _SURROGATE_BYTES.search(data))
+    nul = other_encoding or b"\\u0000" in data
+    if not (surrogates or nul):
+        return
+    for field, text in _strings(value):
+        if surrogates and (found := _SURROGATE.search(text)):
+            escape = f"\\u{ord(found.group()):04x}"
+            raise InvalidBodyError(
+                f"Invalid {field}: the body holds a lone UTF-16 surrogate ({escape}) there, which is not text; "
+                "a surrogate escape must be half of a pair.",
+                param=field,
+            )
+        if nul and "\x00" in text:
+            raise InvalidBodyError(
+                f"Invalid {field}: NUL (\\u0000) is not allowed in text (PostgreSQL cannot store it).", param=field
+            )
+
+
+def _not_utf8(data: bytes) -> bool:
+    """True for a body ``json.loads`` reads as UTF-16 or UTF-32 (a BOM, or NUL bytes among the first
+    four), where neither problem can be found in the raw bytes. Valid JSON in UTF-8 has no NUL byte."""
+    return data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4]
+
+
+def _strings(value: object) -> Iterator[tuple[str, str]]:
+    """Every string of decoded JSON ``value``, object keys included, with the path naming it
+    (``filter.left.model``, ``userIds[1]``; a key's own path ends with the key), in document order.
+    Iterative: the value was checked against HELIPORT_MAX_JSON_DEPTH, but a stack costs nothing."""
+    stack: list[tuple[str, object]] = [("", value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            yield path or "body", node
+        elif isinstance(node, dict):
+            children: list[tuple[str, object]] = []
+            for key, child in node.items():
+                named = f"{path}.{_segment(key)}" if path else _segment(key)
+                children.append((named, key))
+                children.append((named, child))
+            stack.extend(reversed(children))
+        elif isinstance(node, list):
+            stack.extend(reversed([(f"{path}[{index}]", child) for index, child in enumerate(node)]))
+
+
+def _segment(key: str) -> str:
+    """An object key as a path segment of a message: control characters and surrogates escaped (the
+    message must be writable, and readable), cut to :data:`_SEGMENT_SHOWN` characters."""
+    shown = key if len(key) <= _SEGMENT_SHOWN else key[: _SEGMENT_SHOWN - 3] + "..."
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", shown)
 
 
 def _validate(model: type[BaseModel], raw: Mapping[str, Any]) -> BaseModel:
@@ -353,7 +447,10 @@ def _validate(model: type[BaseModel], raw: Mapping[str, Any]) -> BaseModel:
 
 
 def _failure(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"data": None, "error": message}, status_code=status, headers=headers)
+    # A message may echo the caller's input, and a lone surrogate in it cannot be written as UTF-8:
+    # it is shown as its escape, so writing the error can never be the next error.
+    writable = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"data": None, "error": writable}, status_code=status, headers=headers)
 
 
 def error_response(error: HeliportError) -> JSONResponse:
@@ -370,13 +467,48 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return _failure(404, f"No route for {request.method} {request.url.path}.")
     if exc.status_code == 405:
-        return _failure(405, f"{request.method} is not allowed on {request.url.path}.")
+        return _failure(405, f"{request.method} is not allowed on {request.url.path}.", exc.headers)
     return _failure(exc.status_code, str(exc.detail))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("query API failure on %s %s", request.method, request.url.path)
     return _failure(500, "Internal error; the server log has the details.")
+
+
+def _handling_method(method: str) -> str:
+    """The endpoint method that answers ``method``: HEAD is answered as GET (Starlette lets HEAD
+    through wherever GET is allowed, and the server sends no body)."""
+    return "GET" if method == "HEAD" else method
+
+
+class _ApiRoute(Route):
+    """A route of the API: one path with all of its methods.
+
+    Two things differ from Starlette's Route. A template route (``/v1/request/{requestId}``) does not
+    match a path that is one of :attr:`literal_siblings` (``/v1/request/query``): such a path is the
+    literal route's, so a method it does not take is a 405 from that route, not a request id
+    ``query``. And a 405's ``Allow`` lists the methods in a fixed order (Starlette's comes from a set).
+    """
+
+    def __init__(self, path: str, endpoint: Callable[[Request], Awaitable[Response]], methods: Sequence[str]) -> None:
+        super().__init__(path, endpoint, methods=list(methods))
+        allowed: list[str] = []
+        for method in methods:
+            allowed += [method, "HEAD"] if method == "GET" else [method]
+        self.allow = ", ".join(dict.fromkeys(allowed))
+        #: The literal (parameterless) routes of the API, set on template routes only.
+        self.literal_siblings: tuple[Route, ...] = ()
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if any(sibling.matches(scope)[0] is not Match.NONE for sibling in self.literal_siblings):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            raise HTTPException(status_code=405, headers={"Allow": self.allow})
+        await super().handle(scope, receive, send)
 
 
 _REQUEST = "Request"

@@ -21,7 +21,8 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from heliport.errors import RouteNotFoundError
+from heliport.config import Settings
+from heliport.errors import RouteNotFoundError, json_depth_exceeds
 from heliport.logs.row import RequestRow
 from heliport.store.blobs import BlobStore, LocalBlobStore
 
@@ -39,8 +40,9 @@ class BodyLinks:
         self._lifetime = lifetime
         self.storage_location = "local" if isinstance(blobs, LocalBlobStore) else "s3"
 
-    async def read(self, row: RequestRow) -> tuple[Any, Any]:
-        """The request and response bodies (None for an omitted or missing one)."""
+    async def read(self, row: RequestRow, *, max_depth: int = Settings.max_json_depth) -> tuple[Any, Any]:
+        """The request and response bodies (None for an omitted or missing one); a body that is JSON
+        nested more than ``max_depth`` deep comes back as its text (see :func:`_json`)."""
         if row.body_key is None:
             return None, None
         blob = await self._blobs.get(row.body_key)
@@ -49,7 +51,7 @@ class BodyLinks:
         bodies = msgspec.json.decode(gzip.decompress(blob))
         if not isinstance(bodies, dict):
             return None, None
-        return _json(bodies.get("request")), _json(bodies.get("response"))
+        return _json(bodies.get("request"), max_depth), _json(bodies.get("response"), max_depth)
 
     async def url(self, row: RequestRow, base_url: str) -> str | None:
         """A URL that reads this row's bodies without a key until it expires; None without bodies."""
@@ -79,12 +81,19 @@ class BodyLinks:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
 
-def _json(body: Any) -> Any:
+def _json(body: Any, max_depth: int) -> Any:
     """A body as stored is the text that went over the wire: JSON bodies come back as JSON values, as
-    Helicone returns them; anything else (an SSE stream, plain text) as the text itself."""
+    Helicone returns them; anything else (an SSE stream, plain text) as the text itself.
+
+    So does JSON nested more than ``max_depth`` deep. The pass-through proxy logs bodies it never
+    parsed, so a stored body may nest past where any decoder in Python gives up (RecursionError near
+    1,000 levels), or decode and then be too deep to encode again inside the answer; as text it is
+    still the whole body, and the answer is always writable.
+    """
     if not isinstance(body, str):
         return body
     try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError:
+        value = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
         return body
+    return body if json_depth_exceeds(value, max_depth) else value

@@ -55,7 +55,10 @@ Decisions where the documentation is silent:
   (WHERE, before grouping) and an aggregate part (the ``having`` callable of ``aggregates``); an
   ``or`` must not mix the two (a 400), since no single WHERE or HAVING could express it. Elsewhere —
   ``/v1/request/query``, ``/v1/user/query``, ``/v1/property/query`` — such leaves are a 400.
-* Limits: at most :data:`MAX_DEPTH` nested branches and :data:`MAX_CONDITIONS` conditions.
+* Limits: at most :data:`MAX_DEPTH` nested branches and :data:`MAX_CONDITIONS` conditions. The value
+  of a pattern or substring operator (``like``, ``ilike``, ``contains``, ``not-contains``, and every
+  ``search_properties`` operator, all LIKE patterns) is at most :data:`MAX_PATTERN_LENGTH` characters:
+  SQLite refuses a LIKE or GLOB pattern over 50,000 bytes. ``equals`` values are not capped.
 * Sort: keys apply in the order given; ``random: true`` orders randomly; NULLs sort last either way;
   text sorts byte-wise (``COLLATE "C"`` on PostgreSQL, SQLite's default), so both databases agree;
   ``request_id`` always ends the list (in the first key's direction) so pages are stable.
@@ -78,6 +81,7 @@ from heliport.errors import RequestError
 __all__ = [
     "MAX_CONDITIONS",
     "MAX_DEPTH",
+    "MAX_PATTERN_LENGTH",
     "AggregateKind",
     "FilterError",
     "compile_aggregate_filter",
@@ -93,6 +97,10 @@ AggregateKind = Literal["session", "user"]
 MAX_DEPTH: Final = 50
 #: Most conditions (field-operator pairs) a filter may have.
 MAX_CONDITIONS: Final = 500
+#: Longest value of a pattern or substring operator, and of the free-text search fields of the
+#: session endpoints: SQLite refuses a LIKE/GLOB pattern over 50,000 bytes ("pattern too complex"),
+#: and no real search needs more than a sentence.
+MAX_PATTERN_LENGTH: Final = 1000
 
 
 class FilterError(RequestError):
@@ -119,6 +127,8 @@ _OPS: Final[Mapping[Kind, tuple[str, ...]]] = {
     "timestamp": _TIMESTAMP_OPS,
     "boolean": _BOOLEAN_OPS,
 }
+#: Text operators whose value becomes a LIKE (or, on SQLite, GLOB) pattern, and so is length-capped.
+_PATTERN_OPS: Final = frozenset(("like", "ilike", "contains", "not-contains"))
 _COMPARISONS: Final[Mapping[str, str]] = {"equals": "=", "gte": ">=", "lte": "<=", "gt": ">", "lt": "<"}
 
 
@@ -405,6 +415,8 @@ def _value(field: _Field, kind: _Map | None, op: str, raw: object, path: str) ->
     if field.kind == "text":
         if not isinstance(raw, str):
             raise FilterError(path, "must be a string")
+        if (op in _PATTERN_OPS or kind == "search_properties") and len(raw) > MAX_PATTERN_LENGTH:
+            raise FilterError(path, f"a {op} value may be at most {MAX_PATTERN_LENGTH} characters")
         if op in ("like", "ilike") and _ends_with_escape(raw):
             raise FilterError(path, "a pattern cannot end with the escape character '\\'")
         return raw

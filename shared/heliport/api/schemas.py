@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from heliport.api.filters import MAX_PATTERN_LENGTH
 from heliport.api.requests import DEFAULT_LIMIT, MAX_IDS, MAX_LIMIT, MAX_OFFSET
 
 __all__ = [
@@ -32,11 +33,15 @@ FilterNode = Annotated[
     Any,
     Field(
         description='A filter AST: a leaf {table: {field: {operator: value}}}, a branch {left, operator: "and"|"or", '
-        'right}, or "all".',
+        f'right}}, or "all". Values of like, ilike, contains and not-contains (and of every search_properties '
+        f"operator) are at most {MAX_PATTERN_LENGTH} characters.",
         json_schema_extra={"anyOf": [{"type": "object"}, {"type": "string", "enum": ["all"]}]},
     ),
 ]
 Count = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
+#: A free-text search, matched as a LIKE pattern: SQLite refuses patterns over 50,000 bytes, and a
+#: search is a few words, so it is capped well below that (the same cap as a filter's pattern values).
+SearchText = Annotated[str, Field(max_length=MAX_PATTERN_LENGTH)]
 
 
 class _Body(BaseModel):
@@ -100,8 +105,13 @@ class LegacyFeedbackBody(_Body):
     rating: bool
 
 
+#: A score: a finite number, or a boolean (stored as 1 or 0). ``NaN`` and ``Infinity`` (and ``1e400``,
+#: which JSON decoders read as infinity) are refused: they have no JSON form to store or answer with.
+ScoreValue = Annotated[float | bool, Field(allow_inf_nan=False)]
+
+
 class ScoreBody(_Body):
-    scores: Annotated[dict[Annotated[str, Field(min_length=1, max_length=256)], float | bool], Field(max_length=100)]
+    scores: Annotated[dict[Annotated[str, Field(min_length=1, max_length=256)], ScoreValue], Field(max_length=100)]
 
 
 class MsTimeFilter(_Body):
@@ -118,7 +128,7 @@ PSize = Literal["p50", "p75", "p95", "p99", "p99.9"]
 
 
 class SessionQueryBody(_Body):
-    search: str
+    search: SearchText
     timeFilter: MsTimeFilter
     timezoneDifference: float
     filter: FilterNode
@@ -128,7 +138,7 @@ class SessionQueryBody(_Body):
 
 
 class SessionMetricsBody(_Body):
-    nameContains: str
+    nameContains: SearchText
     timezoneDifference: float
     pSize: PSize | None = None
     useInterquartile: bool | None = None
