@@ -214,8 +214,10 @@ def fuzzed(refusing_provider: str, tmp_path_factory: pytest.TempPathFactory) -> 
     """heliport over SQLite: every family's cases run against it."""
     with pytest.MonkeyPatch.context() as env:
         # Bedrock requests are signed with the process's own credentials; these are what botocore finds.
-        env.setenv("AWS_ACCESS_KEY_ID", "AKIDFUZZTEST")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "fuzz-test-secret")
+        # heliport finds them once per process (gateway.adapters.bedrock_credentials), so they are the
+        # same ones the gateway tests set and check: whichever suite signs first fixes them for both.
+        env.setenv("AWS_ACCESS_KEY_ID", "AKIDGATEWAYTEST")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "gateway-test-secret")
         env.delenv("AWS_SESSION_TOKEN", raising=False)
         data_dir = tmp_path_factory.mktemp("fuzz-sqlite")
         gw = _start(data_dir, refusing_provider, None)
