@@ -73,3 +73,12 @@ def test_the_json_depth_bound_is_read_from_the_environment() -> None:
 def test_a_json_depth_bound_outside_what_the_decoders_can_honour_is_refused(raw: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"HELIPORT_MAX_JSON_DEPTH": raw})
+
+
+def test_the_log_hand_off_and_the_query_body_cap_are_read_from_the_environment() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.log_before_last_byte is True and defaults.max_query_body_bytes == 1024 * 1024
+    changed = Settings.from_env({"HELIPORT_LOG_BEFORE_LAST_BYTE": "false", "HELIPORT_MAX_QUERY_BODY_BYTES": "4096"})
+    assert changed.log_before_last_byte is False and changed.max_query_body_bytes == 4096
+    with pytest.raises(ConfigError, match="HELIPORT_MAX_QUERY_BODY_BYTES must be at least 1024"):
+        Settings.from_env({"HELIPORT_MAX_QUERY_BODY_BYTES": "10"})

@@ -44,6 +44,7 @@ _api = QueryApi(
     Authenticator(open_key_store(_settings), _settings.auth_cache_ttl),
     BodyLinks(open_blobs(_settings), secret=_settings.body_url_secret),
     max_json_depth=_settings.max_json_depth,
+    max_body_bytes=_settings.max_query_body_bytes,
 )
 _routes = _api.asgi()
 

@@ -164,7 +164,13 @@ def _default_api(settings: Settings, blobs: BlobStore | None = None) -> ApiFacto
         from heliport.store.factory import open_blobs, open_query_db
 
         links = BodyLinks(blobs or open_blobs(settings), secret=settings.body_url_secret)
-        return QueryApi(open_query_db(settings), authenticator, links, max_json_depth=settings.max_json_depth)
+        return QueryApi(
+            open_query_db(settings),
+            authenticator,
+            links,
+            max_json_depth=settings.max_json_depth,
+            max_body_bytes=settings.max_query_body_bytes,
+        )
 
     return make
 

@@ -97,6 +97,9 @@ class Settings:
     auth_cache_ttl: float = 60.0
     #: Largest request body accepted, in bytes.
     max_request_bytes: int = 32 * 1024 * 1024
+    #: Largest body of a query API or dashboard API request (413 above): filters are small, and a cap
+    #: keeps a parser from being a target.
+    max_query_body_bytes: int = 1024 * 1024
     #: Deepest nesting of objects and arrays accepted in a JSON body (``{}`` is 1 deep, ``{"a": []}`` 2):
     #: the AI gateway's routes, the manual logger's endpoint, the query API and realtime frames. Every JSON
     #: decoder in Python recurses once per level and gives up near the interpreter's recursion limit (~1000
@@ -159,6 +162,7 @@ class Settings:
             ),
             auth_cache_ttl=_float(env, "AUTH_CACHE_TTL", cls.auth_cache_ttl),
             max_request_bytes=_int(env, "MAX_REQUEST_BYTES", cls.max_request_bytes),
+            max_query_body_bytes=_int(env, "MAX_QUERY_BODY_BYTES", cls.max_query_body_bytes, minimum=1024),
             max_logged_body_bytes=_int(env, "MAX_LOGGED_BODY_BYTES", cls.max_logged_body_bytes),
             max_json_depth=_int(
                 env, "MAX_JSON_DEPTH", cls.max_json_depth, minimum=MIN_JSON_DEPTH, maximum=MAX_JSON_DEPTH

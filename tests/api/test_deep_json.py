@@ -100,3 +100,18 @@ def test_the_limit_is_the_deployments_setting(tmp_path: Path, mock_provider: Moc
         assert _post(gw, "/v1/request/query", deep_filter_body(5)).status_code == 200
     finally:
         gw.stop()
+
+
+def test_the_body_size_cap_is_the_deployments_setting(tmp_path: Path, mock_provider: MockProvider) -> None:
+    # HELIPORT_MAX_QUERY_BODY_BYTES: a 413 in the API's shape, refused while the body is read.
+    gw = start_gateway(tmp_path, mock_provider.url, max_query_body_bytes=2048)
+    try:
+        big = json.dumps({"filter": "all", "limit": 10, "pad": "x" * 4096}).encode()
+        refused = _post(gw, "/v1/request/query", big)
+        assert refused.status_code == 413 and refused.json() == {
+            "data": None,
+            "error": "Body too large: at most 2048 bytes.",
+        }
+        assert _post(gw, "/v1/request/query", b'{"filter": "all", "limit": 1}').status_code == 200
+    finally:
+        gw.stop()

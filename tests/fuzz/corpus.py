@@ -51,7 +51,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
-from heliport.api.app import MAX_BODY_BYTES as API_BODY_CAP
+from heliport.config import Settings
+
+#: The query API's body cap (``HELIPORT_MAX_QUERY_BODY_BYTES``, its default).
+API_BODY_CAP = Settings.max_query_body_bytes
 
 __all__ = [
     "API_BODY_CAP",

@@ -66,9 +66,6 @@ __all__ = ["ENDPOINTS", "Call", "Endpoint", "QueryApi", "error_response"]
 
 logger = logging.getLogger("heliport.api")
 
-#: The largest body a query may have: filters are small, and a cap keeps a parser from being a target.
-MAX_BODY_BYTES = 1 << 20
-
 
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -114,12 +111,15 @@ class QueryApi:
         links: BodyLinks,
         *,
         max_json_depth: int = Settings.max_json_depth,
+        max_body_bytes: int = Settings.max_query_body_bytes,
     ) -> None:
         self.db = db
         self.authenticator = authenticator
         self.links = links
         #: ``HELIPORT_MAX_JSON_DEPTH``: deeper bodies are a 400 before any handler sees them.
         self.max_json_depth = max_json_depth
+        #: ``HELIPORT_MAX_QUERY_BODY_BYTES``: larger bodies are a 413, refused while they are read.
+        self.max_body_bytes = max_body_bytes
         self._app: Starlette | None = None
 
     def asgi(self) -> Starlette:
@@ -157,7 +157,7 @@ class QueryApi:
                 raw: Mapping[str, Any] = {}
                 body = None
                 if endpoint.body is not None:
-                    raw = await _json_body(request, self.max_json_depth)
+                    raw = await _json_body(request, self.max_json_depth, self.max_body_bytes)
                     body = _validate(endpoint.body, raw)
                 data = await endpoint.handler(self, Call(org_id, body, raw, request))
             except HeliportError as error:
@@ -326,25 +326,25 @@ def _as(body: BaseModel | None, model: type[_M]) -> _M:
     return body
 
 
-async def _read_capped(request: Request) -> bytes:
-    """The body, refused with a 413 as soon as it passes :data:`MAX_BODY_BYTES` (never buffered whole first)."""
-    too_large = InvalidBodyError(f"Body too large: at most {MAX_BODY_BYTES} bytes.", status=413)
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, refused with a 413 as soon as it passes ``limit`` bytes (never buffered whole first)."""
+    too_large = InvalidBodyError(f"Body too large: at most {limit} bytes.", status=413)
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def _json_body(request: Request, max_depth: int) -> Mapping[str, Any]:
+async def _json_body(request: Request, max_depth: int, max_bytes: int) -> Mapping[str, Any]:
     """The body as a JSON object nested at most ``max_depth`` deep; a 400 naming the field otherwise."""
-    data = await _read_capped(request)
+    data = await _read_capped(request, max_bytes)
     try:
         value = json.loads(data) if data.strip() else None
     except RecursionError:  # the decoder gives up near the interpreter's recursion limit, far past max_depth
