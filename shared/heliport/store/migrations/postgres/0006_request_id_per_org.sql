@@ -5,6 +5,8 @@
 -- reusing an id of A's competed with A's parts. Both keys now hold org_id. A repeat inside one
 -- organisation (same id, another created_at) cannot be refused by a partitioned table's unique index;
 -- the log writer renames it before inserting (heliport.logs.consumer).
+-- Adding the key builds a unique index on every partition under an exclusive lock: on a large log,
+-- run `heliport migrate` in a quiet hour (the consumer's batches wait and are redelivered meanwhile).
 ALTER TABLE requests DROP CONSTRAINT requests_pkey;
 ALTER TABLE requests ADD PRIMARY KEY (created_at, org_id, request_id);
 
