@@ -44,6 +44,7 @@ from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb
 from heliport.store.ports import Organisation
 from tests.harness import serve_local
+from tests.logs.records import chat_row
 from tests.postgres import throwaway_database_sync
 
 NOW = datetime.now(UTC)
@@ -65,17 +66,11 @@ class Served:
 
 
 def _row(org_id: str, request_id: str, *, with_body: bool) -> RequestRow:
-    return RequestRow(
+    return chat_row(
+        org_id,
         request_id=request_id,
-        org_id=org_id,
-        key_id="k",
         created_at=NOW,
         response_created_at=NOW,
-        status=200,
-        provider="OPENAI",
-        target_url="https://api.openai.com/v1/chat/completions",
-        path="/v1/chat/completions",
-        model="gpt-4o-mini",
         user_id="fuzz-user",
         session_id="fuzz-session",
         session_name="fuzz",

@@ -38,6 +38,7 @@ from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb
 from tests.fuzz import corpus
 from tests.harness import Gateway, ServerThread, start_gateway
+from tests.logs.records import chat_row
 from tests.postgres import throwaway_database_sync
 
 PROVIDERS = ("openai", "anthropic", "google", "x", "groq", "deepseek", "mistral", "openrouter", "azure", "bedrock")
@@ -158,17 +159,12 @@ def _seed(gw: Gateway, data_dir: Path, database_url: str | None, upstream: str) 
     ids = [str(uuid.uuid4()), str(uuid.uuid4())]
 
     def row(request_id: str) -> RequestRow:
-        return RequestRow(
+        return chat_row(
+            gw.org_id,
             request_id=request_id,
-            org_id=gw.org_id,
             key_id="fuzz",
             created_at=now,
             response_created_at=now,
-            status=200,
-            provider="OPENAI",
-            target_url="https://api.openai.com/v1/chat/completions",
-            path="/v1/chat/completions",
-            model="gpt-4o-mini",
             user_id="fuzz-user",
             properties={"env": "fuzz"},
             session_id="fuzz-session",
