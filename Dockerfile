@@ -1,7 +1,8 @@
 # heliport as a long-running server: the realtime WebSocket relay (/v1/gateway/oai/realtime), which
 # Lambda cannot host, plus every HTTP route of the same app. infra/terraform/modules/realtime runs it
 # on ECS Fargate. With HELIPORT_TABLE / HELIPORT_QUEUE_URL / HELIPORT_BUCKET set it uses the AWS
-# adapters (keys from DynamoDB, log records to SQS for the consumer function); see docs/realtime.md.
+# adapters (keys from DynamoDB, log records to SQS for the consumer function); see
+# docs/architecture.md#the-realtime-relay-v1gatewayoairealtime.
 FROM python:3.12-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src

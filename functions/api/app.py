@@ -2,11 +2,12 @@
 ``/dashboard`` page that calls them from the same origin, behind API Gateway, via Mangum.
 
 Only these are served here (no proxy, no upstream client): the function sits in the VPC next
-to Aurora, and its cold start imports Starlette, pydantic and asyncpg but never aiohttp. Mangum runs
-every invocation on one event loop that lives as long as the execution environment, so the asyncpg
-pool and the key cache are reused by warm invocations. The first invocation of an environment
-brings the schema up to date, as the consumer does (an API deployed before any request was logged
-still answers, with empty lists).
+to Aurora, and its cold start imports Starlette, pydantic and asyncpg but never aiohttp. The module
+owns one event loop that lives as long as the execution environment: the migration runs on it, and
+it is the current loop of every invocation, so Mangum (which runs the app on the current loop) uses
+it too, and the asyncpg pool and the key cache are reused by warm invocations. The first invocation
+of an environment brings the schema up to date, as the consumer does (an API deployed before any
+request was logged still answers, with empty lists).
 
 Nothing reaches the network at import: the Aurora secret is read when the first connection opens.
 The first call after Aurora Serverless paused at 0 ACU waits 15-30 s for it to resume, longer than
@@ -36,6 +37,9 @@ from heliport.store.logdb_postgres import DatabaseUnavailableError
 
 logger = logging.getLogger("heliport.api")
 
+#: Created, not looked up: ``asyncio.get_event_loop()`` outside a running loop is deprecated.
+_loop = asyncio.new_event_loop()
+asyncio.set_event_loop(_loop)  # before Mangum(...) below, which adopts the current loop
 _settings = Settings.from_env()
 #: One source for the reader and the migrating writer: one secret read per cold start.
 _credentials = database_credentials(_settings)
@@ -78,10 +82,12 @@ def _answer(response: Response, event: dict[str, Any], context: Any) -> dict[str
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _migrated
+    # Mangum runs the app on the current loop: make it ours whatever ran in between (an asyncio.run()
+    # leaves no current loop), so the pools opened by earlier invocations stay usable.
+    asyncio.set_event_loop(_loop)
     if not _migrated:
-        # Mangum runs every invocation on this same loop, so the pools opened here stay usable.
         try:
-            applied = asyncio.get_event_loop().run_until_complete(_migrate())
+            applied = _loop.run_until_complete(_migrate())
         except DatabaseUnavailableError as error:
             logger.warning("could not migrate the log database yet; answering 503: %s", error.message)
             return _answer(error_response(error), event, context)

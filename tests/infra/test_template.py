@@ -3,11 +3,13 @@ writes, and buildable for its arm64 Lambda platform. docs/deploy-checks.md lists
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +58,89 @@ def test_every_ssm_parameter_is_one_terraform_writes() -> None:
         assert prefix == "/heliport" and key in SSM_PARAMETERS, name
 
 
+# An environment variable whose name says it holds a credential. A secret's ARN (`..._SECRET_ARN`) is
+# not one: the function reads the secret itself, at run time, where the value never reaches the template.
+# HELIPORT_DATABASE_URL is a DSN, which carries the password; in AWS the database is reached by its secret.
+PASSWORD_NAME = re.compile(r"PASSWORD|PASSWD|PWD|PASSPHRASE|CREDENTIAL|DSN|DATABASE_URL|SECRET(?!_ARN$)", re.I)
+# A value that carries one: a dynamic reference to a secret's value, a URL with a password in it, or a
+# reference to a parameter or attribute named like a password (MasterUserPassword, DatabasePassword...).
+PASSWORD_VALUE = re.compile(r"resolve:secretsmanager|resolve:ssm-secure|://[^/@\s:]*:[^/@\s]+@|passw(or)?d", re.I)
+
+
+def _environments(node: Any, where: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(where, name, value) of every environment variable declared anywhere in ``node``: each
+    ``Environment: {Variables: ...}`` (functions, Globals) and ECS-style ``Environment: [{Name, Value}]``."""
+    if isinstance(node, dict):
+        for key, item in node.items():
+            here = f"{where}/{key}"
+            if key == "Environment" and isinstance(item, dict) and isinstance(item.get("Variables"), dict):
+                for name, value in item["Variables"].items():
+                    yield here, str(name), value
+            elif key == "Environment" and isinstance(item, list):
+                for entry in item:
+                    if isinstance(entry, dict) and "Name" in entry:
+                        yield here, str(entry["Name"]), entry.get("Value")
+            yield from _environments(item, here)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _environments(item, f"{where}[{index}]")
+
+
+def _walk_pairs(node: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair at any depth of a decoded template."""
+    if isinstance(node, dict):
+        for key, item in node.items():
+            yield str(key), item
+            yield from _walk_pairs(item)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk_pairs(item)
+
+
+def _password_like_environment(template: dict[str, Any]) -> list[str]:
+    """Every environment variable of ``template`` (Globals included) named or valued like a credential.
+    A ``Ref`` to a ``NoEcho`` parameter counts: CloudFormation hides such a value because it is secret."""
+    no_echo = {
+        name
+        for name, spec in template.get("Parameters", {}).items()
+        if str(spec.get("NoEcho", "false")).lower() == "true"
+    }
+    found = []
+    for where, name, value in _environments(template):
+        text = json.dumps(value, default=str)
+        references = {str(ref) for key, ref in _walk_pairs(value) if key == "Ref"}
+        if PASSWORD_NAME.search(name) or PASSWORD_VALUE.search(text) or references & no_echo:
+            found.append(f"{where}: {name}={text}")
+    return found
+
+
 def test_no_function_receives_a_database_password() -> None:
-    for name, resource in _template()["Resources"].items():
-        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
-        for value in variables.values():
-            assert "resolve:secretsmanager" not in str(value), name
+    """No environment variable anywhere in the template (a function's, Globals') holds a password or a
+    reference that CloudFormation would resolve to one: the functions read Aurora's secret themselves."""
+    template = _template()
+    assert len(list(_environments(template))) >= 10, "the walk must see the functions' environments"
+    assert not _password_like_environment(template)
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"HELIPORT_DATABASE_PASSWORD": "hunter2"},
+        {"PGPASS": "{{resolve:secretsmanager:heliport-db:SecretString:password}}"},
+        {"HELIPORT_DATABASE_URL": "postgresql://heliport:hunter2@db.internal:5432/heliport"},
+        {"DB": {"Fn::GetAtt": ["Database", "MasterUserPassword"]}},
+        {"DB": {"Fn::Sub": "${DatabasePassword}"}},
+        {"DB": {"Ref": "Hidden"}},
+    ],
+    ids=["name", "secretsmanager", "dsn", "getatt", "sub", "no-echo-ref"],
+)
+def test_a_password_in_globals_is_found(variables: dict[str, Any]) -> None:
+    template = copy.deepcopy(_template())
+    template["Parameters"]["Hidden"] = {"Type": "String", "NoEcho": True}
+    function_globals = template.setdefault("Globals", {}).setdefault("Function", {})
+    function_globals.setdefault("Environment", {}).setdefault("Variables", {}).update(variables)
+    found = _password_like_environment(template)
+    assert len(found) == 1 and found[0].startswith("/Globals/Function/Environment: "), found
 
 
 @pytest.fixture(scope="module")
