@@ -3,7 +3,9 @@
 Two organisations share the table with interleaved rows (and a session id and user ids in common);
 every expected number below is worked out by hand from the rows in ``_fixture`` and must come out the
 same on both dialects. The builders get their request-level filter as an already compiled fragment,
-written here by hand with the same ``Params`` (as ``api/filters.py`` will produce it).
+written here by hand with the same ``Params`` (as ``api/filters.py`` will produce it), and their body
+as the API gives it: validated by its model (``api/schemas.py``) with the API's own ``parse_body``, so
+the bodies here pass the one contract a caller's do, and the bad ones fail it with the API's 400.
 """
 
 from __future__ import annotations
@@ -12,14 +14,19 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from pydantic import BaseModel
 
 from heliport.api import aggregates as agg
-from heliport.api.aggregates import AggregateError
+from heliport.api import filters
+from heliport.api import schemas as s
+from heliport.api.app import ENDPOINTS
 from heliport.api.dialect import POSTGRES, SQLITE, Dialect, Params
-from heliport.errors import RequestError
+from heliport.api.endpoint import parse_body
+from heliport.api.openapi import openapi_document
+from heliport.errors import InvalidBodyError, RequestError
 from heliport.logs.row import RequestRow
 from tests.api.databases import Db, postgres_with, sqlite_with
 
@@ -126,31 +133,47 @@ async def pg_db() -> AsyncIterator[Db]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db(request: pytest.FixtureRequest) -> Db:
-    return request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "pg_db")
+    chosen: Db = request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "pg_db")
+    return chosen
 
 
 Builder = Callable[..., str]
-Mapper = Callable[[list[dict[str, Any]], Mapping[str, Any]], Any]
+Mapper = Callable[[list[dict[str, Any]]], Any]
 Fragment = Callable[[Params], str]
+_T = TypeVar("_T")
+
+#: Each builder's body model, as the route table pairs them.
+MODELS: dict[Builder, type[BaseModel]] = {
+    agg.session_query: s.SessionQueryBody,
+    agg.session_metrics_query: s.SessionMetricsBody,
+    agg.user_query: s.UserQueryBody,
+    agg.user_metrics_query: s.UserMetricsBody,
+    agg.user_metrics_overview_query: s.UserMetricsOverviewBody,
+    agg.property_query: s.PropertyQueryBody,
+}
+
+
+def build(builder: Builder, org: str, body: Any, params: Params, where: str, having: Fragment | None = None) -> str:
+    """``builder``'s statement for ``body``, validated first by its model as the API does."""
+    return builder(org, parse_body(MODELS[builder], body), params, where, having=having)
 
 
 async def ask(
     db: Db,
     builder: Builder,
-    mapper: Mapper,
+    mapper: Callable[[list[dict[str, Any]]], _T],
     body: Any,
     *,
     org: str = ORG_A,
     where: Fragment | None = None,
     having: Fragment | None = None,
-) -> Any:
-    """Compile ``where`` first (as the API does), build, run, map."""
+) -> _T:
+    """Compile ``where`` first (as the API does), validate the body, build, run, map."""
     params = Params(db.dialect)
     where_sql = where(params) if where is not None else "TRUE"
-    extra = {"having": having} if having is not None else {}
-    sql = builder(org, body, params, where_sql, **extra)
+    sql = build(builder, org, body, params, where_sql, having)
     rows = await db.fetch(sql, params.values)
-    return mapper(rows, body)
+    return mapper(rows)
 
 
 async def sessions(db: Db, body: Mapping[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
@@ -335,7 +358,8 @@ async def test_session_name_equals(db: Db) -> None:
 
 async def test_session_paging(db: Db) -> None:
     assert [s["session_id"] for s in await sessions(db, {"limit": 2})] == [EVIL_SESSION, "s2"]
-    assert [s["session_id"] for s in await sessions(db, {"offset": 1, "limit": 1.0})] == ["s2"]
+    assert [s["session_id"] for s in await sessions(db, {"offset": 1, "limit": 1})] == ["s2"]
+    assert [s["session_id"] for s in await sessions(db, {"offset": None, "limit": None})] == [EVIL_SESSION, "s2", "s1"]
     assert await sessions(db, {"offset": 3}) == []
     assert await sessions(db, {"limit": 0}) == []
 
@@ -362,7 +386,7 @@ async def test_session_filter_fragment_and_having_bind_in_order(db: Db) -> None:
     mini = await sessions(db, where=lambda p: f"model = {p.add('gpt-4o-mini')}")
     assert [s["session_id"] for s in mini] == [EVIL_SESSION]
     # A having over every documented session column runs on both dialects.
-    columns = " AND ".join(f"({c} IS NULL OR {c} IS NOT NULL)" for c in agg.SESSION_COLUMNS.values())
+    columns = " AND ".join(f"({c} IS NULL OR {c} IS NOT NULL)" for c in filters.SESSION_COLUMNS.values())
     assert len(await sessions(db, having=lambda p: columns)) == 3
     late = await sessions(db, having=lambda p: f"created_at > {p.add(timestamp(db, T0 + timedelta(minutes=1)))}")
     assert [s["session_id"] for s in late] == [EVIL_SESSION, "s2"]
@@ -545,11 +569,13 @@ async def test_user_metrics_sorting(db: Db) -> None:
         return [u["user_id"] for u in (await user_metrics(db, {"sort": sort}))["users"]]
 
     assert await order({"cost": "asc"}) == ["u3", "u2", "u1"]
-    assert await order({"total_requests": "DESC"}) == ["u1", "u2", "u3"]
+    assert await order({"total_requests": "desc"}) == ["u1", "u2", "u3"]
     assert await order({"rate_limited_count": "desc"}) == ["u1", "u2", "u3"]  # ties by user_id
     assert await order({"first_active": "desc"}) == ["u3", "u2", "u1"]
     assert await order({"id": "desc"}) == ["u3", "u2", "u1"]
     assert await order({"active_for": "asc", "cost": "desc"}) == ["u3", "u2", "u1"]
+    # Keys apply in the order given, not in the order the model declares them.
+    assert await order({"cost": "desc", "active_for": "asc"}) == ["u1", "u2", "u3"]
     assert await order({"average_tokens_per_request": "asc"}) == ["u3", "u2", "u1"]
     assert await order({}) == ["u1", "u2", "u3"]
     for key in agg.USER_SORT_COLUMNS:
@@ -605,7 +631,7 @@ async def test_user_metrics_window_filter_and_having(db: Db) -> None:
     )
     assert [u["user_id"] for u in heavy["users"]] == ["u2"]
     assert heavy["count"] == 1
-    columns = " AND ".join(f"{column} IS NOT NULL" for column in agg.USER_COLUMNS.values())
+    columns = " AND ".join(f"{column} IS NOT NULL" for column in filters.USER_COLUMNS.values())
     assert (await user_metrics(db, having=lambda p: columns))["count"] == 3
 
 
@@ -703,8 +729,11 @@ SESSION_BODY = {"search": "", "timeFilter": {"startTimeUnixMs": 0, "endTimeUnixM
          "timeFilter.startTimeUnixMs"),
         (agg.session_query, {**SESSION_BODY, "timeFilter": {"startTimeUnixMs": 0, "endTimeUnixMs": 1e300}},
          "timeFilter.endTimeUnixMs"),
+        (agg.session_query, {**SESSION_BODY, "timeFilter": {"startTimeUnixMs": float("-inf"), "endTimeUnixMs": 1}},
+         "timeFilter.startTimeUnixMs"),
         (agg.session_query, {**SESSION_BODY, "timezoneDifference": "0"}, "timezoneDifference"),
         (agg.session_query, {**SESSION_BODY, "timezoneDifference": 5000}, "timezoneDifference"),
+        (agg.session_query, {**SESSION_BODY, "timezoneDifference": -1441}, "timezoneDifference"),
         (agg.session_query, {**SESSION_BODY, "timezoneDifference": float("nan")}, "timezoneDifference"),
         (agg.session_query, {**SESSION_BODY, "nameEquals": ["x"]}, "nameEquals"),
         (agg.session_query, {**SESSION_BODY, "limit": -1}, "limit"),
@@ -717,9 +746,18 @@ SESSION_BODY = {"search": "", "timeFilter": {"startTimeUnixMs": 0, "endTimeUnixM
         (agg.session_metrics_query, {"nameContains": "", "timezoneDifference": 0, "pSize": "p50; --"}, "pSize"),
         (agg.session_metrics_query, {"nameContains": "", "timezoneDifference": 0, "useInterquartile": "yes"},
          "useInterquartile"),
+        (agg.session_metrics_query, {"nameContains": "", "timezoneDifference": 1440.5}, "timezoneDifference"),
+        (agg.session_metrics_query, {"nameContains": "", "timezoneDifference": 0,
+                                     "timeFilter": {"startTimeUnixMs": -1e300, "endTimeUnixMs": 0}},
+         "timeFilter.startTimeUnixMs"),
         (agg.user_query, {"userIds": "u1"}, "userIds"),
-        (agg.user_query, {"userIds": [1]}, "userIds"),
+        (agg.user_query, {"userIds": [1]}, "userIds.0"),
+        (agg.user_query, {"userIds": ["u"] * 1001}, "userIds"),
         (agg.user_query, {"timeFilter": {"startTimeUnixSeconds": 0}}, "timeFilter.endTimeUnixSeconds"),
+        (agg.user_query, {"timeFilter": {"startTimeUnixSeconds": 0, "endTimeUnixSeconds": 1e300}},
+         "timeFilter.endTimeUnixSeconds"),
+        (agg.user_query, {"timeFilter": {"startTimeUnixSeconds": float("nan"), "endTimeUnixSeconds": 0}},
+         "timeFilter.startTimeUnixSeconds"),
         (agg.user_metrics_query, {"filter": "all", "offset": 0}, "limit"),
         (agg.user_metrics_query, {"filter": "all", "offset": 0, "limit": 5000}, "limit"),
         (agg.user_metrics_query, {"offset": 0, "limit": 1}, "filter"),
@@ -731,7 +769,12 @@ SESSION_BODY = {"search": "", "timeFilter": {"startTimeUnixMs": 0, "endTimeUnixM
         (agg.user_metrics_query, {**USERS_BODY, "sort": {"cost": "asc; DROP TABLE requests"}},
          "sort.cost"),
         (agg.user_metrics_query, {**USERS_BODY, "sort": {"cost": 1}}, "sort.cost"),
+        (agg.user_metrics_query, {**USERS_BODY, "sort": {"cost": "ASC"}}, "sort.cost"),
         (agg.user_metrics_query, {**USERS_BODY, "timeZoneDifferenceMinutes": "x"},
+         "timeZoneDifferenceMinutes"),
+        (agg.user_metrics_query, {**USERS_BODY, "timeZoneDifferenceMinutes": 1441},
+         "timeZoneDifferenceMinutes"),
+        (agg.user_metrics_query, {**USERS_BODY, "timeZoneDifferenceMinutes": float("inf")},
          "timeZoneDifferenceMinutes"),
         (agg.user_metrics_overview_query, {"pSize": "p75", "filter": "all"}, "useInterquartile"),
         (agg.user_metrics_overview_query, {"useInterquartile": False, "filter": "all"}, "pSize"),
@@ -739,29 +782,91 @@ SESSION_BODY = {"search": "", "timeFilter": {"startTimeUnixMs": 0, "endTimeUnixM
         (agg.property_query, "{}", "body"),
     ],
 )  # fmt: skip
-@pytest.mark.parametrize("dialect", [POSTGRES, SQLITE], ids=["postgres", "sqlite"])
-def test_bad_bodies_are_400_naming_the_field(builder: Builder, body: Any, field: str, dialect: Dialect) -> None:
-    with pytest.raises(AggregateError) as caught:
-        builder(ORG_A, body, Params(dialect), "TRUE")
+def test_bad_bodies_are_400_naming_the_field(builder: Builder, body: Any, field: str) -> None:
+    """The builder's model refuses the body, as the API does before any handler runs."""
+    with pytest.raises(InvalidBodyError) as caught:
+        parse_body(MODELS[builder], body)
     error = caught.value
     assert isinstance(error, RequestError)
     assert error.status == 400
     assert error.param == field
-    assert field in error.message
+    assert error.message.startswith(f"Invalid {field}: ")
     assert b'"param"' in error.body()
+
+
+@pytest.mark.parametrize(
+    ("model", "start", "end"),
+    [(s.MsTimeFilter, "startTimeUnixMs", "endTimeUnixMs"),
+     (s.SecondsTimeFilter, "startTimeUnixSeconds", "endTimeUnixSeconds")],
+)  # fmt: skip
+def test_time_filters_take_every_instant_a_datetime_holds(model: type[BaseModel], start: str, end: str) -> None:
+    """The schema's bounds are exactly the first and last millisecond a datetime can hold: both convert,
+    and a millisecond past either is a 400 naming the end, never a failure in a handler."""
+    scale = 1 if model is s.MsTimeFilter else 1000  # milliseconds per unit
+    first, last, past = s.FIRST_INSTANT_MS / scale, s.LAST_INSTANT_MS / scale, 1 / scale
+    window = parse_body(model, {start: first, end: last})
+    assert isinstance(window, s.MsTimeFilter | s.SecondsTimeFilter)
+    low, high = window.bounds()
+    assert low == datetime(1, 1, 1, tzinfo=UTC)
+    # Unix seconds near year 9999 are floats 61 us apart: the last millisecond, to within that.
+    assert abs(high - datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)) < timedelta(microseconds=61)
+    for body, field in [({start: first - past, end: 0}, start), ({start: 0, end: last + past}, end)]:
+        with pytest.raises(InvalidBodyError) as caught:
+            parse_body(model, body)
+        assert caught.value.param == field
+
+
+def test_the_openapi_document_states_the_aggregate_bounds() -> None:
+    """Every range the aggregate bodies enforce is in /openapi.json, where clients and schemathesis see it."""
+    document = openapi_document(ENDPOINTS)
+    schemas = document["components"]["schemas"]
+
+    def body(path: str) -> dict[str, Any]:
+        properties: dict[str, Any] = document["paths"][path]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]["properties"]
+        return properties
+
+    tz = body("/v1/session/query")["timezoneDifference"]
+    assert (tz["minimum"], tz["maximum"]) == (-s.MAX_TIMEZONE_MINUTES, s.MAX_TIMEZONE_MINUTES)
+    tz_users = body("/v1/user/metrics/query")["timeZoneDifferenceMinutes"]["anyOf"][0]
+    assert (tz_users["minimum"], tz_users["maximum"]) == (-s.MAX_TIMEZONE_MINUTES, s.MAX_TIMEZONE_MINUTES)
+    ms = schemas["MsTimeFilter"]["properties"]["endTimeUnixMs"]
+    assert (ms["minimum"], ms["maximum"]) == (s.FIRST_INSTANT_MS, s.LAST_INSTANT_MS)
+    seconds = schemas["SecondsTimeFilter"]["properties"]["startTimeUnixSeconds"]
+    assert (seconds["minimum"], seconds["maximum"]) == (s.FIRST_INSTANT_MS / 1000, s.LAST_INSTANT_MS / 1000)
+    limit = body("/v1/session/query")["limit"]
+    assert limit["default"] == s.SESSION_DEFAULT_LIMIT and limit["anyOf"][0]["maximum"] == 1000
+    assert body("/v1/user/query")["userIds"]["anyOf"][0]["maxItems"] == s.MAX_USER_IDS
+    sort = schemas["UserSort"]
+    assert sort["additionalProperties"] is False
+    assert set(sort["properties"]) == set(agg.USER_SORT_COLUMNS)
+    assert all(p["enum"] == ["asc", "desc"] for p in sort["properties"].values())
+
+
+def test_every_user_sort_key_has_a_column() -> None:
+    assert set(s.UserSort.__optional_keys__) == set(agg.USER_SORT_COLUMNS)
+
+
+@pytest.mark.parametrize("builder", [agg.user_query, agg.property_query])
+def test_endpoints_without_aggregate_leaves_refuse_a_having(builder: Builder) -> None:
+    """A wiring check: the filter compiler never makes a ``having`` for these; one given is a bug, not dropped."""
+    with pytest.raises(ValueError, match="no post-aggregation filter"):
+        build(builder, ORG_A, {}, Params(POSTGRES), "TRUE", having=lambda p: "TRUE")
 
 
 @pytest.mark.parametrize("dialect", [POSTGRES, SQLITE], ids=["postgres", "sqlite"])
 def test_caller_strings_never_reach_the_sql_text(dialect: Dialect) -> None:
     evil = "zz'); DROP TABLE requests; --"
     built = [
-        agg.session_query(evil, {**SESSION_BODY, "search": evil, "nameEquals": evil}, Params(dialect), "TRUE"),
-        agg.session_metrics_query(evil, {"nameContains": evil, "timezoneDifference": 0}, Params(dialect), "TRUE"),
-        agg.user_query(evil, {"userIds": [evil, evil]}, Params(dialect), "TRUE"),
-        agg.user_metrics_query(evil, {**USERS_BODY, "sort": {"cost": "desc"}}, Params(dialect), "TRUE"),
-        agg.user_metrics_overview_query(evil, {"useInterquartile": True, "pSize": "p99", "filter": evil},
-                                        Params(dialect), "TRUE"),
-        agg.property_query(evil, {"anything": evil}, Params(dialect), "TRUE"),
+        build(agg.session_query, evil, {**SESSION_BODY, "search": evil, "nameEquals": evil}, Params(dialect), "TRUE"),
+        build(agg.session_metrics_query, evil, {"nameContains": evil, "timezoneDifference": 0}, Params(dialect),
+              "TRUE"),
+        build(agg.user_query, evil, {"userIds": [evil, evil]}, Params(dialect), "TRUE"),
+        build(agg.user_metrics_query, evil, {**USERS_BODY, "sort": {"cost": "desc"}}, Params(dialect), "TRUE"),
+        build(agg.user_metrics_overview_query, evil, {"useInterquartile": True, "pSize": "p99", "filter": evil},
+              Params(dialect), "TRUE"),
+        build(agg.property_query, evil, {"anything": evil}, Params(dialect), "TRUE"),
     ]  # fmt: skip
     for sql in built:
         assert "zz" not in sql and "DROP" not in sql
@@ -773,7 +878,7 @@ def test_sqlite_params_must_hold_only_the_filter_values() -> None:
     params = Params(SQLITE)
     params.add("stray")
     with pytest.raises(ValueError, match="where fragment"):
-        agg.property_query(ORG_A, {}, params, "TRUE")
+        build(agg.property_query, ORG_A, {}, params, "TRUE")
 
 
 # --- documented requests, as clients send them -------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 
 from heliport.api import aggregates as agg
 from heliport.api.dialect import POSTGRES, SQLITE, Params
+from heliport.api.endpoint import parse_body
 from heliport.api.filters import (
     MAX_CONDITIONS,
     MAX_DEPTH,
@@ -27,6 +28,7 @@ from heliport.api.filters import (
     compile_request_sort,
     split_filter,
 )
+from heliport.api.schemas import SessionQueryBody, UserMetricsBody
 from heliport.errors import RequestError
 from heliport.logs.row import RequestRow
 from tests.api.databases import Db, postgres_with, sqlite_with
@@ -113,7 +115,8 @@ async def pg_db() -> AsyncIterator[Db]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db(request: pytest.FixtureRequest) -> Db:
-    return request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "pg_db")
+    chosen: Db = request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "pg_db")
+    return chosen
 
 
 def _labels(rows: list[dict[str, Any]]) -> list[str]:
@@ -529,18 +532,17 @@ def _session_body(node: object) -> dict[str, Any]:
 async def sessions(db: Db, node: object) -> list[str]:
     params = Params(db.dialect)
     where, having = compile_aggregate_filter(node, params, "session")
-    extra = {"having": having} if having is not None else {}
-    sql = agg.session_query(ORG_A, _session_body(node), params, where, **extra)
-    return [s["session_id"] for s in agg.to_session_query_result(await db.fetch(sql, params.values), {})]
+    body = parse_body(SessionQueryBody, _session_body(node))
+    sql = agg.session_query(ORG_A, body, params, where, having=having)
+    return [s["session_id"] for s in agg.to_session_query_result(await db.fetch(sql, params.values))]
 
 
 async def users(db: Db, node: object) -> list[str]:
     params = Params(db.dialect)
     where, having = compile_aggregate_filter(node, params, "user")
-    extra = {"having": having} if having is not None else {}
-    body = {"filter": node, "offset": 0, "limit": 10, "sort": {"user_id": "asc"}}
-    sql = agg.user_metrics_query(ORG_A, body, params, where, **extra)
-    return [u["user_id"] for u in agg.to_user_metrics_result(await db.fetch(sql, params.values), body)["users"]]
+    body = parse_body(UserMetricsBody, {"filter": node, "offset": 0, "limit": 10, "sort": {"user_id": "asc"}})
+    sql = agg.user_metrics_query(ORG_A, body, params, where, having=having)
+    return [u["user_id"] for u in agg.to_user_metrics_result(await db.fetch(sql, params.values))["users"]]
 
 
 def session(field: str, ops: object) -> dict[str, object]:

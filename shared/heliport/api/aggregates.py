@@ -10,18 +10,21 @@ One builder and one mapper per documented endpoint (the shapes are Helicone's, i
     POST /v1/user/metrics-overview/query   user_metrics_overview_query  to_user_metrics_overview_result
     POST /v1/property/query                property_query          to_property_query_result
 
-A builder validates the body (a wrong type is an :class:`AggregateError` naming the field), binds
-every value into the caller's :class:`Params` and returns one SQL statement; the mapper turns that
-statement's rows into the documented ``data`` value. Every sum, count, average, percentile and
-histogram bucket is computed by the database: the mappers only rename and format.
+A builder takes the body already validated as its model (``api/schemas.py``: types, required fields
+and every range are checked there, once, and stated in ``/openapi.json``), binds every value into the
+caller's :class:`Params` and returns one SQL statement; the mapper turns that statement's rows into
+the documented ``data`` value. Every sum, count, average, percentile and histogram bucket is computed
+by the database: the mappers only rename and format.
 
 Parameter order matters. The request-level filter arrives already compiled (``where``), its values
 already in ``params``; SQLite's ``?`` placeholders are positional, so every builder writes ``where``
 first and then adds its own values in the order their placeholders appear in the text. For the same
 reason a post-aggregation filter (Helicone's ``sessions_request_response_rmt`` and ``users_view``
 leaves) is passed as a callable, ``having(params) -> str``, which the builder calls at the point
-where that fragment is written; it may name only the columns in :data:`SESSION_COLUMNS` or
-:data:`USER_COLUMNS`. The organisation scope is always the builder's own ``org_id = <param>``.
+where that fragment is written; it may name only the columns in
+:data:`~heliport.api.filters.SESSION_COLUMNS` or :data:`~heliport.api.filters.USER_COLUMNS`, which
+the aggregated rows below must therefore have. The organisation scope is always the builder's own
+``org_id = <param>``.
 
 Decisions where the documentation is silent:
 
@@ -34,8 +37,8 @@ Decisions where the documentation is silent:
 * Timestamps are returned as UTC instants in JavaScript's ``toISOString`` form
   (``2026-05-14T09:30:15.123Z``). ``timezoneDifference``/``timeZoneDifferenceMinutes`` use the
   JavaScript ``Date.getTimezoneOffset()`` convention (local = UTC - minutes), which is what Helicone's
-  own web client sends; they are validated everywhere and change only what depends on a calendar
-  day: a user's ``active_for`` counts the distinct local days with a request.
+  own web client sends; they are validated everywhere (within a day either way) and change only what
+  depends on a calendar day: a user's ``active_for`` counts the distinct local days with a request.
 * ``search`` is a case-insensitive substring of the session id or name, matched literally (``%``
   and ``_`` are escaped, unlike Helicone's); ``nameEquals`` and ``nameContains`` (case-insensitive,
   literal) test the session name. All three pick whole sessions, tested on the aggregated row, so a
@@ -52,29 +55,35 @@ Decisions where the documentation is silent:
   JavaScript would.
 * ``limit`` defaults to 50 for sessions and may be at most 1000 (Helicone rejects more for users);
   ``/v1/user/query`` returns at most 100 users, most requests first, as Helicone does.
+* Time filters name instants a datetime can hold (years 1 to 9999); anything else is a 400.
 * Unknown body fields are ignored (tsoa's default); a missing documented-required field is a 400.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
-from heliport.api.dialect import Params
-from heliport.errors import RequestError
+from heliport.api.dialect import Params, js_iso
+from heliport.api.filters import Having
+from heliport.api.schemas import (
+    SESSION_DEFAULT_LIMIT,
+    PropertyQueryBody,
+    PSize,
+    SessionMetricsBody,
+    SessionQueryBody,
+    UserMetricsBody,
+    UserMetricsOverviewBody,
+    UserQueryBody,
+    UserSort,
+)
 
 __all__ = [
-    "SESSION_COLUMNS",
-    "USER_COLUMNS",
     "USER_SORT_COLUMNS",
-    "AggregateError",
-    "Having",
-    "js_iso",
+    "Builder",
     "property_query",
     "session_metrics_query",
     "session_query",
@@ -89,48 +98,21 @@ __all__ = [
     "user_query",
 ]
 
-#: Writes a post-aggregation condition over the aggregated row's columns, binding into the Params it is given.
-Having = Callable[[Params], str]
+_Body = TypeVar("_Body", contravariant=True)
 
 
-class AggregateError(RequestError):
-    """A body field of an aggregate endpoint has the wrong type or value; a 400 naming it."""
+class Builder(Protocol[_Body]):
+    """One endpoint's statement: the organisation, the validated body, the Params already holding the
+    values of ``where`` (the compiled request-level filter), and the post-aggregation filter if the
+    body had one. Every builder takes ``having``; one whose endpoint has no aggregate leaves refuses a
+    non-None one (the filter compiler never makes one there)."""
 
-    code = "invalid_query"
+    def __call__(
+        self, org_id: str, body: _Body, params: Params, where: str, *, having: Having | None = None
+    ) -> str: ...
 
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"Invalid {field}: {problem}", param=field)
 
-
-#: Helicone's session-level filter fields (``sessions_request_response_rmt``) -> the column of the
-#: aggregated session row a ``having`` fragment may compare. ``session_tag`` has no storage here.
-SESSION_COLUMNS: Final[Mapping[str, str]] = {
-    "session_session_id": "session_id",
-    "session_session_name": "session_name",
-    "session_total_cost": "total_cost",
-    "session_total_tokens": "total_tokens",
-    "session_prompt_tokens": "prompt_tokens",
-    "session_completion_tokens": "completion_tokens",
-    "session_total_requests": "total_requests",
-    "session_created_at": "created_at",
-    "session_latest_request_created_at": "latest_request_created_at",
-}
-
-#: Helicone's user-level filter fields (``users_view``) -> the column of the aggregated user row.
-USER_COLUMNS: Final[Mapping[str, str]] = {
-    "user_user_id": "user_id",
-    "user_active_for": "active_for",
-    "user_first_active": "first_active",
-    "user_last_active": "last_active",
-    "user_total_requests": "total_requests",
-    "user_average_requests_per_day_active": "average_requests_per_day_active",
-    "user_average_tokens_per_request": "average_tokens_per_request",
-    "user_total_completion_tokens": "total_completion_tokens",
-    "user_total_prompt_tokens": "total_prompt_tokens",
-    "user_cost": "cost",
-}
-
-#: ``SortLeafUsers`` keys -> the aggregated user column they order by.
+#: ``SortLeafUsers`` keys (:class:`~heliport.api.schemas.UserSort`) -> the aggregated user column they order by.
 USER_SORT_COLUMNS: Final[Mapping[str, str]] = {
     "id": "user_id",
     "user_id": "user_id",
@@ -146,15 +128,10 @@ USER_SORT_COLUMNS: Final[Mapping[str, str]] = {
     "rate_limited_count": "rate_limited_count",
 }
 
-_PERCENTILES: Final[Mapping[str, float]] = {"p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
-_DEFAULT_PSIZE = "p75"
-_MAX_LIMIT = 1000
-_DEFAULT_SESSION_LIMIT = 50
+_PERCENTILES: Final[Mapping[PSize, float]] = {"p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
+_DEFAULT_PSIZE: Final[PSize] = "p75"
 #: Helicone's /v1/user/query answers at most this many users.
 _USER_QUERY_LIMIT = 100
-_MAX_USER_IDS = 1000
-#: |timezone difference| in minutes; real offsets are within -12h..+14h, a day is generous.
-_MAX_TZ_MINUTES = 1440.0
 _BUCKETS = 10
 
 
@@ -220,124 +197,22 @@ def _sql_for(params: Params, where: str) -> _Sql:
     return _SQLITE_SQL
 
 
-# --- body validation -------------------------------------------------------------------------------
+# --- from the validated body ------------------------------------------------------------------------
 
 
-def _body(body: object) -> Mapping[str, Any]:
-    if not isinstance(body, Mapping):
-        raise AggregateError("body", "must be a JSON object")
-    return body
-
-
-def _number(value: object, field: str) -> float:
-    # bool is an int in Python but not a JSON number.
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise AggregateError(field, "must be a number")
-    number = float(value)
-    if not math.isfinite(number):
-        raise AggregateError(field, "must be a finite number")
-    return number
-
-
-def _optional_number(body: Mapping[str, Any], field: str, *, required: bool = False) -> float | None:
-    if field not in body or body[field] is None:
-        if required:
-            raise AggregateError(field, "is required")
-        return None
-    return _number(body[field], field)
-
-
-def _optional_string(body: Mapping[str, Any], field: str, *, required: bool = False) -> str | None:
-    if field not in body or body[field] is None:
-        if required:
-            raise AggregateError(field, "is required")
-        return None
-    value = body[field]
-    if not isinstance(value, str):
-        raise AggregateError(field, "must be a string")
-    return value
-
-
-def _optional_bool(body: Mapping[str, Any], field: str, *, required: bool = False) -> bool | None:
-    if field not in body or body[field] is None:
-        if required:
-            raise AggregateError(field, "is required")
-        return None
-    value = body[field]
-    if not isinstance(value, bool):
-        raise AggregateError(field, "must be a boolean")
-    return value
-
-
-def _count(body: Mapping[str, Any], field: str, *, default: int | None, maximum: int | None = None) -> int:
-    """A non-negative whole number (JSON sends 10 or 10.0 alike); ``default`` None means required."""
-    if field not in body or body[field] is None:
-        if default is None:
-            raise AggregateError(field, "is required")
-        return default
-    number = _number(body[field], field)
-    if number < 0 or not number.is_integer():
-        raise AggregateError(field, "must be a non-negative whole number")
-    if maximum is not None and number > maximum:
-        raise AggregateError(field, f"cannot be greater than {maximum}")
-    return int(number)
-
-
-def _timezone(body: Mapping[str, Any], field: str, *, required: bool) -> float:
-    minutes = _optional_number(body, field, required=required)
-    if minutes is None:
-        return 0.0
-    if abs(minutes) > _MAX_TZ_MINUTES:
-        raise AggregateError(field, f"must be between -{_MAX_TZ_MINUTES:g} and {_MAX_TZ_MINUTES:g} minutes")
-    return minutes
-
-
-def _instant(value: object, field: str, *, per_second: float) -> datetime:
-    seconds = _number(value, field) / per_second
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        raise AggregateError(field, "is out of range") from None
-
-
-def _time_filter(
-    body: Mapping[str, Any], *, start_key: str, end_key: str, per_second: float, required: bool
-) -> tuple[datetime, datetime] | None:
-    """The documented ``timeFilter`` object, both ends required inside it, as UTC datetimes."""
-    if "timeFilter" not in body or body["timeFilter"] is None:
-        if required:
-            raise AggregateError("timeFilter", "is required")
-        return None
-    window = body["timeFilter"]
-    if not isinstance(window, Mapping):
-        raise AggregateError("timeFilter", "must be an object")
-    ends: list[datetime] = []
-    for key in (start_key, end_key):
-        field = f"timeFilter.{key}"
-        if key not in window or window[key] is None:
-            raise AggregateError(field, "is required")
-        ends.append(_instant(window[key], field, per_second=per_second))
-    return ends[0], ends[1]
-
-
-def _percentile_bounds(body: Mapping[str, Any], *, required: bool) -> tuple[float, float]:
-    """(lower, upper) fractions: upper is ``pSize``; lower is 1 - upper for the interquartile form, else 0."""
-    size = _optional_string(body, "pSize", required=required)
-    if size is None:
-        size = _DEFAULT_PSIZE
-    if size not in _PERCENTILES:
-        raise AggregateError("pSize", f"must be one of {', '.join(_PERCENTILES)}")
-    interquartile = _optional_bool(body, "useInterquartile", required=required) or False
-    upper = _PERCENTILES[size]
+def _percentile_bounds(size: PSize | None, interquartile: bool | None) -> tuple[float, float]:
+    """(lower, upper) fractions: upper is ``pSize`` (p75 when absent); lower is 1 - upper for the
+    interquartile form, else 0."""
+    upper = _PERCENTILES[size or _DEFAULT_PSIZE]
     # round: 1 - 0.999 is 0.0010000000000000009 in binary floating point.
     lower = round(1.0 - upper, 6) if interquartile else 0.0
     return min(lower, upper), upper
 
 
-def _require_filter(body: Mapping[str, Any], *, required: bool) -> None:
-    """The filter itself is compiled by the caller into ``where``; here only its documented presence."""
-    if required and "filter" not in body:
-        raise AggregateError("filter", "is required")
+def _no_having(having: Having | None, endpoint: str) -> None:
+    """A wiring check: the filter compiler makes no ``having`` for an endpoint without aggregate leaves."""
+    if having is not None:
+        raise ValueError(f"{endpoint} has no post-aggregation filter")
 
 
 def _like_pattern(text: str) -> str:
@@ -427,23 +302,21 @@ def _sessions_ctes(sql: _Sql, scope: list[str]) -> str:
 
 
 def session_query(
-    org_id: str, body: Mapping[str, Any], params: Params, where: str, *, having: Having | None = None
+    org_id: str, body: SessionQueryBody, params: Params, where: str, *, having: Having | None = None
 ) -> str:
     """Sessions (by ``session_id``) of the requests matching the body, newest first, one page."""
     sql = _sql_for(params, where)
-    body = _body(body)
-    search = _optional_string(body, "search", required=True) or ""
-    window = _time_filter(body, start_key="startTimeUnixMs", end_key="endTimeUnixMs", per_second=1000, required=True)
-    _timezone(body, "timezoneDifference", required=True)
-    name = _optional_string(body, "nameEquals")
-    _require_filter(body, required=True)
-    offset = _count(body, "offset", default=0)
-    limit = _count(body, "limit", default=_DEFAULT_SESSION_LIMIT, maximum=_MAX_LIMIT)
+    search = body.search
+    name = body.nameEquals
+    # An explicit null is the default, as an absent field (the model's own defaults).
+    offset = body.offset or 0
+    limit = SESSION_DEFAULT_LIMIT if body.limit is None else body.limit
+    # timezoneDifference is validated but changes nothing here: no session figure depends on a local day.
+    start, end = body.timeFilter.bounds()
 
     scope = [f"({where})", f"org_id = {params.add(org_id)}", "session_id IS NOT NULL"]
-    if window is not None:
-        scope.append(f"created_at > {params.add(params.dialect.timestamp(window[0]))}")
-        scope.append(f"created_at < {params.add(params.dialect.timestamp(window[1]))}")
+    scope.append(f"created_at > {params.add(params.dialect.timestamp(start))}")
+    scope.append(f"created_at < {params.add(params.dialect.timestamp(end))}")
     statement = f"WITH {_sessions_ctes(sql, scope)}"
     # Name and search select whole sessions (a session's totals never depend on them), so they are
     # tested on the aggregated row, after the request-level scope.
@@ -469,7 +342,7 @@ def session_query(
     return statement
 
 
-def to_session_query_result(rows: list[dict[str, Any]], body: Mapping[str, Any]) -> list[dict[str, Any]]:
+def to_session_query_result(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``SessionResult[]``."""
     return [
         {
@@ -493,21 +366,18 @@ def to_session_query_result(rows: list[dict[str, Any]], body: Mapping[str, Any])
 
 
 def session_metrics_query(
-    org_id: str, body: Mapping[str, Any], params: Params, where: str, *, having: Having | None = None
+    org_id: str, body: SessionMetricsBody, params: Params, where: str, *, having: Having | None = None
 ) -> str:
     """Per-session request count, duration (s) and cost: percentile-cut histograms and averages."""
     sql = _sql_for(params, where)
-    body = _body(body)
-    name_contains = _optional_string(body, "nameContains", required=True) or ""
-    _timezone(body, "timezoneDifference", required=True)
-    lower, upper = _percentile_bounds(body, required=False)
-    window = _time_filter(body, start_key="startTimeUnixMs", end_key="endTimeUnixMs", per_second=1000, required=False)
-    _require_filter(body, required=False)
+    name_contains = body.nameContains
+    lower, upper = _percentile_bounds(body.pSize, body.useInterquartile)
 
     scope = [f"({where})", f"org_id = {params.add(org_id)}", "session_id IS NOT NULL"]
-    if window is not None:
-        scope.append(f"created_at > {params.add(params.dialect.timestamp(window[0]))}")
-        scope.append(f"created_at < {params.add(params.dialect.timestamp(window[1]))}")
+    if body.timeFilter is not None:
+        start, end = body.timeFilter.bounds()
+        scope.append(f"created_at > {params.add(params.dialect.timestamp(start))}")
+        scope.append(f"created_at < {params.add(params.dialect.timestamp(end))}")
     sessions = _sessions_ctes(sql, scope)
     chosen: list[str] = []
     if name_contains:
@@ -527,7 +397,7 @@ def session_metrics_query(
     )
 
 
-def to_session_metrics_result(rows: list[dict[str, Any]], body: Mapping[str, Any]) -> dict[str, Any]:
+def to_session_metrics_result(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """``SessionMetrics``."""
     histograms, averages = _histograms(rows, ("session_count", "session_duration", "session_cost"))
     return {
@@ -545,24 +415,17 @@ def to_session_metrics_result(rows: list[dict[str, Any]], body: Mapping[str, Any
 # --- POST /v1/user/query ---------------------------------------------------------------------------
 
 
-def user_query(org_id: str, body: Mapping[str, Any], params: Params, where: str) -> str:
+def user_query(org_id: str, body: UserQueryBody, params: Params, where: str, *, having: Having | None = None) -> str:
     """Requests, tokens and cost per user: the listed ``userIds`` (all when absent or empty), at most 100."""
+    _no_having(having, "/v1/user/query")
     sql = _sql_for(params, where)
-    body = _body(body)
-    user_ids = body.get("userIds")
-    if user_ids is not None:
-        if not isinstance(user_ids, list) or not all(isinstance(u, str) for u in user_ids):
-            raise AggregateError("userIds", "must be an array of strings")
-        if len(user_ids) > _MAX_USER_IDS:
-            raise AggregateError("userIds", f"cannot list more than {_MAX_USER_IDS} users")
-    window = _time_filter(
-        body, start_key="startTimeUnixSeconds", end_key="endTimeUnixSeconds", per_second=1, required=False
-    )
+    user_ids = body.userIds
 
     scope = [f"({where})", f"org_id = {params.add(org_id)}", "user_id IS NOT NULL"]
-    if window is not None:
-        scope.append(f"created_at >= {params.add(params.dialect.timestamp(window[0]))}")
-        scope.append(f"created_at <= {params.add(params.dialect.timestamp(window[1]))}")
+    if body.timeFilter is not None:
+        start, end = body.timeFilter.bounds()
+        scope.append(f"created_at >= {params.add(params.dialect.timestamp(start))}")
+        scope.append(f"created_at <= {params.add(params.dialect.timestamp(end))}")
     if user_ids:
         scope.append(f"user_id IN ({', '.join(params.add(u) for u in user_ids)})")
     return (
@@ -574,7 +437,7 @@ def user_query(org_id: str, body: Mapping[str, Any], params: Params, where: str)
     )
 
 
-def to_user_query_result(rows: list[dict[str, Any]], body: Mapping[str, Any]) -> list[dict[str, Any]]:
+def to_user_query_result(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``{count, prompt_tokens, completion_tokens, user_id, cost}[]``."""
     return [
         {
@@ -591,26 +454,19 @@ def to_user_query_result(rows: list[dict[str, Any]], body: Mapping[str, Any]) ->
 # --- POST /v1/user/metrics/query -------------------------------------------------------------------
 
 
-def _user_order(body: Mapping[str, Any], sql: _Sql, prefix: str) -> str:
-    """ORDER BY for ``sort`` (SortLeafUsers); keys apply in the order given; user_id breaks ties."""
-    sort = body.get("sort")
-    if sort is None:
-        sort = {"last_active": "desc"}
-    if not isinstance(sort, Mapping):
-        raise AggregateError("sort", "must be an object of field: 'asc' | 'desc'")
+def _user_order(sort: UserSort | None, sql: _Sql, prefix: str) -> str:
+    """ORDER BY for ``sort`` (SortLeafUsers, keys and directions already checked by its model); keys
+    apply in the order given; user_id breaks ties. Absent, the most recently active first."""
+    given: UserSort = {"last_active": "desc"} if sort is None else sort
     terms: list[str] = []
     seen: set[str] = set()
-    for key, direction in sort.items():
-        column = USER_SORT_COLUMNS.get(key) if isinstance(key, str) else None
-        if column is None:
-            raise AggregateError(f"sort.{key}", f"unknown sort field; expected one of {', '.join(USER_SORT_COLUMNS)}")
-        if not isinstance(direction, str) or direction.lower() not in ("asc", "desc"):
-            raise AggregateError(f"sort.{key}", "direction must be 'asc' or 'desc'")
+    for key, direction in given.items():
+        column = USER_SORT_COLUMNS[key]
         if column in seen:
             continue
         seen.add(column)
         collate = sql.collate if column == "user_id" else ""
-        terms.append(f"{prefix}{column}{collate} {direction.upper()}")
+        terms.append(f"{prefix}{column}{collate} {'DESC' if direction == 'desc' else 'ASC'}")
     if "user_id" not in seen:
         terms.append(f"{prefix}user_id{sql.collate} ASC")
     return ", ".join(terms)
@@ -637,25 +493,21 @@ def _users_ctes(sql: _Sql, params: Params, scope: list[str], tz_minutes: float) 
 
 
 def user_metrics_query(
-    org_id: str, body: Mapping[str, Any], params: Params, where: str, *, having: Having | None = None
+    org_id: str, body: UserMetricsBody, params: Params, where: str, *, having: Having | None = None
 ) -> str:
     """One page of per-user metrics, with the number of matching users and whether the org has any."""
     sql = _sql_for(params, where)
-    body = _body(body)
-    _require_filter(body, required=True)
-    offset = _count(body, "offset", default=None)
-    limit = _count(body, "limit", default=None, maximum=_MAX_LIMIT)
-    window = _time_filter(
-        body, start_key="startTimeUnixSeconds", end_key="endTimeUnixSeconds", per_second=1, required=False
-    )
-    tz_minutes = _timezone(body, "timeZoneDifferenceMinutes", required=False)
-    order = _user_order(body, sql, "")
-    outer_order = _user_order(body, sql, "p.")
+    offset = body.offset
+    limit = body.limit
+    tz_minutes = body.timeZoneDifferenceMinutes or 0.0
+    order = _user_order(body.sort, sql, "")
+    outer_order = _user_order(body.sort, sql, "p.")
 
     scope = [f"({where})", f"org_id = {params.add(org_id)}", "user_id IS NOT NULL"]
-    if window is not None:
-        scope.append(f"created_at > {params.add(params.dialect.timestamp(window[0]))}")
-        scope.append(f"created_at < {params.add(params.dialect.timestamp(window[1]))}")
+    if body.timeFilter is not None:
+        start, end = body.timeFilter.bounds()
+        scope.append(f"created_at > {params.add(params.dialect.timestamp(start))}")
+        scope.append(f"created_at < {params.add(params.dialect.timestamp(end))}")
     statement = f"WITH {_users_ctes(sql, params, scope, tz_minutes)}, filtered AS (SELECT * FROM users"
     if having is not None:
         statement += f" WHERE ({having(params)})"
@@ -672,7 +524,7 @@ def user_metrics_query(
     return statement
 
 
-def to_user_metrics_result(rows: list[dict[str, Any]], body: Mapping[str, Any]) -> dict[str, Any]:
+def to_user_metrics_result(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """``{users: UserMetricsResult[], count, hasUsers}``."""
     users = [
         {
@@ -703,13 +555,11 @@ def to_user_metrics_result(rows: list[dict[str, Any]], body: Mapping[str, Any]) 
 
 
 def user_metrics_overview_query(
-    org_id: str, body: Mapping[str, Any], params: Params, where: str, *, having: Having | None = None
+    org_id: str, body: UserMetricsOverviewBody, params: Params, where: str, *, having: Having | None = None
 ) -> str:
     """Per-user request count and cost: percentile-cut histograms."""
     sql = _sql_for(params, where)
-    body = _body(body)
-    lower, upper = _percentile_bounds(body, required=True)
-    _require_filter(body, required=True)
+    lower, upper = _percentile_bounds(body.pSize, body.useInterquartile)
     scope = [f"({where})", f"org_id = {params.add(org_id)}", "user_id IS NOT NULL"]
     users = _users_ctes(sql, params, scope, 0.0)  # binds before ``having``: it comes first in the text
     per_user = "SELECT total_requests, cost FROM users"
@@ -724,7 +574,7 @@ def user_metrics_overview_query(
     )
 
 
-def to_user_metrics_overview_result(rows: list[dict[str, Any]], body: Mapping[str, Any]) -> dict[str, Any]:
+def to_user_metrics_overview_result(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """``{request_count: HistogramRow[], user_cost: HistogramRow[]}``."""
     histograms, _ = _histograms(rows, ("request_count", "user_cost"))
     return {"user_cost": histograms["user_cost"], "request_count": histograms["request_count"]}
@@ -733,10 +583,13 @@ def to_user_metrics_overview_result(rows: list[dict[str, Any]], body: Mapping[st
 # --- POST /v1/property/query -------------------------------------------------------------------------
 
 
-def property_query(org_id: str, body: Mapping[str, Any], params: Params, where: str) -> str:
-    """The distinct custom property keys of the organisation's requests, sorted."""
+def property_query(
+    org_id: str, body: PropertyQueryBody, params: Params, where: str, *, having: Having | None = None
+) -> str:
+    """The distinct custom property keys of the organisation's requests, sorted (the body's only field,
+    its filter, arrives compiled as ``where``)."""
+    _no_having(having, "/v1/property/query")
     sql = _sql_for(params, where)
-    _body(body)  # documented as an empty object; any fields are ignored
     scope = f"({where}) AND org_id = {params.add(org_id)}"
     if sql.postgres:
         return (
@@ -753,7 +606,7 @@ def property_query(org_id: str, body: Mapping[str, Any], params: Params, where: 
     )
 
 
-def to_property_query_result(rows: list[dict[str, Any]], body: Mapping[str, Any]) -> list[dict[str, str]]:
+def to_property_query_result(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     """``Property[]``."""
     return [{"property": row["property"]} for row in rows]
 
@@ -761,26 +614,17 @@ def to_property_query_result(rows: list[dict[str, Any]], body: Mapping[str, Any]
 # --- row formatting --------------------------------------------------------------------------------
 
 
-def js_iso(value: object) -> str:
-    """A stored instant (asyncpg datetime or SQLite UTC text) as JavaScript's toISOString would print it."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        raise TypeError(f"not a timestamp: {value!r}")
-    utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
-
-
-def _float(value: object) -> float:
+# A column value is whatever the driver returns (int, float, Decimal; None for an empty aggregate).
+def _float(value: Any) -> float:
     if value is None:
         return 0.0
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
-def _int(value: object) -> int:
+def _int(value: Any) -> int:
     if value is None:
         return 0
-    return int(value)  # type: ignore[call-overload]
+    return int(value)
 
 
 def _user_ids(value: object) -> list[str]:

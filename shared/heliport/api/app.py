@@ -1,7 +1,10 @@
 """The query API as an ASGI app: Helicone's REST routes over the log database, and ``/openapi.json``.
 
 The route table :data:`ENDPOINTS` is the one description of the API: Starlette routes are made from
-it, and so is the OpenAPI document (``api/openapi.py``), so a route cannot exist undocumented.
+it, and so is the OpenAPI document (``api/openapi.py``, given the table), so a route cannot exist
+undocumented. A route's shapes (:class:`~heliport.api.endpoint.Endpoint`, the
+:class:`~heliport.api.endpoint.Call` a handler gets, body validation) live in ``api/endpoint.py``, so
+the modules of handlers and the document's generator never import this one.
 
 Every route but the signed body URL needs a heliport key, as ``Authorization: Bearer <key>`` (what
 Helicone's clients send) or ``Helicone-Auth``; the key's organisation is the only one any statement
@@ -29,11 +32,9 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -47,6 +48,7 @@ from heliport.api import schemas as s
 from heliport.api.bodies import BodyLinks
 from heliport.api.database import QueryDb
 from heliport.api.dialect import Params
+from heliport.api.endpoint import Call, Endpoint, parse_body
 from heliport.auth import KEY_PREFIX, Authenticator
 from heliport.config import Settings
 from heliport.errors import (
@@ -62,43 +64,13 @@ from heliport.errors import (
 from heliport.headers import bearer_token
 from heliport.store.logdb_postgres import DatabaseUnavailableError
 
-__all__ = ["ENDPOINTS", "Call", "Endpoint", "QueryApi", "error_response"]
+__all__ = ["ENDPOINTS", "QueryApi", "error_response"]
 
 logger = logging.getLogger("heliport.api")
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One authenticated API call, as a handler sees it."""
-
-    org_id: str
-    body: BaseModel | None
-    raw: Mapping[str, Any]
-    request: Request
-
-    def path(self, name: str) -> str:
-        return str(self.request.path_params[name])
-
-
-Handler = Callable[["QueryApi", Call], Awaitable[Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    method: str
-    path: str
-    operation_id: str
-    summary: str
-    tag: str
-    handler: Handler
-    #: The JSON body's model (validated before the handler runs), or None for no body.
-    body: type[BaseModel] | None
-    #: The type of ``data`` in a successful answer, for the OpenAPI document.
-    result: Any
-    #: Documented query parameters: name -> JSON schema.
-    query: Mapping[str, Mapping[str, Any]] | None = None
-    #: Needs no heliport key (the signed body URL carries its own proof).
-    public: bool = False
+#: An aggregate endpoint's validated body: any model with a filter (compiled before its builder runs).
+_Filtered = TypeVar("_Filtered", bound=s.AggregateBody)
 
 
 class QueryApi:
@@ -121,10 +93,12 @@ class QueryApi:
         #: ``HELIPORT_MAX_QUERY_BODY_BYTES``: larger bodies are a 413, refused while they are read.
         self.max_body_bytes = max_body_bytes
         self._app: Starlette | None = None
+        #: ``/openapi.json``, generated on its first request (the route table never changes).
+        self._document: dict[str, Any] | None = None
 
     def asgi(self) -> Starlette:
         if self._app is None:
-            by_path: dict[str, dict[str, Endpoint]] = {}
+            by_path: dict[str, dict[str, Endpoint[QueryApi]]] = {}
             for endpoint in ENDPOINTS:
                 by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
             routes = [_ApiRoute(path, self._route(methods), list(methods)) for path, methods in by_path.items()]
@@ -135,7 +109,7 @@ class QueryApi:
                     route.literal_siblings = literal
             self._app = Starlette(
                 routes=routes,
-                exception_handlers={HTTPException: _http_error, Exception: _unexpected},  # type: ignore[dict-item]
+                exception_handlers={HTTPException: _http_error, Exception: _unexpected},
             )
         return self._app
 
@@ -143,23 +117,24 @@ class QueryApi:
         await self.db.aclose()
 
     async def _openapi(self, request: Request) -> Response:
-        from heliport.api.openapi import openapi_document
+        if self._document is None:
+            from heliport.api.openapi import openapi_document  # only a client asking for it pays for it
 
-        return JSONResponse(openapi_document())
+            self._document = openapi_document(ENDPOINTS)
+        return JSONResponse(self._document)
 
-    def _route(self, endpoints: Mapping[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
+    def _route(self, endpoints: Mapping[str, Endpoint[QueryApi]]) -> Callable[[Request], Awaitable[Response]]:
         """The handler of one path, for each of its methods (the route let only those through)."""
 
         async def respond(request: Request) -> Response:
             endpoint = endpoints[_handling_method(request.method)]
             try:
                 org_id = "" if endpoint.public else await self._organisation(request)
-                raw: Mapping[str, Any] = {}
                 body = None
                 if endpoint.body is not None:
                     raw = await _json_body(request, self.max_json_depth, self.max_body_bytes)
-                    body = _validate(endpoint.body, raw)
-                data = await endpoint.handler(self, Call(org_id, body, raw, request))
+                    body = parse_body(endpoint.body, raw)
+                data = await endpoint.handler(self, Call(org_id, body, request))
             except HeliportError as error:
                 return error_response(error)
             if isinstance(data, Response):
@@ -183,7 +158,7 @@ class QueryApi:
     # --- request endpoints -----------------------------------------------------------------------------
 
     async def query_requests(self, call: Call) -> list[dict[str, Any]]:
-        body = _as(call.body, s.RequestQueryBody)
+        body = call.parsed(s.RequestQueryBody)
         if body.isPartOfExperiment:
             return []  # heliport has no experiments, so no request is part of one
         params = Params(self.db.dialect)
@@ -200,7 +175,7 @@ class QueryApi:
         return await self._listed(call, sql, params)
 
     async def query_ids(self, call: Call) -> list[dict[str, Any]]:
-        body = _as(call.body, s.RequestIdsBody)
+        body = call.parsed(s.RequestIdsBody)
         ids = [requests.parse_request_id(i) for i in body.requestIds]
         if not ids:
             return []
@@ -261,16 +236,16 @@ class QueryApi:
             raise RouteNotFoundError(f"No request {named} in this organisation.")
 
     async def feedback(self, call: Call) -> None:
-        body = _as(call.body, s.FeedbackBody)
+        body = call.parsed(s.FeedbackBody)
         now = datetime.now(UTC)
         await self._update(call, lambda p, key: requests.feedback_sql(call.org_id, p, key, rating=body.rating, at=now))
 
     async def put_property(self, call: Call) -> None:
-        body = _as(call.body, s.PropertyBody)
+        body = call.parsed(s.PropertyBody)
         await self._update(call, lambda p, key: requests.property_sql(call.org_id, p, key, body.as_properties()))
 
     async def legacy_feedback(self, call: Call) -> None:
-        body = _as(call.body, s.LegacyFeedbackBody)
+        body = call.parsed(s.LegacyFeedbackBody)
         now = datetime.now(UTC)
         await self._update(
             call,
@@ -279,51 +254,46 @@ class QueryApi:
         )
 
     async def score(self, call: Call) -> None:
-        body = _as(call.body, s.ScoreBody)
+        body = call.parsed(s.ScoreBody)
         scores = {name: float(value) for name, value in body.scores.items()}
         await self._update(call, lambda p, key: requests.scores_sql(call.org_id, p, key, scores))
 
     # --- aggregates ------------------------------------------------------------------------------------
 
     async def _aggregate(
-        self,
-        call: Call,
-        builder: Callable[..., str],
-        mapper: Callable[[list[dict[str, Any]], Mapping[str, Any]], Any],
-        kind: filters.AggregateKind | None,
-    ) -> Any:
+        self, call: Call, body: _Filtered, build: agg.Builder[_Filtered], kind: filters.AggregateKind | None
+    ) -> list[dict[str, Any]]:
+        """The rows of ``build``'s statement for the validated ``body``: its filter compiled first (its
+        values bound first), a post-aggregation part passed to the builder when the body has one."""
         params = Params(self.db.dialect)
-        where, having = filters.compile_aggregate_filter(call.raw.get("filter", "all"), params, kind)
-        extra = {"having": having} if having is not None else {}
-        sql = builder(call.org_id, call.raw, params, where, **extra)
-        return mapper(await self.db.fetch(call.org_id, sql, params.values), call.raw)
+        where, having = filters.compile_aggregate_filter(body.filter, params, kind)
+        sql = build(call.org_id, body, params, where, having=having)
+        return await self.db.fetch(call.org_id, sql, params.values)
 
-    async def sessions(self, call: Call) -> Any:
-        return await self._aggregate(call, agg.session_query, agg.to_session_query_result, "session")
+    async def sessions(self, call: Call) -> list[dict[str, Any]]:
+        body = call.parsed(s.SessionQueryBody)
+        return agg.to_session_query_result(await self._aggregate(call, body, agg.session_query, "session"))
 
-    async def session_metrics(self, call: Call) -> Any:
-        return await self._aggregate(call, agg.session_metrics_query, agg.to_session_metrics_result, "session")
+    async def session_metrics(self, call: Call) -> dict[str, Any]:
+        body = call.parsed(s.SessionMetricsBody)
+        return agg.to_session_metrics_result(await self._aggregate(call, body, agg.session_metrics_query, "session"))
 
-    async def users(self, call: Call) -> Any:
-        return await self._aggregate(call, agg.user_query, agg.to_user_query_result, None)
+    async def users(self, call: Call) -> list[dict[str, Any]]:
+        body = call.parsed(s.UserQueryBody)
+        return agg.to_user_query_result(await self._aggregate(call, body, agg.user_query, None))
 
-    async def user_metrics(self, call: Call) -> Any:
-        return await self._aggregate(call, agg.user_metrics_query, agg.to_user_metrics_result, "user")
+    async def user_metrics(self, call: Call) -> dict[str, Any]:
+        body = call.parsed(s.UserMetricsBody)
+        return agg.to_user_metrics_result(await self._aggregate(call, body, agg.user_metrics_query, "user"))
 
-    async def user_metrics_overview(self, call: Call) -> Any:
-        return await self._aggregate(call, agg.user_metrics_overview_query, agg.to_user_metrics_overview_result, "user")
+    async def user_metrics_overview(self, call: Call) -> dict[str, Any]:
+        body = call.parsed(s.UserMetricsOverviewBody)
+        rows = await self._aggregate(call, body, agg.user_metrics_overview_query, "user")
+        return agg.to_user_metrics_overview_result(rows)
 
-    async def properties(self, call: Call) -> Any:
-        return await self._aggregate(call, agg.property_query, agg.to_property_query_result, None)
-
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
-def _as(body: BaseModel | None, model: type[_M]) -> _M:
-    if not isinstance(body, model):
-        raise TypeError(f"endpoint declared no {model.__name__} body")
-    return body
+    async def properties(self, call: Call) -> list[dict[str, str]]:
+        body = call.parsed(s.PropertyQueryBody)
+        return agg.to_property_query_result(await self._aggregate(call, body, agg.property_query, None))
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -437,15 +407,6 @@ def _segment(key: str) -> str:
     return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", shown)
 
 
-def _validate(model: type[BaseModel], raw: Mapping[str, Any]) -> BaseModel:
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InvalidBodyError(f"Invalid {field}: {first['msg']}.", param=field) from None
-
-
 def _failure(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     # A message may echo the caller's input, and a lone surrogate in it cannot be written as UTF-8:
     # it is shown as its escape, so writing the error can never be the next error.
@@ -512,7 +473,7 @@ class _ApiRoute(Route):
 
 
 _REQUEST = "Request"
-ENDPOINTS: tuple[Endpoint, ...] = (
+ENDPOINTS: tuple[Endpoint[QueryApi], ...] = (
     Endpoint("POST", "/v1/request/query", "GetRequests", "Requests matching a filter, one page",
              _REQUEST, QueryApi.query_requests, s.RequestQueryBody, list[s.HeliconeRequest]),
     Endpoint("POST", "/v1/request/query-clickhouse", "GetRequestsClickhouse",

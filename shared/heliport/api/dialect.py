@@ -3,18 +3,18 @@
 Every value, property name included, reaches the database as a parameter; only column names from
 a whitelist and fixed keywords are ever written into the SQL text. :class:`Params` collects the
 values in order and renders the dialect's placeholder for each (``$1`` for PostgreSQL/asyncpg,
-``?`` for SQLite).
+``?`` for SQLite). :func:`js_iso` reads an instant back from either database, as answers print it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from heliport.store.logdb_sqlite import stored_timestamp
 
-__all__ = ["POSTGRES", "SQLITE", "Dialect", "Params"]
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "Params", "js_iso"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +54,13 @@ class Params:
         """Bind ``value``; return its placeholder."""
         self.values.append(value)
         return f"${len(self.values)}" if self.dialect.name == "postgres" else "?"
+
+
+def js_iso(value: object) -> str:
+    """A stored instant (asyncpg datetime or SQLite UTC text) as JavaScript's toISOString would print it."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a timestamp: {value!r}")
+    utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"

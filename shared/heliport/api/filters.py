@@ -68,13 +68,12 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Final, Literal
 
-from heliport.api.aggregates import SESSION_COLUMNS, USER_COLUMNS, Having
 from heliport.api.dialect import Params
 from heliport.errors import RequestError
 
@@ -82,8 +81,11 @@ __all__ = [
     "MAX_CONDITIONS",
     "MAX_DEPTH",
     "MAX_PATTERN_LENGTH",
+    "SESSION_COLUMNS",
+    "USER_COLUMNS",
     "AggregateKind",
     "FilterError",
+    "Having",
     "compile_aggregate_filter",
     "compile_having",
     "compile_request_filter",
@@ -92,6 +94,39 @@ __all__ = [
 ]
 
 AggregateKind = Literal["session", "user"]
+
+#: Writes a post-aggregation condition over the aggregated row's columns, binding into the Params it
+#: is given (``api/aggregates.py`` calls it where the fragment belongs in its statement).
+Having = Callable[[Params], str]
+
+#: Helicone's session-level filter fields (``sessions_request_response_rmt``) -> the column of the
+#: aggregated session row (``api/aggregates.py``) a ``having`` fragment may compare. ``session_tag``
+#: has no storage here.
+SESSION_COLUMNS: Final[Mapping[str, str]] = {
+    "session_session_id": "session_id",
+    "session_session_name": "session_name",
+    "session_total_cost": "total_cost",
+    "session_total_tokens": "total_tokens",
+    "session_prompt_tokens": "prompt_tokens",
+    "session_completion_tokens": "completion_tokens",
+    "session_total_requests": "total_requests",
+    "session_created_at": "created_at",
+    "session_latest_request_created_at": "latest_request_created_at",
+}
+
+#: Helicone's user-level filter fields (``users_view``) -> the column of the aggregated user row.
+USER_COLUMNS: Final[Mapping[str, str]] = {
+    "user_user_id": "user_id",
+    "user_active_for": "active_for",
+    "user_first_active": "first_active",
+    "user_last_active": "last_active",
+    "user_total_requests": "total_requests",
+    "user_average_requests_per_day_active": "average_requests_per_day_active",
+    "user_average_tokens_per_request": "average_tokens_per_request",
+    "user_total_completion_tokens": "total_completion_tokens",
+    "user_total_prompt_tokens": "total_prompt_tokens",
+    "user_cost": "cost",
+}
 
 #: Deepest nesting of branches a filter may have.
 MAX_DEPTH: Final = 50
@@ -665,8 +700,8 @@ def split_filter(node: object, kind: AggregateKind | None = None) -> tuple[objec
 
 
 def compile_having(node: object, params: Params, kind: AggregateKind) -> str | None:
-    """The ``kind`` aggregate part of ``node`` over :data:`~heliport.api.aggregates.SESSION_COLUMNS` /
-    :data:`~heliport.api.aggregates.USER_COLUMNS`; None when it has none. Request leaves are skipped."""
+    """The ``kind`` aggregate part of ``node`` over :data:`SESSION_COLUMNS` / :data:`USER_COLUMNS`;
+    None when it has none. Request leaves are skipped."""
     _, aggregate = _split(_parse(node, _allowed(kind)))
     if aggregate is None or not _scopes(aggregate):
         return None

@@ -1,20 +1,22 @@
 """The OpenAPI 3.1 document of the query API, generated from the route table and the pydantic models.
 
 Nothing here is written by hand per route: paths, methods, bodies, query parameters and result
-shapes all come from :data:`heliport.api.app.ENDPOINTS` and :mod:`heliport.api.schemas`. Each
+shapes all come from the route table it is given (:data:`heliport.api.app.ENDPOINTS`) and the
+pydantic models it names (:mod:`heliport.api.schemas`). The table is an argument, not an import, so
+this module depends only on :mod:`heliport.api.endpoint`, never on the app that serves it. Each
 operation documents its success answer (``{data, error: null}``) and the failures it can give
 (``{data: null, error}``), so a client generator, or schemathesis in CI, can hold the server to it.
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import TypeAdapter
 
 import heliport
-from heliport.api.app import ENDPOINTS, Endpoint
+from heliport.api.endpoint import Endpoint
 
 __all__ = ["openapi_document"]
 
@@ -32,11 +34,12 @@ _FAILURES = {
 }
 
 
-@functools.cache
-def openapi_document() -> dict[str, Any]:
+def openapi_document(endpoints: Iterable[Endpoint[Any]]) -> dict[str, Any]:
+    """The document of ``endpoints``, in their order. It is built anew on each call (the app keeps the
+    one it serves)."""
     components: dict[str, Any] = {"Error": _ERROR}
     paths: dict[str, dict[str, Any]] = {}
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, components)
     return {
         "openapi": "3.1.0",
@@ -67,9 +70,9 @@ def _schema(annotation: Any, components: dict[str, Any], mode: str) -> dict[str,
     return schema
 
 
-def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+def _operation(endpoint: Endpoint[Any], components: dict[str, Any]) -> dict[str, Any]:
     data = _schema(endpoint.result, components, "serialization") if endpoint.result is not None else {"type": "null"}
-    success = {
+    success: dict[str, Any] = {
         "type": "object",
         "properties": {"data": data, "error": {"type": "null"}},
         "required": ["data", "error"],

@@ -22,33 +22,42 @@ Decisions:
 * Breakdowns are the ``limit`` (default 10) largest groups by request count; a row without a value
   for the grouping (no user, no such property) is the group ``null``.
 * ``timeFilter`` is a half-open range ``[start, end)`` in Unix milliseconds; absent, all time.
+
+The handlers need only the log database, so they take anything with a ``db`` (:class:`Reader`), not
+the API object: this module knows the route-table shapes (``api/endpoint.py``) and nothing of
+``api/app.py``, which registers them.
 """
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from heliport.api.aggregates import js_iso
-from heliport.api.dialect import Params
+from heliport.api.database import QueryDb
+from heliport.api.dialect import Params, js_iso
+from heliport.api.endpoint import Call
 from heliport.api.filters import compile_request_filter
 from heliport.api.schemas import FilterNode, MsTimeFilter
-from heliport.errors import RequestError
-
-if TYPE_CHECKING:
-    from heliport.api.app import Call, QueryApi
 
 __all__ = [
     "Overview",
     "OverviewBody",
+    "Reader",
     "SessionTreeBody",
     "SessionTreeRow",
     "overview",
     "session_tree",
 ]
+
+
+class Reader(Protocol):
+    """What the dashboard's handlers use of the API: its database (``QueryApi`` has one)."""
+
+    @property
+    def db(self) -> QueryDb: ...
+
 
 _MAX_TREE = 1000
 
@@ -134,22 +143,13 @@ def _cost(params: Params) -> str:
     return "cost" if _postgres(params) else "CAST(cost AS REAL)"
 
 
-def _instant(ms: float, field: str) -> datetime:
-    try:
-        if not math.isfinite(ms):
-            raise ValueError
-        return datetime.fromtimestamp(ms / 1000, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        raise RequestError(f"Invalid {field}: out of range.", param=field) from None
-
-
 def _scoped(body: OverviewBody, org_id: str, params: Params) -> str:
     """``scoped AS (...)``: the organisation's requests matching the filter and time range."""
     where = compile_request_filter(body.filter, params)  # its values are bound first: it comes first
     conditions = [f"({where})", f"org_id = {params.add(org_id)}"]
     if body.timeFilter is not None:
-        start = _instant(body.timeFilter.startTimeUnixMs, "timeFilter.startTimeUnixMs")
-        end = _instant(body.timeFilter.endTimeUnixMs, "timeFilter.endTimeUnixMs")
+        # Both ends are instants a datetime holds: the model's bounds (MsTimeFilter) say so.
+        start, end = body.timeFilter.bounds()
         conditions.append(f"created_at >= {params.add(params.dialect.timestamp(start))}")
         conditions.append(f"created_at < {params.add(params.dialect.timestamp(end))}")
     return f"scoped AS (SELECT * FROM requests WHERE {' AND '.join(conditions)})"
@@ -245,13 +245,15 @@ def _groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # --- handlers (registered in api/app.py's ENDPOINTS) ------------------------------------------------
 
 
-async def overview(api: QueryApi, call: Call) -> dict[str, Any]:
-    body = call.body
-    if not isinstance(body, OverviewBody):
-        raise TypeError("endpoint declared no OverviewBody body")
+#: Writes one of this module's statements: the body, the organisation, the Params to bind into, and extra arguments.
+_Statement = Callable[..., str]
+
+
+async def overview(api: Reader, call: Call) -> dict[str, Any]:
+    body = call.parsed(OverviewBody)
     org = call.org_id
 
-    async def run(build: Any, *args: Any) -> list[dict[str, Any]]:
+    async def run(build: _Statement, *args: str | None) -> list[dict[str, Any]]:
         params = Params(api.db.dialect)
         sql = build(body, org, params, *args)
         return await api.db.fetch(org, sql, params.values)
@@ -297,10 +299,8 @@ def _dead_letters_sql(body: OverviewBody, org_id: str, params: Params) -> str:
     return f"SELECT count(*) AS dead_letters FROM log_dead_letters WHERE org_id = {params.add(org_id)}"
 
 
-async def session_tree(api: QueryApi, call: Call) -> list[dict[str, Any]]:
-    body = call.body
-    if not isinstance(body, SessionTreeBody):
-        raise TypeError("endpoint declared no SessionTreeBody body")
+async def session_tree(api: Reader, call: Call) -> list[dict[str, Any]]:
+    body = call.parsed(SessionTreeBody)
     params = Params(api.db.dialect)
     cost = _cost(params)
     sql = (

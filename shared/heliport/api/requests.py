@@ -35,9 +35,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from heliport.api.aggregates import js_iso
 from heliport.api.database import ROW_COLUMNS
-from heliport.api.dialect import Params
+from heliport.api.dialect import Params, js_iso
 from heliport.api.filters import compile_request_filter, compile_request_sort
 from heliport.errors import RouteNotFoundError
 from heliport.logs.row import RequestRow

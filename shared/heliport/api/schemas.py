@@ -1,30 +1,61 @@
 """The query API's wire shapes, as pydantic models: request bodies and documented results.
 
-Each body is validated here first (a wrong type is a 400 whose message names the field, from
-pydantic's error location); the endpoint modules then check what a schema cannot say (filter
-ASTs, sort keys, percentiles). The same models generate ``/openapi.json`` (``api/openapi.py``), so
-the document cannot drift from what the server accepts and returns. Names follow Helicone's
+Each body is validated here, and only here: types, required fields, ranges (limits, offsets,
+time-zone differences, the instants a time filter may name), lengths, enumerations (``pSize``, the
+user sort keys and directions). A wrong value is a 400 whose message names the field, from
+pydantic's error location (``Invalid timeFilter.endTimeUnixMs: ...``). Handlers get the validated
+model, never the raw body, so there is no second, hand-written check to drift from this one. What a
+JSON schema cannot say well stays with its compiler: a filter AST is checked by ``api/filters.py``,
+which names the exact path of a bad leaf, and a request list's sort keys likewise.
+
+The same models generate ``/openapi.json`` (``api/openapi.py``), so the document states every bound
+the server enforces and cannot drift from what it accepts and returns. Names follow Helicone's
 (``seeds/docs/rest__*.md``). Unknown body fields are ignored, as Helicone's server does.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+    with_config,
+)
+from typing_extensions import TypedDict
 
 from heliport.api.filters import MAX_PATTERN_LENGTH
 from heliport.api.requests import DEFAULT_LIMIT, MAX_IDS, MAX_LIMIT, MAX_OFFSET
 
 __all__ = [
     "BODY_MODELS",
+    "FIRST_INSTANT_MS",
+    "LAST_INSTANT_MS",
+    "MAX_TIMEZONE_MINUTES",
+    "MAX_USER_IDS",
+    "SESSION_DEFAULT_LIMIT",
+    "AggregateBody",
     "ErrorResult",
     "FeedbackBody",
     "HeliconeRequest",
+    "MsTimeFilter",
     "PropertyBody",
+    "PropertyQueryBody",
     "RequestIdsBody",
     "RequestQueryBody",
     "ScoreBody",
+    "SecondsTimeFilter",
+    "SessionMetricsBody",
+    "SessionQueryBody",
+    "UserMetricsBody",
+    "UserMetricsOverviewBody",
+    "UserQueryBody",
+    "UserSort",
 ]
 
 #: A filter AST (``FilterLeaf | FilterBranch | "all"``); ``api/filters.py`` checks its structure and
@@ -114,32 +145,112 @@ class ScoreBody(_Body):
     scores: Annotated[dict[Annotated[str, Field(min_length=1, max_length=256)], ScoreValue], Field(max_length=100)]
 
 
+# --- the aggregate endpoints (api/aggregates.py, api/overview.py) ----------------------------------
+
+#: The instants a time filter may name: those a ``datetime`` can hold, 0001-01-01T00:00:00.000Z to
+#: 9999-12-31T23:59:59.999Z. Every bound parameter is a ``datetime``, so a value outside them could
+#: not be compared with anything; the schema says so instead of a handler finding out.
+FIRST_INSTANT_MS: Final = -62_135_596_800_000
+LAST_INSTANT_MS: Final = 253_402_300_799_999
+UnixMs = Annotated[float, Field(ge=FIRST_INSTANT_MS, le=LAST_INSTANT_MS, allow_inf_nan=False)]
+UnixSeconds = Annotated[float, Field(ge=FIRST_INSTANT_MS / 1000, le=LAST_INSTANT_MS / 1000, allow_inf_nan=False)]
+
+#: |time-zone difference| in minutes; real offsets lie within -14 h..+12 h, so a day is generous.
+MAX_TIMEZONE_MINUTES: Final = 1440
+#: A time-zone difference in JavaScript's ``Date.getTimezoneOffset()`` convention (local = UTC -
+#: minutes), which is what Helicone's web client sends.
+TimezoneMinutes = Annotated[
+    float,
+    Field(
+        ge=-MAX_TIMEZONE_MINUTES,
+        le=MAX_TIMEZONE_MINUTES,
+        allow_inf_nan=False,
+        description="Minutes, as JavaScript's Date.getTimezoneOffset() (local = UTC - minutes).",
+    ),
+]
+#: Sessions per page when the body names no limit (the most is MAX_LIMIT, as for request lists).
+SESSION_DEFAULT_LIMIT: Final = 50
+PageLimit = Annotated[int, Field(ge=0, le=MAX_LIMIT)]
+#: Most user ids one ``/v1/user/query`` may list.
+MAX_USER_IDS: Final = 1000
+
+
+class AggregateBody(Protocol):
+    """What every aggregate endpoint's body has: a filter AST, compiled (``api/filters.py``) before the
+    endpoint's statement is built."""
+
+    @property
+    def filter(self) -> Any: ...
+
+
+def _utc(seconds: float) -> datetime:
+    # Within [FIRST_INSTANT_MS, LAST_INSTANT_MS] this cannot fail: the fields' bounds are its domain.
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
 class MsTimeFilter(_Body):
-    startTimeUnixMs: float
-    endTimeUnixMs: float
+    startTimeUnixMs: UnixMs
+    endTimeUnixMs: UnixMs
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """(start, end) as UTC datetimes."""
+        return _utc(self.startTimeUnixMs / 1000), _utc(self.endTimeUnixMs / 1000)
 
 
 class SecondsTimeFilter(_Body):
-    startTimeUnixSeconds: float
-    endTimeUnixSeconds: float
+    startTimeUnixSeconds: UnixSeconds
+    endTimeUnixSeconds: UnixSeconds
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """(start, end) as UTC datetimes."""
+        return _utc(self.startTimeUnixSeconds), _utc(self.endTimeUnixSeconds)
 
 
 PSize = Literal["p50", "p75", "p95", "p99", "p99.9"]
+Direction = Literal["asc", "desc"]
+
+
+@with_config(ConfigDict(extra="forbid", strict=True))
+class UserSort(TypedDict, total=False):
+    """``SortLeafUsers``: an aggregated user column -> its direction. Keys apply in the order given
+    (the JSON object's own order); ``user_id`` breaks ties. An unknown key is a 400 naming it
+    (``sort.<key>``), as the closed object says."""
+
+    id: Direction
+    user_id: Direction
+    active_for: Direction
+    first_active: Direction
+    last_active: Direction
+    total_requests: Direction
+    average_requests_per_day_active: Direction
+    average_tokens_per_request: Direction
+    total_prompt_tokens: Direction
+    total_completion_tokens: Direction
+    cost: Direction
+    rate_limited_count: Direction
+
+
+def _in_given_order(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A validated :class:`UserSort` with its keys in the caller's order: pydantic returns a TypedDict
+    in declaration order, and the order of sort keys is their precedence."""
+    checked = handler(value)
+    return {key: checked[key] for key in value}
 
 
 class SessionQueryBody(_Body):
     search: SearchText
     timeFilter: MsTimeFilter
-    timezoneDifference: float
+    timezoneDifference: TimezoneMinutes
     filter: FilterNode
     nameEquals: str | None = None
-    offset: Count | None = None
-    limit: Annotated[int, Field(ge=0, le=MAX_LIMIT)] | None = None
+    #: null is the default, as an absent field.
+    offset: Count | None = 0
+    limit: PageLimit | None = SESSION_DEFAULT_LIMIT
 
 
 class SessionMetricsBody(_Body):
     nameContains: SearchText
-    timezoneDifference: float
+    timezoneDifference: TimezoneMinutes
     pSize: PSize | None = None
     useInterquartile: bool | None = None
     timeFilter: MsTimeFilter | None = None
@@ -147,17 +258,19 @@ class SessionMetricsBody(_Body):
 
 
 class UserQueryBody(_Body):
-    userIds: Annotated[list[str], Field(max_length=1000)] | None = None
+    userIds: Annotated[list[str], Field(max_length=MAX_USER_IDS)] | None = None
     timeFilter: SecondsTimeFilter | None = None
+    #: Not in Helicone's documented body; a request-level filter narrows the users' requests.
+    filter: FilterNode = "all"
 
 
 class UserMetricsBody(_Body):
     filter: FilterNode
     offset: Count
-    limit: Annotated[int, Field(ge=0, le=MAX_LIMIT)]
+    limit: PageLimit
     timeFilter: SecondsTimeFilter | None = None
-    timeZoneDifferenceMinutes: float | None = None
-    sort: dict[str, Literal["asc", "desc"]] | None = None
+    timeZoneDifferenceMinutes: TimezoneMinutes | None = None
+    sort: Annotated[UserSort, WrapValidator(_in_given_order)] | None = None
 
 
 class UserMetricsOverviewBody(_Body):
@@ -167,7 +280,8 @@ class UserMetricsOverviewBody(_Body):
 
 
 class PropertyQueryBody(_Body):
-    pass
+    #: Documented as an empty object; a request-level filter narrows the requests whose keys are listed.
+    filter: FilterNode = "all"
 
 
 # --- results ---------------------------------------------------------------------------------------
