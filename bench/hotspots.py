@@ -61,7 +61,7 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("SQLite group commit (writer thread)", ("SqliteQueue._run",)),
     ("exchange + tee + header copy", ("Exchange.__init__", "Tee.", "ProxyHandler._response_headers")),
-    ("disconnect watcher", ("watch_disconnect",)),
+    ("disconnect watcher", ("DisconnectWatch.",)),
     (
         "task creation + anyio cancel scopes",
         (
@@ -138,11 +138,11 @@ def micro(scratch: Path, response: bytes, request: bytes) -> list[tuple[str, flo
     import timeit
     import uuid
 
+    from heliport import exchange as core
     from heliport.auth import Authenticator, bootstrap_local_org
     from heliport.config import Settings
     from heliport.headers import parse_headers
     from heliport.logs.record import LogRecord
-    from heliport.proxy import forward
     from heliport.proxy.targets import TargetResolver
     from heliport.store.local import SqliteKeyStore, SqliteQueue
 
@@ -166,10 +166,10 @@ def micro(scratch: Path, response: bytes, request: bytes) -> list[tuple[str, flo
     scope = {"method": "POST", "path": "/v1/gateway/oai/v1/chat/completions"}
 
     def exchange_and_record() -> LogRecord:
-        exchange = forward.Exchange(scope, options, key, forward.Tee(settings.max_logged_body_bytes))
+        exchange = core.Exchange(scope, options, key, core.Tee(settings.max_logged_body_bytes))
         exchange.body, exchange.peek, exchange.target, exchange.status = (
             request,
-            forward.peek_body(request),
+            core.peek_body(request),
             target,
             200,
         )
@@ -177,7 +177,7 @@ def micro(scratch: Path, response: bytes, request: bytes) -> list[tuple[str, flo
         return exchange.record()
 
     record = exchange_and_record()
-    encoder = forward.msgspec.json.Encoder()
+    encoder = core.msgspec.json.Encoder()
 
     def authenticate_cached() -> None:
         coroutine = auth.authenticate(plain)
@@ -194,7 +194,7 @@ def micro(scratch: Path, response: bytes, request: bytes) -> list[tuple[str, flo
         ("parse_headers (5 headers, incl. uuid4)", best(lambda: parse_headers(raw_headers))),
         ("authenticate, cached (sha256 + dict)", best(authenticate_cached)),
         ("TargetResolver.resolve", best(lambda: resolver.resolve("oai/v1/chat/completions", b"", options))),
-        ("peek_body (msgspec)", best(lambda: forward.peek_body(request))),
+        ("peek_body (msgspec)", best(lambda: core.peek_body(request))),
         ("Exchange + tee + LogRecord build", best(exchange_and_record)),
         ("LogRecord msgspec encode", best(lambda: encoder.encode(record))),
     ]

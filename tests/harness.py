@@ -12,7 +12,7 @@ import importlib.util
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +25,7 @@ import uvicorn
 from heliport.app import Heliport, create_app
 from heliport.auth import bootstrap_local_org, create_key
 from heliport.config import Settings
+from heliport.exchange import RequestStep
 from heliport.logs.record import LogRecord
 from heliport.store.factory import open_cache_store, open_counter_store
 from heliport.store.local import MemoryQueue, SqliteKeyStore
@@ -125,10 +126,12 @@ def start_gateway(
     pipeline: bool = False,
     provider_env: dict[str, str] | None = None,
     upstream_overrides: dict[str, str] | None = None,
+    steps: Sequence[RequestStep] = (),
     **settings: Any,
 ) -> Gateway:
     """A heliport on loopback. ``pipeline``: the whole local log pipeline (queue, consumer, log
-    database in ``data_dir``) as ``heliport serve`` runs it; otherwise a memory sink for records."""
+    database in ``data_dir``) as ``heliport serve`` runs it; otherwise a memory sink for records.
+    ``steps``: the pre-forward stage both logged routes run (none by default)."""
     config = Settings(
         data_dir=data_dir,
         upstream_overrides=upstream_overrides or {"oai": upstream, "anthropic": upstream, "groq": upstream},
@@ -144,7 +147,7 @@ def start_gateway(
     org_id, key = asyncio.run(bootstrap())
     queue = MemoryQueue()
     app = (
-        create_app(config, local_pipeline=True, key_store=store, provider_env=provider_env or {})
+        create_app(config, local_pipeline=True, key_store=store, provider_env=provider_env or {}, steps=steps)
         if pipeline
         else Heliport(
             config,
@@ -153,6 +156,7 @@ def start_gateway(
             cache_store=open_cache_store(config),
             counter_store=open_counter_store(config),
             provider_env=provider_env or {},
+            steps=steps,
         )
     )
     server = ServerThread(app).start()

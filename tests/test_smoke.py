@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from heliport.app import create_app
+from heliport.asgi import Receive, Scope, Send
 from heliport.auth import bootstrap_local_org, create_key
 from heliport.config import Settings
-from heliport.proxy.forward import Receive, Scope, Send
 from heliport.smoke import STEPS
 from heliport.store.local import SqliteKeyStore
 from tests.harness import ServerThread

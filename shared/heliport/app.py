@@ -7,19 +7,21 @@ nothing to find. Routes that need no heliport key are listed in :data:`PUBLIC_RO
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from heliport.asgi import Message, Receive, Scope, Send, send_error, send_json
 from heliport.auth import KEY_PREFIX, Authenticator
 from heliport.cache import ResponseCache
 from heliport.config import Settings
 from heliport.dashboard import serve_dashboard
-from heliport.errors import RouteNotFoundError, send_error
+from heliport.errors import RouteNotFoundError
+from heliport.exchange import ExchangeDeps, RequestStep
 from heliport.gateway.handler import GATEWAY_ROUTES, GatewayHandler
 from heliport.gateway.providers import load_accounts
 from heliport.logs.async_log import ASYNC_LOG_ROUTES, AsyncLogHandler
 from heliport.logs.backlog import LogBacklog
-from heliport.proxy.forward import Message, ProxyHandler, Receive, Scope, Send
+from heliport.proxy.forward import ProxyHandler
 from heliport.proxy.targets import TargetResolver
 from heliport.proxy.transport import AiohttpTransport, UpstreamTransport
 from heliport.ratelimit import RateLimiter
@@ -32,11 +34,12 @@ if TYPE_CHECKING:
     from heliport.gateway.registry import Registry
     from heliport.logs.consumer import LocalPipeline
 
-__all__ = ["GATEWAY_PREFIX", "PUBLIC_ROUTES", "Heliport", "create_app"]
+__all__ = ["PROXY_PREFIX", "PUBLIC_ROUTES", "Heliport", "create_app"]
 
 logger = logging.getLogger("heliport")
 
-GATEWAY_PREFIX = "/v1/gateway/"
+#: The pass-through proxy's prefix (Helicone's URL, hence "gateway"); the AI gateway is heliport.gateway.
+PROXY_PREFIX = "/v1/gateway/"
 #: Answered without a heliport key: a load balancer's health check must not need a secret, and the
 #: model registry is public, as Helicone's is.
 PUBLIC_ROUTES = frozenset({"/healthcheck", "/v1/public/model-registry/models"})
@@ -49,7 +52,10 @@ ApiFactory = Callable[[Authenticator], "QueryApi"]
 
 
 class Heliport:
-    """The ASGI app. Stores are injected; the upstream transport is made at lifespan start."""
+    """The ASGI app. Stores are injected; the upstream transport is made at lifespan start.
+
+    ``steps`` is the pre-forward stage both logged routes run (see :mod:`heliport.exchange`); none by default.
+    """
 
     def __init__(
         self,
@@ -63,6 +69,7 @@ class Heliport:
         pipeline: LocalPipeline | None = None,
         provider_env: Mapping[str, str] | None = None,
         api_factory: ApiFactory | None = None,
+        steps: Sequence[RequestStep] = (),
     ) -> None:
         self.settings = settings
         self.key_store = key_store
@@ -76,19 +83,19 @@ class Heliport:
         self._authenticator = authenticator
         self._api_factory = api_factory or _default_api(settings)
         self._api: QueryApi | None = None
-        shared = {
-            "authenticator": authenticator,
-            "transport": self._upstream,
-            "queue": queue,
-            "cache": ResponseCache(cache_store),
-            "limiter": RateLimiter(counter_store),
+        deps = ExchangeDeps(
+            settings,
+            authenticator=authenticator,
+            transport=self._upstream,
+            queue=queue,
+            cache=ResponseCache(cache_store),
+            limiter=RateLimiter(counter_store),
             # One bound for both handlers: they hand records to the same queue.
-            "backlog": LogBacklog(settings.max_log_backlog),
-        }
-        self._proxy = ProxyHandler(settings, targets=TargetResolver(settings), **shared)
-        self._gateway = GatewayHandler(
-            settings, accounts=load_accounts(settings, provider_env), registry=_registry, **shared
+            backlog=LogBacklog(settings.max_log_backlog),
+            steps=tuple(steps),
         )
+        self._proxy = ProxyHandler(deps, targets=TargetResolver(settings))
+        self._gateway = GatewayHandler(deps, accounts=load_accounts(settings, provider_env), registry=_registry)
         self._async_log = AsyncLogHandler(settings, authenticator=authenticator, queue=queue)
         self._realtime = RealtimeRelay(settings, authenticator=authenticator, queue=queue)
 
@@ -103,8 +110,8 @@ class Heliport:
             path: str = scope["path"]
             if _KEY_SEGMENT in path:
                 path = _move_key_to_header(scope, path)
-            if path.startswith(GATEWAY_PREFIX):
-                await self._proxy(scope, receive, send, path[len(GATEWAY_PREFIX) :])
+            if path.startswith(PROXY_PREFIX):
+                await self._proxy(scope, receive, send, path[len(PROXY_PREFIX) :])
             elif path in GATEWAY_ROUTES:
                 await self._gateway(scope, receive, send, path)
             elif path in ASYNC_LOG_ROUTES:
@@ -114,7 +121,7 @@ class Heliport:
             elif path == "/dashboard" or path.startswith("/dashboard/"):
                 await serve_dashboard(scope, receive, send)
             elif path == "/healthcheck":
-                await _send_json(send, 200, b'{"status":"ok"}')
+                await send_json(send, 200, b'{"status":"ok"}')
             else:
                 await send_error(send, RouteNotFoundError(f"No route for {scope['method']} {path}"))
         elif kind == "websocket":
@@ -200,17 +207,6 @@ def _move_key_to_header(scope: Scope, path: str) -> str:
     scope["path"] = path
     scope["raw_path"] = path.encode()
     return path
-
-
-async def _send_json(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(settings: Settings | None = None, *, local_pipeline: bool = False, **overrides: Any) -> Heliport:

@@ -31,7 +31,6 @@ second parse). :func:`deep_json_path` and :func:`deep_json_key` find where, for 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 import msgspec
@@ -53,10 +52,7 @@ __all__ = [
     "deep_json_key",
     "deep_json_path",
     "json_depth_exceeds",
-    "send_error",
 ]
-
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class HeliportError(Exception):
@@ -164,24 +160,6 @@ class UpstreamConnectError(UpstreamError):
 class UpstreamTimeoutError(UpstreamError, TimeoutError):
     status = 504
     code = "upstream_timeout"
-
-
-async def send_error(send: Send, error: HeliportError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    """Send ``error`` as a complete JSON response."""
-    body = error.body()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"helicone-error", error.code.encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 # -- JSON depth ----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterable
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 import msgspec
@@ -20,7 +21,7 @@ import msgspec
 from heliport.errors import AuthenticationError, InvalidHeaderError
 from heliport.ratelimit import Policy, parse_policy
 
-__all__ = ["CodeRange", "Fallback", "RequestOptions", "bearer_token", "parse_headers"]
+__all__ = ["CodeRange", "Fallback", "LogFields", "RequestOptions", "bearer_token", "parse_headers"]
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
 
@@ -114,6 +115,44 @@ class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
     fallbacks: tuple[Fallback, ...] = ()
     #: Every other ``helicone-*`` header, recorded on the log as sent.
     other: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def log_fields(self, *, body_user: str | None = None) -> LogFields:
+        """The caller's part of a ``LogRecord``, as its keyword arguments (the user falls back to the body's).
+
+        Here rather than in :mod:`heliport.logs.record` so that the record does not import the header
+        parser: the rate limiter this module uses reaches the record through the storage ports.
+        """
+        return {
+            "user_id": self.user_id or body_user,
+            "properties": self.properties,
+            "session_id": self.session_id,
+            "session_path": self.session_path,
+            "session_name": self.session_name,
+            "prompt_id": self.prompt_id,
+            "model_override": self.model_override,
+            "omit_request": self.omit_request,
+            "omit_response": self.omit_response,
+            "posthog_key": self.posthog_key,
+            "posthog_host": self.posthog_host,
+            "helicone_headers": self.other,
+        }
+
+
+class LogFields(TypedDict):
+    """The ``LogRecord`` fields that come from the request's headers (:meth:`RequestOptions.log_fields`)."""
+
+    user_id: str | None
+    properties: dict[str, str]
+    session_id: str | None
+    session_path: str | None
+    session_name: str | None
+    prompt_id: str | None
+    model_override: str | None
+    omit_request: bool
+    omit_response: bool
+    posthog_key: str | None
+    posthog_host: str | None
+    helicone_headers: dict[str, str]
 
 
 def _text(name: str, value: str) -> str:

@@ -48,13 +48,13 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import msgspec
 
+from heliport.asgi import Message, Receive, Scope, Send
 from heliport.auth import KEY_PREFIX, Authenticator
 from heliport.config import Settings
 from heliport.errors import AuthenticationError, HeliportError, RequestError, RouteNotFoundError, json_depth_exceeds
 from heliport.headers import RequestOptions, parse_headers
-from heliport.logs.record import LogRecord, caller_fields
+from heliport.logs.record import LogRecord
 from heliport.logs.usage import Usage
-from heliport.proxy.forward import Message, Receive, Scope, Send
 from heliport.store.ports import ApiKey, LogQueue
 
 if TYPE_CHECKING:
@@ -350,7 +350,7 @@ class _Session:
             status=self.status,
             is_stream=True,
             request_model=model,
-            **caller_fields(options),
+            **options.log_fields(),
             errors=list(self.errors),
             request_body=None if options.omit_request else _encode(body).decode(),
             response_body=None if options.omit_response else _encode(summary).decode(),

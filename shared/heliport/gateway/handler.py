@@ -4,7 +4,7 @@ One request: authenticate the heliport key (the SDK's API key) -> plan the provi
 string -> [cache read -> rate limit] -> try each candidate in order, moving on where the routing doc
 says a provider's failure is not the request's fault -> relay the answer, translated into the shape
 the client asked for -> log. What happens around the upstream call (cache, limits, the end of the
-response, the log record) is :class:`~heliport.proxy.forward.ExchangeHandler`'s, shared with the
+response, the log record) is :class:`~heliport.exchange.ExchangeHandler`'s, shared with the
 pass-through proxy.
 
 Failover happens only before the first chunk reaches the client (a stream is read up to its first
@@ -14,16 +14,16 @@ provider's own stream would.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import parse_qsl
 
 import msgspec
 
+from heliport.asgi import Receive, Scope, Send, cancel_on_disconnect, read_body, send_error, send_json
 from heliport.config import ConfigError
 from heliport.errors import (
     AuthenticationError,
@@ -36,7 +36,17 @@ from heliport.errors import (
     deep_json_key,
     deep_json_path,
     json_depth_exceeds,
-    send_error,
+)
+from heliport.exchange import (
+    SUCCESS_HEADERS,
+    CachePlan,
+    Exchange,
+    ExchangeDeps,
+    ExchangeHandler,
+    GatewayFacts,
+    Tee,
+    peek_body,
+    read_capped,
 )
 from heliport.gateway.adapters import ChunkReader, Prepared, bedrock_credentials, chat_chunks, error_message, prepare
 from heliport.gateway.adapters import prepare_responses as prepare_openai_responses
@@ -47,21 +57,6 @@ from heliport.gateway.routing import Candidate, plan
 from heliport.gateway.sse import DONE, data_event, named_event
 from heliport.headers import bearer_token, parse_headers
 from heliport.logs.record import Status
-from heliport.proxy.forward import (
-    SUCCESS_HEADERS,
-    CachePlan,
-    Exchange,
-    ExchangeHandler,
-    GatewayFacts,
-    Receive,
-    Scope,
-    Send,
-    Tee,
-    peek_body,
-    read_body,
-    read_capped,
-    watch_disconnect,
-)
 from heliport.proxy.retry import RetryPolicy, send_with_retries
 from heliport.proxy.targets import Target
 from heliport.proxy.transport import UpstreamResponse
@@ -174,13 +169,12 @@ class GatewayHandler(ExchangeHandler):
 
     def __init__(
         self,
-        settings: Any,
+        deps: ExchangeDeps,
         *,
         accounts: Callable[[], Awaitable[Accounts]],
         registry: Callable[[], Registry],
-        **shared: Any,
     ) -> None:
-        super().__init__(settings, **shared)
+        super().__init__(deps)
         self._accounts = accounts
         self._registry = registry
 
@@ -191,7 +185,7 @@ class GatewayHandler(ExchangeHandler):
             return
         if route == "registry":
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-            await _send_body(send, 200, msgspec.json.encode(self._registry().public_registry(query)))
+            await send_json(send, 200, self._registry().public_registry(query))
             return
         await self._backlog.admit()
         try:
@@ -211,13 +205,15 @@ class GatewayHandler(ExchangeHandler):
             return
         if route == "models":
             listing = self._registry().openai_list(accounts.available, multimodal=path.endswith("/multimodal"))
-            await _send_body(send, 200, msgspec.json.encode(listing))
+            await send_json(send, 200, listing)
             return
         forward = [(n, v) for n, v in forward if n != "authorization"]
         exchange = Exchange(scope, options, key, Tee(self._settings.max_logged_body_bytes))
         ids = [(b"helicone-id", options.request_id.encode())]
         try:
             exchange.body = await read_body(receive, self._settings.max_request_bytes)
+            if self._steps and not await self._pre_forward(exchange, send, ids):
+                return
             request = _json_object(exchange.body, self._settings.max_json_depth)
             spec = request.get("model")
             if not isinstance(spec, str) or not spec.strip():
@@ -248,15 +244,11 @@ class GatewayHandler(ExchangeHandler):
     async def _run(
         self, exchange: Exchange, call: _Call, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
     ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        disconnected = asyncio.Event()
-        watcher = asyncio.create_task(watch_disconnect(receive, task, disconnected))
-        try:
+        async with cancel_on_disconnect(receive) as watch:
             try:
                 opened = await self._open(exchange, call)
             except HeliportError as err:
-                watcher.cancel()
+                watch.stop()
                 await self._fail(exchange, err, send, headers)
                 return
             candidate = opened.candidate
@@ -277,7 +269,7 @@ class GatewayHandler(ExchangeHandler):
                     try:
                         body = await self._whole(exchange, call, opened)
                     except HeliportError as err:
-                        watcher.cancel()
+                        watch.stop()
                         await self._fail(exchange, err, send, headers)
                         return
                     exchange.status = opened.upstream.status
@@ -286,21 +278,12 @@ class GatewayHandler(ExchangeHandler):
                     await send({"type": "http.response.start", "status": exchange.status, "headers": start})
                     await send({"type": "http.response.body", "body": body, "more_body": True})
             finally:
-                opened.upstream.close()
-            watcher.cancel()
-            if exchange.logged is None:
+                opened.upstream.close()  # on a disconnect too: the upstream request is dropped
+            watch.stop()
+            if exchange.logged is None:  # a stream that ended with an error event was logged already
                 await self._finish(exchange, send)
-        except asyncio.CancelledError:
-            if not disconnected.is_set():
-                raise
-            task.uncancel()
-            if exchange.logged is not None:
-                await exchange.logged
-                return
-            exchange.status = Status.CLIENT_CANCELLED
-            await self._log(exchange)
-        finally:
-            watcher.cancel()
+        if watch.cancelled:
+            await self._log_cancelled(exchange)
 
     async def _fail(
         self, exchange: Exchange, err: HeliportError, send: Send, headers: list[tuple[bytes, bytes]]
@@ -590,9 +573,3 @@ def _response_id() -> str:
 
 def _now() -> int:
     return int(time.time())
-
-
-async def _send_body(send: Send, status: int, body: bytes) -> None:
-    headers = [_JSON, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from heliport.asgi import Receive, Scope, Send, read_body, send_error, send_json
 from heliport.auth import Authenticator
 from heliport.config import Settings
 from heliport.errors import (
@@ -22,12 +23,10 @@ from heliport.errors import (
     JsonTooDeepError,
     deep_json_key,
     json_depth_exceeds,
-    send_error,
 )
 from heliport.headers import bearer_token, parse_headers
-from heliport.logs.record import SECRET_HEADERS, LogRecord, caller_fields
+from heliport.logs.record import SECRET_HEADERS, LogRecord
 from heliport.logs.usage import extract_usage
-from heliport.proxy.forward import Receive, Scope, Send, read_body
 from heliport.store.ports import LogQueue
 
 __all__ = ["ASYNC_LOG_ROUTES", "AsyncLogHandler"]
@@ -116,18 +115,7 @@ class AsyncLogHandler:
             return
         await self._queue.send(record)
         body = _encoder.encode({"ok": True, "id": record.request_id})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"helicone-id", record.request_id.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 200, body, headers=[(b"helicone-id", record.request_id.encode())])
 
     async def _record(self, scope: Scope, receive: Receive, provider: str) -> LogRecord:
         if scope["method"] != "POST":
@@ -178,7 +166,7 @@ class AsyncLogHandler:
             status=response.status,
             is_stream=False,
             request_model=model if isinstance(model, str) else None,
-            **caller_fields(options),
+            **options.log_fields(),
             request_body=None
             if options.omit_request or request_json is None
             else _encoder.encode(request_json).decode(),

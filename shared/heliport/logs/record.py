@@ -8,14 +8,12 @@ row and perf-counter durations in milliseconds for precision.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import msgspec
 
-from heliport.headers import RequestOptions
 from heliport.logs.usage import Usage
 
-__all__ = ["LOG_RECORD_VERSION", "SECRET_HEADERS", "LogRecord", "Status", "caller_fields"]
+__all__ = ["LOG_RECORD_VERSION", "SECRET_HEADERS", "LogRecord", "Status"]
 
 #: Header names (lower case) whose values are credentials: never copied into a stored header set.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"})
@@ -75,6 +73,8 @@ class LogRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     gateway_attempts: int | None = None
     #: Why an optional feature fell back to plain proxying, or why the stream ended early.
     errors: list[str] = msgspec.field(default_factory=list)
+    #: What the pre-forward steps found (e.g. a moderation verdict), by name; empty without steps.
+    facts: dict[str, str] = msgspec.field(default_factory=dict)
     # Bodies: None when omitted; truncated when over the proxy's copy cap.
     request_body: str | None = None
     response_body: str | None = None
@@ -94,21 +94,3 @@ class LogRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     #: the highest part, so a redelivered older part never replaces a newer one. None: a normal record,
     #: inserted once.
     part: int | None = None
-
-
-def caller_fields(options: RequestOptions, *, body_user: str | None = None) -> dict[str, Any]:
-    """Keyword arguments for LogRecord from the parsed headers (the user falls back to the body's)."""
-    return {
-        "user_id": options.user_id or body_user,
-        "properties": options.properties,
-        "session_id": options.session_id,
-        "session_path": options.session_path,
-        "session_name": options.session_name,
-        "prompt_id": options.prompt_id,
-        "model_override": options.model_override,
-        "omit_request": options.omit_request,
-        "omit_response": options.omit_response,
-        "posthog_key": options.posthog_key,
-        "posthog_host": options.posthog_host,
-        "helicone_headers": options.other,
-    }

@@ -181,9 +181,9 @@ class TargetResolver:
         self._hosts = (*_DEFAULT_TARGET_HOSTS, *(h.lower() for h in settings.target_hosts))
         self._trusted = settings.trusted_origins
 
-    def resolve(self, gateway_path: str, query: bytes, options: RequestOptions) -> Target:
-        """``gateway_path`` is what follows ``/v1/gateway/`` (no leading slash)."""
-        segment, _, rest = gateway_path.partition("/")
+    def resolve(self, proxy_path: str, query: bytes, options: RequestOptions) -> Target:
+        """``proxy_path`` is what follows ``/v1/gateway/`` (no leading slash)."""
+        segment, _, rest = proxy_path.partition("/")
         provider = PROVIDERS.get(segment.lower())
         if provider is None:
             if options.target_url is None:
@@ -193,7 +193,7 @@ class TargetResolver:
                     "or send Helicone-Target-Url to choose the upstream."
                 )
             origin, guarded = self._checked_origin(options.target_url, "Helicone-Target-Url", self._hosts)
-            return Target(provider=_label_for(origin), url=_join(origin, gateway_path, query), guarded=guarded)
+            return Target(provider=_label_for(origin), url=_join(origin, proxy_path, query), guarded=guarded)
         if provider.label == "OPENAI" and options.openai_api_base is not None:
             origin, guarded = self._checked_origin(options.openai_api_base, "Helicone-OpenAI-Api-Base", _AZURE_HOSTS)
             return Target(provider="AZURE", url=_join(origin, rest, query), guarded=guarded)
@@ -202,13 +202,13 @@ class TargetResolver:
             return Target(provider=provider.label, url=_join(origin, rest, query), guarded=guarded)
         return Target(provider=provider.label, url=_join(self._bases[provider.slug], rest, query), guarded=False)
 
-    def resolve_fallback(self, gateway_path: str, query: bytes, target_url: str) -> Target:
+    def resolve_fallback(self, proxy_path: str, query: bytes, target_url: str) -> Target:
         """The target of one ``Helicone-Fallbacks`` entry: its origin, this request's path.
 
         On a provider route (``/v1/gateway/openai/v1/...``) the provider segment is not part of the path.
         """
-        segment, _, rest = gateway_path.partition("/")
-        path = rest if segment.lower() in PROVIDERS else gateway_path
+        segment, _, rest = proxy_path.partition("/")
+        path = rest if segment.lower() in PROVIDERS else proxy_path
         origin, guarded = self._checked_origin(target_url, "Helicone-Fallbacks", self._hosts)
         return Target(provider=_label_for(origin), url=_join(origin, path, query), guarded=guarded)
 
