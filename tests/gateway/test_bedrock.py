@@ -1,4 +1,4 @@
-"""OpenAI chat <-> Bedrock Converse translation, the event-stream decoder, SigV4 signing and the mock's Bedrock.
+"""OpenAI chat <-> Bedrock Converse translation; its wire (the event-stream decoder, SigV4 signing); the mock's Bedrock.
 
 Fixtures under ``fixtures/bedrock`` are in Converse's real JSON shape. botocore's own model of the
 bedrock-runtime service checks that: translated requests pass its parameter validation, and
@@ -35,7 +35,7 @@ from starlette.responses import Response
 
 from heliport.config import ConfigError
 from heliport.errors import InvalidBodyError
-from heliport.gateway import bedrock
+from heliport.gateway import bedrock, bedrock_wire
 from heliport.gateway.chat import ProviderStreamError
 from tests.mock_provider import bedrock as mock_bedrock
 from tests.mock_provider.app import EventsResponse, MockStreamAbort
@@ -91,7 +91,7 @@ def chunk(delta: dict[str, Any] | None, finish: str | None = None, usage: dict[s
 
 
 def translate(data: bytes, *, pieces: list[bytes] | None = None, include_usage: bool = True) -> list[Any]:
-    decoder = bedrock.EventStreamDecoder()
+    decoder = bedrock_wire.EventStreamDecoder()
     translator = bedrock.ConverseStreamTranslator(
         model=MODEL, created=CREATED, completion_id=COMPLETION_ID, include_usage=include_usage
     )
@@ -597,7 +597,7 @@ def test_reasoning_stream_chunks(service: ServiceModel) -> None:
     events = load_stream("converse_stream_reasoning.jsonl")
     data = frames(events)
     assert parse_converse_stream(service, data) == without_padding(events)
-    decoder = bedrock.EventStreamDecoder()
+    decoder = bedrock_wire.EventStreamDecoder()
     translator = bedrock.ConverseStreamTranslator(
         model=MODEL, created=CREATED, completion_id=COMPLETION_ID, include_usage=True
     )
@@ -655,7 +655,7 @@ def test_decoder_reassembles_frames_cut_anywhere(strategy: str) -> None:
     data = frames(events)
     pieces = _cuts(data, strategy)
     assert b"".join(pieces) == data and len(pieces) > len(events)
-    decoder = bedrock.EventStreamDecoder()
+    decoder = bedrock_wire.EventStreamDecoder()
     decoded = [event for piece in pieces for event in decoder.feed(piece)]
     assert decoded == events
     assert translate(data, pieces=pieces) == translate(data)
@@ -673,7 +673,7 @@ def test_decoder_reassembles_frames_cut_anywhere(strategy: str) -> None:
     ],
 )
 def test_exception_frame_raises_with_its_http_status(exception_type: str, status: int) -> None:
-    decoder = bedrock.EventStreamDecoder()
+    decoder = bedrock_wire.EventStreamDecoder()
     start = event_message("messageStart", {"p": "abcd", "role": "assistant"})
     assert decoder.feed(start) == [("messageStart", {"p": "abcd", "role": "assistant"})]
     error = exception_message(exception_type, {"message": "Too many requests, please wait before trying again."})
@@ -691,7 +691,7 @@ def test_error_frame_raises() -> None:
         {":message-type": "error", ":error-code": "InternalFailure", ":error-message": "stream broke"}, b""
     )
     with pytest.raises(ProviderStreamError) as caught:
-        bedrock.EventStreamDecoder().feed(frame)
+        bedrock_wire.EventStreamDecoder().feed(frame)
     assert (caught.value.status, caught.value.kind, caught.value.message) == (500, "InternalFailure", "stream broke")
 
 
@@ -699,7 +699,7 @@ def test_corrupt_frame_is_a_stream_error() -> None:
     frame = bytearray(event_message("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "hi"}}))
     frame[-6] ^= 0xFF
     with pytest.raises(ProviderStreamError) as caught:
-        bedrock.EventStreamDecoder().feed(bytes(frame))
+        bedrock_wire.EventStreamDecoder().feed(bytes(frame))
     assert caught.value.status == 502 and caught.value.kind == "invalid_stream"
 
 
@@ -708,20 +708,22 @@ def test_corrupt_frame_is_a_stream_error() -> None:
 
 def test_converse_url() -> None:
     assert (
-        bedrock.converse_url("eu-west-3", "anthropic.claude-3-5-haiku-20241022-v1:0", stream=False)
+        bedrock_wire.converse_url("eu-west-3", "anthropic.claude-3-5-haiku-20241022-v1:0", stream=False)
         == "https://bedrock-runtime.eu-west-3.amazonaws.com/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"
     )
     assert (
-        bedrock.converse_url("us-east-1", "arn:aws:bedrock:us-east-1:123456789012:inference-profile/x", stream=True)
+        bedrock_wire.converse_url(
+            "us-east-1", "arn:aws:bedrock:us-east-1:123456789012:inference-profile/x", stream=True
+        )
         == "https://bedrock-runtime.us-east-1.amazonaws.com/model/"
         "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fx/converse-stream"
     )
     assert (
-        bedrock.converse_url("", "amazon.nova-lite-v1:0", stream=True, endpoint="http://127.0.0.1:9000/")
+        bedrock_wire.converse_url("", "amazon.nova-lite-v1:0", stream=True, endpoint="http://127.0.0.1:9000/")
         == "http://127.0.0.1:9000/model/amazon.nova-lite-v1%3A0/converse-stream"
     )
     with pytest.raises(ConfigError):
-        bedrock.converse_url("us-east-1.evil.test/", "m", stream=False)
+        bedrock_wire.converse_url("us-east-1.evil.test/", "m", stream=False)
 
 
 CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "FwoGZXIvYXdzEXAMPLETOKEN")
@@ -757,7 +759,7 @@ def test_signature_matches_boto3s_own_request(credentials: Credentials) -> None:
     model_id = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0"
     with mock.patch("botocore.auth.get_current_datetime", return_value=FROZEN):
         sent = _boto3_request(model_id, credentials)
-        signed = bedrock.sign(
+        signed = bedrock_wire.sign(
             "POST",
             sent["url"],
             {"Content-Type": "application/json"},
@@ -765,7 +767,7 @@ def test_signature_matches_boto3s_own_request(credentials: Credentials) -> None:
             region="us-east-1",
             credentials=credentials,
         )
-    assert bedrock.converse_url("us-east-1", model_id, stream=False) == sent["url"]
+    assert bedrock_wire.converse_url("us-east-1", model_id, stream=False) == sent["url"]
     expected = {k: v.decode() if isinstance(v, bytes) else v for k, v in sent["headers"].items()}
     assert signed["Authorization"] == expected["Authorization"]
     assert signed["X-Amz-Date"] == expected["X-Amz-Date"] == "20250304T050607Z"
@@ -798,9 +800,9 @@ def _sigv4_by_hand(url: str, headers: dict[str, str], body: bytes, secret: str, 
 
 def test_signature_recomputed_independently() -> None:
     body = json.dumps(load("converse_request.json")).encode()
-    url = bedrock.converse_url("us-east-1", MODEL, stream=True)
+    url = bedrock_wire.converse_url("us-east-1", MODEL, stream=True)
     with mock.patch("botocore.auth.get_current_datetime", return_value=FROZEN):
-        signed = bedrock.sign(
+        signed = bedrock_wire.sign(
             "POST", url, {"content-type": "application/json"}, body, region="us-east-1", credentials=CREDENTIALS
         )
     match = re.fullmatch(
@@ -821,7 +823,7 @@ def test_signature_recomputed_independently() -> None:
     )
     # A changed body changes the signature: the payload hash is part of what is signed.
     with mock.patch("botocore.auth.get_current_datetime", return_value=FROZEN):
-        other = bedrock.sign(
+        other = bedrock_wire.sign(
             "POST", url, {"content-type": "application/json"}, body + b" ", region="us-east-1", credentials=CREDENTIALS
         )
     assert other["Authorization"] != signed["Authorization"]
@@ -829,7 +831,7 @@ def test_signature_recomputed_independently() -> None:
 
 def test_sign_without_credentials_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
-        bedrock.sign("POST", "https://x.test/model/m/converse", {}, b"{}", region="us-east-1", credentials=None)  # type: ignore[arg-type]
+        bedrock_wire.sign("POST", "https://x.test/model/m/converse", {}, b"{}", region="us-east-1", credentials=None)
 
 
 @pytest.fixture
@@ -858,13 +860,13 @@ def test_role_credentials_come_from_the_default_chain(clean_aws_env: pytest.Monk
     clean_aws_env.setenv("AWS_ACCESS_KEY_ID", "ASIAROLEEXAMPLE")
     clean_aws_env.setenv("AWS_SECRET_ACCESS_KEY", "role-secret")
     clean_aws_env.setenv("AWS_SESSION_TOKEN", "role-token")
-    frozen = bedrock.role_credentials().get_frozen_credentials()
+    frozen = bedrock_wire.role_credentials().get_frozen_credentials()
     assert (frozen.access_key, frozen.secret_key, frozen.token) == ("ASIAROLEEXAMPLE", "role-secret", "role-token")
 
 
 def test_role_credentials_missing_is_a_config_error(clean_aws_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError):
-        bedrock.role_credentials()
+        bedrock_wire.role_credentials()
 
 
 @pytest.mark.parametrize(
@@ -880,7 +882,7 @@ def test_role_credentials_missing_is_a_config_error(clean_aws_env: pytest.Monkey
     ],
 )
 def test_error_message(body: dict[str, Any], message: str) -> None:
-    assert bedrock.error_message(body) == message
+    assert bedrock_wire.error_message(body) == message
 
 
 # -- the mock provider's Bedrock -----------------------------------------------------------------------
@@ -987,7 +989,7 @@ def test_mock_error_status(status: int, error_type: str, stream: bool) -> None:
     assert response.status_code == status
     assert response.headers["x-amzn-errortype"].startswith(error_type + ":")
     body = json.loads(asyncio.run(_body(response)))
-    assert list(body) == ["message"] and bedrock.error_message(body) == body["message"]
+    assert list(body) == ["message"] and bedrock_wire.error_message(body) == body["message"]
 
 
 def test_mock_stream_error_after_the_stream_began(service: ServiceModel) -> None:
@@ -997,7 +999,7 @@ def test_mock_stream_error_after_the_stream_began(service: ServiceModel) -> None
     with pytest.raises(EventStreamError) as boto_error:
         parse_converse_stream(service, data)
     assert boto_error.value.response["Error"]["Code"] == "throttlingException"
-    decoder = bedrock.EventStreamDecoder()
+    decoder = bedrock_wire.EventStreamDecoder()
     first_frame_length = int.from_bytes(data[:4], "big")
     assert [t for t, _ in decoder.feed(data[:first_frame_length])] == ["messageStart"]
     with pytest.raises(ProviderStreamError) as caught:
@@ -1019,7 +1021,10 @@ def test_mock_stream_fail_after_aborts_mid_stream() -> None:
 
     got, aborted = asyncio.run(drain())
     assert aborted
-    assert [t for t, _ in bedrock.EventStreamDecoder().feed(b"".join(got))] == ["messageStart", "contentBlockDelta"]
+    assert [t for t, _ in bedrock_wire.EventStreamDecoder().feed(b"".join(got))] == [
+        "messageStart",
+        "contentBlockDelta",
+    ]
 
 
 def test_mock_tool_fixture_is_not_mutated_between_requests() -> None:

@@ -3,8 +3,9 @@
 Four families: OpenAI-compatible providers get the chat body as is, minus the parameters each one
 rejects; Azure OpenAI the same body at its deployment URL with an ``api-key`` header; Anthropic and
 Bedrock get a translated body and their answers are translated back (:mod:`.anthropic`,
-:mod:`.bedrock`). A :class:`Prepared` says which: ``to_chat``/``chunks`` are ``None`` when the
-answer already is OpenAI chat and can be relayed byte for byte.
+:mod:`.bedrock`; Bedrock's URL, signing and stream framing are :mod:`.bedrock_wire`). A
+:class:`Prepared` says which: ``to_chat``/``chunks`` are ``None`` when the answer already is OpenAI
+chat and can be relayed byte for byte.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 import msgspec
@@ -24,6 +25,9 @@ from heliport.gateway.providers import Account
 from heliport.gateway.routing import Candidate
 from heliport.gateway.sse import SseDecoder
 from heliport.proxy.transport import UpstreamRequest
+
+if TYPE_CHECKING:
+    from botocore.credentials import Credentials
 
 __all__ = ["ChunkReader", "Prepared", "chat_chunks", "error_message", "prepare", "prepare_responses"]
 
@@ -110,7 +114,7 @@ def prepare(
     *,
     stream: bool,
     forward: Sequence[tuple[str, str]],
-    credentials: Any = None,
+    credentials: Credentials | None = None,
 ) -> Prepared:
     """The request for ``candidate`` (raises InvalidBodyError when the body cannot be translated)."""
     created = int(time.time())
@@ -141,13 +145,13 @@ def prepare(
             lambda raw: anthropic.messages_to_chat(_decode(raw), model=model, created=created),
             lambda: _AnthropicReader(model, created),
         )
-    from heliport.gateway import bedrock
+    from heliport.gateway import bedrock, bedrock_wire
 
     model_id = candidate.deployment or candidate.provider_model
     native = bedrock.chat_to_converse(chat, model_id=model_id)
-    url = bedrock.converse_url(account.region or "", model_id, stream=stream, endpoint=account.base_url or None)
+    url = bedrock_wire.converse_url(account.region or "", model_id, stream=stream, endpoint=account.base_url or None)
     body = _encode(native)
-    signed = bedrock.sign(
+    signed = bedrock_wire.sign(
         "POST", url, {"content-type": "application/json"}, body, region=account.region or "", credentials=credentials
     )
     completion_id = f"chatcmpl-{int(time.time() * 1000)}"
@@ -227,7 +231,8 @@ class _AnthropicReader:
 
 class _BedrockReader:
     def __init__(self, model: str, created: int, completion_id: str) -> None:
-        from heliport.gateway.bedrock import ConverseStreamTranslator, EventStreamDecoder
+        from heliport.gateway.bedrock import ConverseStreamTranslator
+        from heliport.gateway.bedrock_wire import EventStreamDecoder
 
         self._frames = EventStreamDecoder()
         self._translator = ConverseStreamTranslator(
@@ -259,7 +264,7 @@ def error_message(family: str, raw: bytes) -> str:
 
         return anthropic_message(body)
     if family == "bedrock":
-        from heliport.gateway.bedrock import error_message as bedrock_message
+        from heliport.gateway.bedrock_wire import error_message as bedrock_message
 
         return bedrock_message(body)
     error = body.get("error")
@@ -270,14 +275,14 @@ def error_message(family: str, raw: bytes) -> str:
     return str(body.get("message") or body)[:500]
 
 
-async def bedrock_credentials() -> Any:
+async def bedrock_credentials() -> Credentials:
     """The function role's credentials, found once (botocore refreshes them as they near expiry)."""
     global _credentials
     if _credentials is None:
-        from heliport.gateway.bedrock import role_credentials
+        from heliport.gateway.bedrock_wire import role_credentials
 
         _credentials = await asyncio.to_thread(role_credentials)
     return _credentials
 
 
-_credentials: Any = None
+_credentials: Credentials | None = None

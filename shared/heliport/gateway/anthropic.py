@@ -1,7 +1,8 @@
 """OpenAI Chat Completions <-> Anthropic Messages (``POST /v1/messages``), both ways, streams included.
 
-Pure translation: the handler sends the body and feeds the answer back here. Requests that
-Anthropic could not express raise :class:`InvalidBodyError` naming the offending field, so the
+Pure translation: the handler sends the body and feeds the answer back here. The OpenAI request is
+read by :mod:`.chat_request`, which refuses malformed input; this module renders what it read, and
+what Anthropic could not express raises :class:`InvalidBodyError` naming the offending field, so the
 caller gets a 400 it can act on instead of a provider error about a body it never wrote.
 
 Mapping decisions where the two formats do not line up one to one:
@@ -55,18 +56,34 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
-from typing import Any
-
-import msgspec
 
 from heliport.errors import InvalidBodyError, UpstreamError
-from heliport.gateway.chat import JsonObj, ProviderStreamError, completion_chunk, number_param, usage_object
+from heliport.gateway.chat import (
+    JsonObj,
+    ProviderStreamError,
+    StreamTranslator,
+    chat_completion,
+    finish_reason,
+    tool_call,
+    usage_object,
+)
+from heliport.gateway.chat_request import (
+    ANTHROPIC,
+    THINKING_BUDGETS,
+    ChatRequest,
+    FilePart,
+    ImagePart,
+    Part,
+    TextPart,
+    Tool,
+    ToolCallPart,
+    ToolResultPart,
+    Turn,
+    data_url,
+    safe_tool_id,
+)
 
 __all__ = ["MessagesStreamTranslator", "chat_to_messages", "error_message", "messages_to_chat"]
-
-_decode = msgspec.json.decode
-_encode = msgspec.json.encode
 
 _FINISH_REASONS = {
     "end_turn": "stop",
@@ -99,12 +116,7 @@ _IMAGE_TYPES = {
     "image/gif": "image/gif",
     "image/webp": "image/webp",
 }
-_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(.*)", re.DOTALL)
-_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
-#: Thinking budget per OpenAI effort. 1024 is Anthropic's floor; "high" stays well under the 32k
-#: beyond which Anthropic notes larger budgets rarely pay off.
-_THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 4096, "high": 16384}
 #: While thinking is on Anthropic accepts top_p only in [0.95, 1].
 _THINKING_MIN_TOP_P = 0.95
 
@@ -115,22 +127,26 @@ _THINKING_MIN_TOP_P = 0.95
 def chat_to_messages(chat: JsonObj, *, model: str, default_max_tokens: int = 4096) -> JsonObj:
     """An OpenAI chat request as an Anthropic ``/v1/messages`` body for ``model``.
 
-    Raises :class:`InvalidBodyError` naming the field for anything Anthropic cannot express.
+    Raises :class:`InvalidBodyError` naming the field for anything malformed or that Anthropic cannot express.
     """
     if not isinstance(chat, dict):
         raise InvalidBodyError("The request body must be a JSON object.")
     _reject_unsupported(chat)
-    raw_messages = chat.get("messages")
-    system, messages, history_tools = _messages(raw_messages)
+    request = ChatRequest(chat, ANTHROPIC)
+    if not request.turns:
+        raise InvalidBodyError("messages needs at least one user or assistant message.", param="messages")
 
     body: JsonObj = {"model": model}
+    system = _system(request.system)
     if system is not None:
         body["system"] = system
-    body["messages"] = messages
+    body["messages"] = [_message(turn) for turn in request.turns]
 
-    tools = _tools(chat.get("tools"))
-    tool_choice = _tool_choice(chat.get("tool_choice"), chat.get("parallel_tool_calls"), has_tools=bool(tools))
+    tools = [_tool(tool) for tool in request.tools]
+    tool_choice = _tool_choice(request, chat.get("parallel_tool_calls"), has_tools=bool(tools))
+    history_tools = request.tool_names
     if not tools and history_tools:
+        # Anthropic refuses tool blocks without tools; a caller that sent none cannot run one either.
         tools = [{"name": name, "input_schema": {"type": "object"}} for name in dict.fromkeys(history_tools)]
         tool_choice = {"type": "none"}
     if tools:
@@ -138,9 +154,8 @@ def chat_to_messages(chat: JsonObj, *, model: str, default_max_tokens: int = 409
         if tool_choice is not None:
             body["tool_choice"] = tool_choice
 
-    max_tokens = _max_tokens(chat)
-    limit = max_tokens if max_tokens is not None else default_max_tokens
-    thinking = _thinking(chat, tool_choice if tools else None, raw_messages)
+    limit = request.max_tokens if request.max_tokens is not None else default_max_tokens
+    thinking = _thinking(chat, request, tool_choice if tools else None)
     if thinking is not None:
         budget = thinking.get("budget_tokens")
         if isinstance(budget, int) and not isinstance(budget, bool) and limit <= budget:
@@ -149,19 +164,16 @@ def chat_to_messages(chat: JsonObj, *, model: str, default_max_tokens: int = 409
     body["max_tokens"] = limit
     thinking_on = thinking is not None and thinking.get("type") != "disabled"
 
-    temperature = number_param(chat, "temperature")
-    if temperature is not None and not thinking_on:
-        body["temperature"] = min(max(temperature, 0.0), 1.0)
-    top_p = number_param(chat, "top_p")
-    if top_p is not None and (not thinking_on or top_p >= _THINKING_MIN_TOP_P):
-        body["top_p"] = top_p
-    stop = _stop_sequences(chat.get("stop"))
-    if stop:
-        body["stop_sequences"] = stop
+    if request.temperature is not None and not thinking_on:
+        body["temperature"] = min(max(request.temperature, 0.0), 1.0)
+    if request.top_p is not None and (not thinking_on or request.top_p >= _THINKING_MIN_TOP_P):
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop_sequences"] = request.stop
     user_id = _user_id(chat)
     if user_id is not None:
         body["metadata"] = {"user_id": user_id}
-    if chat.get("stream") is True:
+    if request.stream:
         body["stream"] = True
     return body
 
@@ -197,27 +209,6 @@ def _reject_unsupported(chat: JsonObj) -> None:
             raise InvalidBodyError(f"{field} is not supported for Anthropic models. {hint}", param=field)
 
 
-def _max_tokens(chat: JsonObj) -> int | None:
-    for field in ("max_completion_tokens", "max_tokens"):
-        value = chat.get(field)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidBodyError(f"{field} must be a positive integer.", param=field)
-        return value
-    return None
-
-
-def _stop_sequences(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value] if value else []
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return [item for item in value if item]
-    raise InvalidBodyError("stop must be a string or a list of strings.", param="stop")
-
-
 def _user_id(chat: JsonObj) -> str | None:
     for field in ("user", "safety_identifier"):
         value = chat.get(field)
@@ -230,327 +221,126 @@ def _user_id(chat: JsonObj) -> str | None:
     return None
 
 
-def _thinking(chat: JsonObj, tool_choice: JsonObj | None, messages: Any) -> JsonObj | None:
+def _thinking(chat: JsonObj, request: ChatRequest, tool_choice: JsonObj | None) -> JsonObj | None:
     explicit = chat.get("thinking")
     if explicit is not None:
         if not isinstance(explicit, dict) or not isinstance(explicit.get("type"), str):
             raise InvalidBodyError('thinking must be an object with a "type".', param="thinking")
         return explicit
-    effort = chat.get("reasoning_effort")
-    if effort is None or effort == "none":
+    effort = request.reasoning_effort
+    if effort is None:
         return None
-    if not isinstance(effort, str) or effort not in _THINKING_BUDGETS:
-        raise InvalidBodyError(
-            "reasoning_effort must be one of none, minimal, low, medium, high.", param="reasoning_effort"
-        )
     if tool_choice is not None and tool_choice.get("type") in ("any", "tool"):
         return None
-    if _tool_loop_pending(messages):
+    if request.tool_loop_pending:
         return None
-    return {"type": "enabled", "budget_tokens": _THINKING_BUDGETS[effort]}
+    return {"type": "enabled", "budget_tokens": THINKING_BUDGETS[effort]}
 
 
-def _tool_loop_pending(messages: Any) -> bool:
-    """True when the conversation ends in tool results answering an assistant's tool calls."""
-    if not isinstance(messages, list):
-        return False
-    for message in reversed(messages):
-        if not isinstance(message, dict) or message.get("role") == "tool":
-            continue
-        return message.get("role") == "assistant" and bool(message.get("tool_calls"))
-    return False
+def _system(system: list[list[TextPart]]) -> str | list[JsonObj] | None:
+    """The top-level ``system``: a plain string for one text without ``cache_control``, else text blocks."""
+    parts = [part for message in system for part in message]
+    if not parts:
+        return None
+    if len(parts) == 1 and parts[0].cache_control is None:
+        return parts[0].text
+    return [_block(part) for part in parts]
 
 
-def _tool_id(value: str) -> str:
-    return _ID_UNSAFE.sub("_", value)
+def _message(turn: Turn) -> JsonObj:
+    # A turn of one plain text block is sent as a string, the form Anthropic's own examples use.
+    if len(turn.parts) == 1 and isinstance(turn.parts[0], TextPart) and turn.parts[0].cache_control is None:
+        return {"role": turn.role, "content": turn.parts[0].text}
+    return {"role": turn.role, "content": [_block(part) for part in turn.parts]}
 
 
-def _messages(raw: Any) -> tuple[str | list[JsonObj] | None, list[JsonObj], list[str]]:
-    """(top-level system, merged Anthropic messages, tool names the history uses)."""
-    if not isinstance(raw, list) or not raw:
-        raise InvalidBodyError("messages must be a non-empty array.", param="messages")
-    system: list[JsonObj] = []
-    turns: list[JsonObj] = []
-    tool_names: list[str] = []
-    for i, message in enumerate(raw):
-        path = f"messages[{i}]"
-        if not isinstance(message, dict):
-            raise InvalidBodyError("Each message must be an object.", param=path)
-        role = message.get("role")
-        content = message.get("content")
-        if role in ("system", "developer"):
-            system.extend(_text_blocks(content, f"{path}.content", message.get("cache_control")))
-            continue
-        if role == "user":
-            blocks = _user_blocks(content, f"{path}.content", message.get("cache_control"))
-            anthropic_role = "user"
-        elif role == "assistant":
-            blocks = _assistant_blocks(message, path)
-            tool_names.extend(block["name"] for block in blocks if block["type"] == "tool_use")
-            anthropic_role = "assistant"
-        elif role == "tool":
-            blocks = [_tool_result(message, path)]
-            anthropic_role = "user"
-        else:
-            raise InvalidBodyError(
-                f"Unsupported message role {role!r} for Anthropic (use system, developer, user, assistant or tool).",
-                param=f"{path}.role",
-            )
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == anthropic_role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": anthropic_role, "content": blocks})
-    if not turns:
-        raise InvalidBodyError("messages needs at least one user or assistant message.", param="messages")
-    for turn in turns:
-        content = turn["content"]
-        if len(content) == 1 and content[0].keys() == {"type", "text"}:
-            turn["content"] = content[0]["text"]
-    if not system:
-        return None, turns, tool_names
-    if len(system) == 1 and system[0].keys() == {"type", "text"}:
-        return system[0]["text"], turns, tool_names
-    return system, turns, tool_names
-
-
-def _text_block(text: str, cache_control: Any) -> JsonObj:
-    block: JsonObj = {"type": "text", "text": text}
-    if cache_control is not None:
-        block["cache_control"] = cache_control
+def _block(part: Part) -> JsonObj:
+    block = _content_block(part)
+    if part.cache_control is not None:
+        block["cache_control"] = part.cache_control
     return block
 
 
-def _with_cache_control(blocks: list[JsonObj], cache_control: Any) -> list[JsonObj]:
-    # A message-level cache_control marks the end of that message, i.e. its last block.
-    if cache_control is not None and blocks:
-        blocks[-1]["cache_control"] = cache_control
-    return blocks
+def _content_block(part: Part) -> JsonObj:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, ImagePart):
+        return _image_block(part)
+    if isinstance(part, FilePart):
+        return _document_block(part)
+    if isinstance(part, ToolCallPart):
+        return {"type": "tool_use", "id": safe_tool_id(part.call_id), "name": part.name, "input": part.arguments}
+    return _tool_result_block(part)
 
 
-def _text_blocks(content: Any, path: str, cache_control: Any = None) -> list[JsonObj]:
-    """Text blocks of a system, developer or tool message: a string or an array of text parts."""
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return _with_cache_control([_text_block(content, None)] if content else [], cache_control)
-    if not isinstance(content, list):
-        raise InvalidBodyError("content must be a string or an array of content parts.", param=path)
-    blocks: list[JsonObj] = []
-    for j, part in enumerate(content):
-        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-            raise InvalidBodyError("Only text parts are supported here.", param=f"{path}[{j}].type")
-        if part["text"]:
-            blocks.append(_text_block(part["text"], part.get("cache_control")))
-    return _with_cache_control(blocks, cache_control)
-
-
-def _user_blocks(content: Any, path: str, cache_control: Any) -> list[JsonObj]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return _with_cache_control([_text_block(content, None)] if content else [], cache_control)
-    if not isinstance(content, list):
-        raise InvalidBodyError("content must be a string or an array of content parts.", param=path)
-    blocks: list[JsonObj] = []
-    for j, part in enumerate(content):
-        part_path = f"{path}[{j}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text" and isinstance(part.get("text"), str):
-            if not part["text"]:
-                continue
-            block = _text_block(part["text"], None)
-        elif kind == "image_url":
-            block = _image_block(part.get("image_url"), f"{part_path}.image_url")
-        elif kind == "file":
-            block = _document_block(part.get("file"), f"{part_path}.file")
-        else:
-            raise InvalidBodyError(
-                f"Unsupported content part type {kind!r} for Anthropic (text, image_url and file are supported).",
-                param=f"{part_path}.type",
-            )
-        if part.get("cache_control") is not None:
-            block["cache_control"] = part["cache_control"]
-        blocks.append(block)
-    return _with_cache_control(blocks, cache_control)
-
-
-def _image_block(image: Any, path: str) -> JsonObj:
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url:
-        raise InvalidBodyError("image_url.url is required.", param=f"{path}.url")
-    if url.startswith(("https://", "http://")):
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    match = _DATA_URL.fullmatch(url)
-    if match is None:
-        raise InvalidBodyError("An image must be an http(s) URL or a base64 data: URL.", param=f"{path}.url")
-    media_type = _IMAGE_TYPES.get(match.group(1).lower())
+def _image_block(image: ImagePart) -> JsonObj:
+    if image.url.startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    parsed = data_url(image.url)
+    if parsed is None:
+        raise InvalidBodyError("An image must be an http(s) URL or a base64 data: URL.", param=image.param)
+    media_type = _IMAGE_TYPES.get(parsed.media_type.lower())
     if media_type is None:
         raise InvalidBodyError(
-            f"Unsupported image type {match.group(1)} (png, jpeg, gif and webp are).", param=f"{path}.url"
+            f"Unsupported image type {parsed.media_type} (png, jpeg, gif and webp are).", param=image.param
         )
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": match.group(2)}}
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": parsed.data}}
 
 
-def _document_block(file: Any, path: str) -> JsonObj:
-    if not isinstance(file, dict):
-        raise InvalidBodyError("file must be an object.", param=path)
-    data_url = file.get("file_data")
-    if not isinstance(data_url, str):
-        raise InvalidBodyError(
-            "Anthropic needs the document inline as file_data (a base64 data: URL); file_id is not supported.",
-            param=f"{path}.file_data",
-        )
-    match = _DATA_URL.fullmatch(data_url)
-    media_type = match.group(1).lower() if match else None
-    if match is None or media_type not in ("application/pdf", "text/plain"):
-        raise InvalidBodyError(
-            "file_data must be a base64 data: URL of a PDF or plain text.", param=f"{path}.file_data"
-        )
+def _document_block(file: FilePart) -> JsonObj:
+    parsed = data_url(file.file_data)
+    media_type = parsed.media_type.lower() if parsed else None
+    if parsed is None or media_type not in ("application/pdf", "text/plain"):
+        raise InvalidBodyError("file_data must be a base64 data: URL of a PDF or plain text.", param=file.param)
     if media_type == "application/pdf":
-        source: JsonObj = {"type": "base64", "media_type": media_type, "data": match.group(2)}
+        source: JsonObj = {"type": "base64", "media_type": media_type, "data": parsed.data}
     else:
         # Anthropic takes plain-text documents as text, not base64.
         try:
-            text = base64.b64decode(match.group(2), validate=True).decode("utf-8")
+            text = base64.b64decode(parsed.data, validate=True).decode("utf-8")
         except (binascii.Error, ValueError) as exc:
-            raise InvalidBodyError("file_data does not hold base64 UTF-8 text.", param=f"{path}.file_data") from exc
+            raise InvalidBodyError("file_data does not hold base64 UTF-8 text.", param=file.param) from exc
         source = {"type": "text", "media_type": "text/plain", "data": text}
     block: JsonObj = {"type": "document", "source": source}
-    if isinstance(file.get("filename"), str) and file["filename"]:
-        block["title"] = file["filename"]
+    if file.filename:
+        block["title"] = file.filename
     return block
 
 
-def _assistant_blocks(message: JsonObj, path: str) -> list[JsonObj]:
-    blocks: list[JsonObj] = []
-    content = message.get("content")
-    if isinstance(content, str):
-        if content:
-            blocks.append(_text_block(content, None))
-    elif isinstance(content, list):
-        for j, part in enumerate(content):
-            kind = part.get("type") if isinstance(part, dict) else None
-            text = part.get(kind) if kind in ("text", "refusal") else None
-            if not isinstance(text, str):
-                raise InvalidBodyError(
-                    "Assistant content parts must be text or refusal.", param=f"{path}.content[{j}].type"
-                )
-            if text:
-                blocks.append(_text_block(text, part.get("cache_control")))
-    elif content is not None:
-        raise InvalidBodyError("content must be a string or an array of content parts.", param=f"{path}.content")
-    calls = message.get("tool_calls")
-    if calls is None:
-        return _with_cache_control(blocks, message.get("cache_control"))
-    if not isinstance(calls, list):
-        raise InvalidBodyError("tool_calls must be an array.", param=f"{path}.tool_calls")
-    for j, call in enumerate(calls):
-        call_path = f"{path}.tool_calls[{j}]"
-        if not isinstance(call, dict):
-            raise InvalidBodyError("A tool call must be an object.", param=call_path)
-        if call.get("type", "function") != "function":
-            raise InvalidBodyError("Only function tool calls are supported.", param=f"{call_path}.type")
-        function = call.get("function")
-        if not isinstance(function, dict):
-            raise InvalidBodyError("A tool call needs a function object.", param=f"{call_path}.function")
-        call_id, name = call.get("id"), function.get("name")
-        if not isinstance(call_id, str) or not call_id:
-            raise InvalidBodyError("A tool call needs an id.", param=f"{call_path}.id")
-        if not isinstance(name, str) or not name:
-            raise InvalidBodyError("A tool call needs a function name.", param=f"{call_path}.function.name")
-        arguments = _arguments(function.get("arguments"), f"{call_path}.function.arguments")
-        blocks.append({"type": "tool_use", "id": _tool_id(call_id), "name": name, "input": arguments})
-    return _with_cache_control(blocks, message.get("cache_control"))
+def _tool_result_block(result: ToolResultPart) -> JsonObj:
+    block: JsonObj = {"type": "tool_result", "tool_use_id": safe_tool_id(result.call_id)}
+    if isinstance(result.content, str):
+        if result.content:
+            block["content"] = result.content
+    elif result.content:
+        block["content"] = [_block(part) for part in result.content]
+    return block
 
 
-def _arguments(raw: Any, path: str) -> JsonObj:
-    if raw is None or raw == "":
-        return {}
-    if not isinstance(raw, str):
-        raise InvalidBodyError("function.arguments must be a JSON string.", param=path)
-    try:
-        value = _decode(raw)
-    except msgspec.DecodeError as exc:
-        raise InvalidBodyError(f"function.arguments is not valid JSON: {exc}", param=path) from exc
-    except RecursionError:  # msgspec gives up near the interpreter's recursion limit
-        raise InvalidBodyError("function.arguments is JSON nested too deep to read.", param=path) from None
-    if not isinstance(value, dict):
-        raise InvalidBodyError("function.arguments must encode a JSON object.", param=path)
-    return value
+def _tool(tool: Tool) -> JsonObj:
+    spec: JsonObj = {"name": tool.name}
+    if tool.description is not None:
+        spec["description"] = tool.description
+    spec["input_schema"] = tool.parameters
+    if tool.cache_control is not None:
+        spec["cache_control"] = tool.cache_control
+    return spec
 
 
-def _tool_result(message: JsonObj, path: str) -> JsonObj:
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise InvalidBodyError("A tool message needs its tool_call_id.", param=f"{path}.tool_call_id")
-    result: JsonObj = {"type": "tool_result", "tool_use_id": _tool_id(call_id)}
-    content = message.get("content")
-    if isinstance(content, str):
-        if content:
-            result["content"] = content
-    else:
-        blocks = _text_blocks(content, f"{path}.content")
-        if blocks:
-            result["content"] = blocks
-    if message.get("cache_control") is not None:
-        result["cache_control"] = message["cache_control"]
-    return result
-
-
-def _tools(tools: Any) -> list[JsonObj]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise InvalidBodyError("tools must be an array.", param="tools")
-    specs: list[JsonObj] = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise InvalidBodyError("Anthropic supports only function tools here.", param=f"tools[{i}].type")
-        function = tool.get("function")
-        if not isinstance(function, dict):
-            raise InvalidBodyError("A function tool needs a function object.", param=f"tools[{i}].function")
-        name = function.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidBodyError("A function tool needs a name.", param=f"tools[{i}].function.name")
-        parameters = function.get("parameters")
-        if parameters is None:
-            parameters = {"type": "object", "properties": {}}
-        elif not isinstance(parameters, dict):
-            raise InvalidBodyError("parameters must be a JSON schema object.", param=f"tools[{i}].function.parameters")
-        spec: JsonObj = {"name": name}
-        description = function.get("description")
-        if isinstance(description, str) and description:
-            spec["description"] = description
-        spec["input_schema"] = parameters
-        if tool.get("cache_control") is not None:
-            spec["cache_control"] = tool["cache_control"]
-        specs.append(spec)
-    return specs
-
-
-def _tool_choice(choice: Any, parallel: Any, *, has_tools: bool) -> JsonObj | None:
+def _tool_choice(request: ChatRequest, parallel: object, *, has_tools: bool) -> JsonObj | None:
     if parallel is not None and not isinstance(parallel, bool):
         raise InvalidBodyError("parallel_tool_calls must be a boolean.", param="parallel_tool_calls")
+    choice = request.tool_choice
+    result: JsonObj | None
     if choice is None or choice == "auto":
-        result: JsonObj | None = {"type": "auto"} if choice == "auto" or parallel is False else None
+        result = {"type": "auto"} if choice == "auto" or parallel is False else None
     elif choice == "none":
         # Anthropic's "none" takes no disable_parallel_tool_use: no tool is called at all.
         return {"type": "none"} if has_tools else None
     elif choice == "required":
         result = {"type": "any"}
-    elif isinstance(choice, dict) and choice.get("type") == "function":
-        function = choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else None
-        if not isinstance(name, str) or not name:
-            raise InvalidBodyError("tool_choice.function.name is required.", param="tool_choice.function.name")
-        result = {"type": "tool", "name": name}
     else:
-        raise InvalidBodyError(
-            'tool_choice must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.',
-            param="tool_choice",
-        )
+        result = {"type": "tool", "name": choice.name}
     if not has_tools:
         if result is not None and result["type"] in ("any", "tool"):
             raise InvalidBodyError("tool_choice forces a tool call, but no tools were given.", param="tool_choice")
@@ -563,15 +353,11 @@ def _tool_choice(choice: Any, parallel: Any, *, has_tools: bool) -> JsonObj | No
 # -- response: Message -> OpenAI chat ----------------------------------------------------------------
 
 
-def _finish_reason(stop_reason: Any) -> str:
-    return _FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
-
-
-def _count(value: Any) -> int | None:
+def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _usage(usage: Any) -> JsonObj:
+def _usage(usage: object) -> JsonObj:
     if not isinstance(usage, dict):
         return usage_object(0, 0)
     read = _count(usage.get("cache_read_input_tokens"))
@@ -582,7 +368,7 @@ def _usage(usage: Any) -> JsonObj:
     return usage_object(prompt, completion, cached_tokens=read, cache_write_tokens=write)
 
 
-def _completion_id(message_id: Any) -> str:
+def _completion_id(message_id: object) -> str:
     return f"chatcmpl-{message_id}" if isinstance(message_id, str) and message_id else "chatcmpl-anthropic"
 
 
@@ -599,37 +385,20 @@ def messages_to_chat(message: JsonObj, *, model: str, created: int) -> JsonObj:
         if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
         elif kind == "tool_use":
-            arguments = _encode(block.get("input") if block.get("input") is not None else {}).decode()
-            function = {"name": block.get("name"), "arguments": arguments}
-            calls.append({"id": block.get("id"), "type": "function", "function": function})
+            calls.append(tool_call(block.get("id"), block.get("name"), block.get("input")))
         elif kind == "thinking" and isinstance(block.get("thinking"), str):
             reasoning.append(block["thinking"])
     text = "".join(texts)
-    chat_message: JsonObj = {
-        "role": "assistant",
-        "content": None if not text and calls else text,
-        "refusal": None,
-        "annotations": [],
-    }
-    if reasoning:
-        chat_message["reasoning_content"] = "".join(reasoning)
-    if calls:
-        chat_message["tool_calls"] = calls
-    return {
-        "id": _completion_id(message.get("id")),
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": chat_message,
-                "logprobs": None,
-                "finish_reason": _finish_reason(message.get("stop_reason")),
-            }
-        ],
-        "usage": _usage(message.get("usage")),
-    }
+    return chat_completion(
+        _completion_id(message.get("id")),
+        created,
+        model,
+        content=None if not text and calls else text,
+        reasoning=reasoning,
+        tool_calls=calls,
+        finish_reason=finish_reason(message.get("stop_reason"), _FINISH_REASONS),
+        usage=_usage(message.get("usage")),
+    )
 
 
 def error_message(body: JsonObj) -> str:
@@ -651,7 +420,7 @@ def error_message(body: JsonObj) -> str:
 # -- stream: Messages SSE events -> OpenAI chunks ----------------------------------------------------
 
 
-class MessagesStreamTranslator:
+class MessagesStreamTranslator(StreamTranslator):
     """Anthropic stream events, one at a time, as OpenAI ``chat.completion.chunk`` objects.
 
     ``usage`` holds the OpenAI usage once ``message_delta`` has arrived (for the log), whether or
@@ -659,20 +428,11 @@ class MessagesStreamTranslator:
     """
 
     def __init__(self, *, model: str, created: int, include_usage: bool) -> None:
-        self._model = model
-        self._created = created
-        self._include_usage = include_usage
-        self._id = _completion_id(None)
+        # The id is the message's, known from message_start on.
+        super().__init__(model=model, created=created, completion_id=_completion_id(None), include_usage=include_usage)
         #: Anthropic usage merged over message_start and message_delta (the latter's counts are cumulative).
         self._raw_usage: JsonObj = {}
-        #: content block index -> OpenAI tool_calls index (OpenAI counts tool calls, not blocks).
-        self._tool_index: dict[int, int] = {}
-        self._stop_reason: Any = None
-        self.usage: JsonObj | None = None
-        self.finish_reason: str | None = None
-
-    def _chunk(self, delta: JsonObj | None, **extra: Any) -> JsonObj:
-        return completion_chunk(self._id, self._created, self._model, delta, **extra)
+        self._stop_reason: object = None
 
     def feed(self, event: str, data: JsonObj) -> list[JsonObj]:
         """The chunks one event produces (often none). ``event: error`` raises ProviderStreamError."""
@@ -695,20 +455,21 @@ class MessagesStreamTranslator:
             self.usage = _usage(self._raw_usage)
             return []
         if kind == "message_stop":
-            self.finish_reason = _finish_reason(self._stop_reason)
+            self.finish_reason = finish_reason(self._stop_reason, _FINISH_REASONS)
             self.usage = _usage(self._raw_usage)
             chunks = [self._chunk({}, finish_reason=self.finish_reason)]
             if self._include_usage:
                 chunks.append(self._chunk(None, usage=self.usage))
             return chunks
         if kind == "error":
-            error = data.get("error") if isinstance(data.get("error"), dict) else {}
+            raw_error = data.get("error")
+            error: JsonObj = raw_error if isinstance(raw_error, dict) else {}
             error_type = str(error.get("type") or "api_error")
             raise ProviderStreamError(_ERROR_STATUS.get(error_type, 500), error_message(data), kind=error_type)
         # ping, content_block_stop, and event types Anthropic may add later carry nothing to relay.
         return []
 
-    def _merge_usage(self, usage: Any) -> None:
+    def _merge_usage(self, usage: object) -> None:
         if isinstance(usage, dict):
             self._raw_usage.update({key: value for key, value in usage.items() if value is not None})
 
@@ -717,14 +478,7 @@ class MessagesStreamTranslator:
         if not isinstance(block, dict):
             return []
         if block.get("type") == "tool_use":
-            index = self._tool_index.setdefault(_count(data.get("index")) or 0, len(self._tool_index))
-            call = {
-                "index": index,
-                "id": block.get("id"),
-                "type": "function",
-                "function": {"name": block.get("name"), "arguments": ""},
-            }
-            return [self._chunk({"tool_calls": [call]})]
+            return [self._tool_call_start(_count(data.get("index")) or 0, block.get("id"), block.get("name"))]
         # Text and thinking blocks start empty; anything else (server tools, redacted thinking) has
         # no OpenAI chunk field.
         if block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"]:
@@ -745,7 +499,7 @@ class MessagesStreamTranslator:
             # Deltas of blocks that were not tool_use (server tools) have no OpenAI tool call to extend.
             if index is None or not isinstance(partial, str) or not partial:
                 return []
-            return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": partial}}]})]
+            return [self._arguments_chunk(index, partial)]
         if kind == "thinking_delta":
             thinking = delta.get("thinking")
             return [self._chunk({"reasoning_content": thinking})] if isinstance(thinking, str) and thinking else []

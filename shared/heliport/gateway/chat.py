@@ -1,19 +1,31 @@
-"""What every translation shares: OpenAI chat shapes, built one way, and the stream failure type.
+"""What every translation shares: OpenAI chat answers built one way, and the stream failure type.
 
 Translations work on decoded JSON objects (``dict``): the shapes are wide and mostly passed
 through, and a typed mirror of three providers' schemas would be larger than the mapping itself.
+(The request side, OpenAI chat read into typed parts, is :mod:`.chat_request`.)
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from typing import Any
 
-from heliport.errors import InvalidBodyError
+import msgspec
 
-__all__ = ["JsonObj", "ProviderStreamError", "completion_chunk", "number_param", "usage_object"]
+__all__ = [
+    "JsonObj",
+    "ProviderStreamError",
+    "StreamTranslator",
+    "chat_completion",
+    "completion_chunk",
+    "finish_reason",
+    "tool_call",
+    "usage_object",
+]
 
 JsonObj = dict[str, Any]
+
+_encode = msgspec.json.encode
 
 
 class ProviderStreamError(Exception):
@@ -78,17 +90,90 @@ def completion_chunk(
     return chunk
 
 
-def number_param(chat: JsonObj, field: str) -> float | None:
-    """A finite number parameter of a chat request (temperature, top_p), for providers that need a float."""
-    value = chat.get(field)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidBodyError(f"{field} must be a number.", param=field)
-    try:
-        number = float(value)
-    except OverflowError:  # an integer literal beyond any float (10e400 written out)
-        number = math.inf
-    if not math.isfinite(number):
-        raise InvalidBodyError(f"{field} must be a finite number.", param=field)
-    return number
+def finish_reason(stop_reason: object, reasons: Mapping[str, str]) -> str:
+    """OpenAI's ``finish_reason`` for a provider's stop reason, by ``reasons``.
+
+    A missing or unknown reason (one the provider adds later, a malformed-output one) still ends the
+    turn, so it is ``stop``.
+    """
+    return reasons.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+def tool_call(call_id: object, name: object, arguments: object) -> JsonObj:
+    """One OpenAI tool call from a provider's: ``arguments`` is its decoded input object (None: none),
+    which OpenAI carries as a JSON string."""
+    encoded = _encode(arguments if arguments is not None else {}).decode()
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": encoded}}
+
+
+def chat_completion(
+    completion_id: str,
+    created: int,
+    model: str,
+    *,
+    content: str | None,
+    reasoning: list[str],
+    tool_calls: list[JsonObj],
+    finish_reason: str,
+    usage: JsonObj,
+) -> JsonObj:
+    """One ``chat.completion`` with a single choice: the assistant's message, how it ended, and ``usage``.
+
+    ``reasoning`` pieces are joined into ``reasoning_content`` (the field DeepSeek and OpenRouter use),
+    which is left out, like ``tool_calls``, when empty.
+    """
+    message: JsonObj = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    if reasoning:
+        message["reasoning_content"] = "".join(reasoning)
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": usage,
+    }
+
+
+class StreamTranslator:
+    """What translating any provider's stream into OpenAI chunks keeps: the completion's identity,
+    OpenAI's numbering of tool calls, and what the log reads at the end.
+
+    ``usage`` holds the OpenAI usage once the provider has reported it, and ``finish_reason`` how the
+    answer ended, whether or not the caller asked for the usage chunk (the log needs both).
+    """
+
+    def __init__(self, *, model: str, created: int, completion_id: str, include_usage: bool) -> None:
+        self._model = model
+        self._created = created
+        self._id = completion_id
+        self._include_usage = include_usage
+        #: Provider content block index -> OpenAI tool_calls index (OpenAI counts tool calls, not blocks).
+        self._tool_index: dict[int, int] = {}
+        self.usage: JsonObj | None = None
+        self.finish_reason: str | None = None
+
+    def _chunk(
+        self, delta: JsonObj | None, *, finish_reason: str | None = None, usage: JsonObj | None = None
+    ) -> JsonObj:
+        return completion_chunk(self._id, self._created, self._model, delta, finish_reason=finish_reason, usage=usage)
+
+    def _tool_slot(self, block_index: int) -> int:
+        """The OpenAI tool call index of the provider's content block ``block_index``, the next one if new."""
+        return self._tool_index.setdefault(block_index, len(self._tool_index))
+
+    def _tool_call_start(self, block_index: int, call_id: object, name: object) -> JsonObj:
+        """The chunk that opens a tool call: its id and function name, the arguments to follow in pieces."""
+        call = {
+            "index": self._tool_slot(block_index),
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        return self._chunk({"tool_calls": [call]})
+
+    def _arguments_chunk(self, index: int, arguments: str) -> JsonObj:
+        """A piece of the JSON arguments of the tool call ``index``."""
+        return self._chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})
