@@ -31,6 +31,7 @@ second parse). :func:`deep_json_path` and :func:`deep_json_key` find where, for 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -177,7 +178,7 @@ def json_depth_exceeds(value: object, limit: int) -> bool:
     docs/benchmarks.md: a 111-byte chat body, 1.1 us (decode 0.3); a 56 KB agent body (150 messages,
     20 tool schemas), 136 us (decode 80); 20 MB of 20,000 long messages, 7 ms (decode 12).
     """
-    level = [value] if type(value) in _CONTAINERS else []
+    level: list[Any] = [value] if type(value) in _CONTAINERS else []
     depth = 0
     while level:
         depth += 1
@@ -185,7 +186,8 @@ def json_depth_exceeds(value: object, limit: int) -> bool:
             return True
         below: list[Any] = []
         for node in level:
-            below += [child for child in (node.values() if type(node) is dict else node) if type(child) in _CONTAINERS]
+            children: Iterable[Any] = node.values() if type(node) is dict else node
+            below += [child for child in children if type(child) in _CONTAINERS]
         level = below
     return False
 
@@ -194,9 +196,10 @@ def deep_json_path(value: object, limit: int, *, segments: int = 4) -> str | Non
     """Where ``value`` nests past ``limit``, as ``tools[0].function.parameters`` (at most ``segments``
     steps): for an error message, after :func:`json_depth_exceeds` said so. None at the top level."""
     parts: list[str] = []
-    node, room = value, limit
+    node: Any = value
+    room = limit
     while len(parts) < segments and type(node) in _CONTAINERS:
-        children = node.items() if isinstance(node, dict) else enumerate(node)
+        children: Iterable[tuple[Any, Any]] = node.items() if isinstance(node, dict) else enumerate(node)
         found = next(((k, c) for k, c in children if json_depth_exceeds(c, room - 1)), None)
         if found is None:
             break

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TypedDict
@@ -36,7 +36,7 @@ from heliport.logs.backlog import LogBacklog
 from heliport.logs.record import SECRET_HEADERS, LogRecord, Status
 from heliport.logs.usage import Usage, extract_usage
 from heliport.proxy.targets import Target
-from heliport.proxy.transport import UpstreamResponse, UpstreamTransport
+from heliport.proxy.transport import UpstreamRequest, UpstreamResponse, UpstreamTransport
 from heliport.ratelimit import Decision, RateLimiter, SegmentMissing
 from heliport.store.ports import ApiKey, LogQueue
 
@@ -361,6 +361,10 @@ class ExchangeHandler:
         self._limiter = deps.limiter
         self._backlog = deps.backlog
         self._steps = deps.steps
+
+    def _send(self, request: UpstreamRequest) -> Awaitable[UpstreamResponse]:
+        """One upstream call through the transport of the moment (the app opens it in its lifespan)."""
+        return self._transport().send(request)
 
     async def _pre_forward(self, exchange: Exchange, send: Send, ids: list[tuple[bytes, bytes]]) -> bool:
         """Run the pre-forward steps in order: False when one answered the request (answered and logged).

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import MutableMapping
 from importlib import resources
 from typing import Any
 
@@ -45,11 +46,11 @@ def assets() -> dict[str, tuple[bytes, bytes, bytes]]:
     return assets
 
 
-def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
+def _header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:
     return next((value for key, value in scope.get("headers", ()) if key.lower() == name), None)
 
 
-async def serve_dashboard(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def serve_dashboard(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     """ASGI: ``/dashboard`` and ``/dashboard/`` are the page; ``/dashboard/<name>`` one of its assets."""
     path: str = scope["path"]
     if path == "/dashboard":

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 from urllib.parse import parse_qsl
 
@@ -345,9 +346,7 @@ class GatewayHandler(ExchangeHandler):
             exchange.target = Target(account.label, request.url, guarded=False)
             gateway.native_request = request.body
             try:
-                response = await send_with_retries(
-                    lambda request=request: self._transport().send(request), policy, on_retry=note_retry
-                )
+                response = await send_with_retries(partial(self._send, request), policy, on_retry=note_retry)
             except UpstreamError as err:
                 fail(candidate, 408 if isinstance(err, UpstreamTimeoutError) else err.status, err.message)
                 continue
@@ -481,13 +480,16 @@ class GatewayHandler(ExchangeHandler):
         except Exception as exc:
             # The provider's error event mid-stream, or a stream heliport cannot read: end the stream
             # with an error event in the client's format, as the provider's own stream would.
-            err = exc if isinstance(exc, ProviderStreamError) else ProviderStreamError(502, f"unreadable stream: {exc}")
-            exchange.status = err.status
-            exchange.errors.append(f"{gateway.provider} stream error: {err.message}")
+            failure = (
+                exc if isinstance(exc, ProviderStreamError) else ProviderStreamError(502, f"unreadable stream: {exc}")
+            )
+            exchange.status = failure.status
+            exchange.errors.append(f"{gateway.provider} stream error: {failure.message}")
             if responses is not None:
-                out.extend(named_event(n, d) for n, d in responses.fail(err.message, err.kind))
+                out.extend(named_event(n, d) for n, d in responses.fail(failure.message, failure.kind))
             else:
-                out.append(data_event({"error": {"message": err.message, "type": err.kind, "code": err.status}}))
+                error = {"message": failure.message, "type": failure.kind, "code": failure.status}
+                out.append(data_event({"error": error}))
             await emit()
             await self._log(exchange)  # the answer is not complete: logged, never cached or charged
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -96,6 +96,11 @@ class _ToolName:
     custom: bool
 
 
+def _object(value: Any) -> JsonObj:
+    """``value`` when it is a JSON object, else an empty one: the readers below tolerate missing parts."""
+    return value if isinstance(value, dict) else {}
+
+
 def _flat_name(namespace: str | None, name: str) -> str:
     if not namespace:
         return name
@@ -567,7 +572,7 @@ def chat_to_response(completion: JsonObj, *, request: JsonObj, response_id: str,
     """A ``chat.completion`` as the Response object ``/v1/responses`` would have returned."""
     choices = completion.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    message = _object(choice.get("message"))
     delta: JsonObj = {}
     reasoning = _reasoning_delta(message)
     if reasoning:
@@ -585,7 +590,8 @@ def chat_to_response(completion: JsonObj, *, request: JsonObj, response_id: str,
         chunk["usage"] = completion["usage"]
     translator = ResponsesStreamTranslator(request=request, response_id=response_id, created_at=created_at)
     translator.feed(chunk)
-    return translator.finish()[-1][1]["response"]
+    response: JsonObj = translator.finish()[-1][1]["response"]  # the last event, response.completed, carries it
+    return response
 
 
 # --- streaming --------------------------------------------------------------------------------------
@@ -614,9 +620,8 @@ class _Item:
             parsed = json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
             return raw
-        if isinstance(parsed, dict) and isinstance(parsed.get("input"), str):
-            return parsed["input"]
-        return raw
+        given = parsed.get("input") if isinstance(parsed, dict) else None
+        return given if isinstance(given, str) else raw
 
     def snapshot(self) -> JsonObj:
         if self.kind == "reasoning":
@@ -793,11 +798,13 @@ class ResponsesStreamTranslator:
             self._emit("response.output_text.delta", **where, delta=text, logprobs=[])
 
     def _tool_call(self, position: int, call: JsonObj) -> None:
-        index = call.get("index") if isinstance(call.get("index"), int) else position
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        given = call.get("index")
+        index = given if isinstance(given, int) else position
+        function = _object(call.get("function"))
         item = self._calls.get(index)
         if item is None:
-            flat = function.get("name") if isinstance(function.get("name"), str) else ""
+            name = function.get("name")
+            flat = name if isinstance(name, str) else ""
             known = self._names.get(flat)
             custom = known is not None and known.custom
             item = self._new_item("custom_tool_call" if custom else "function_call", "ctc" if custom else "fc")
@@ -831,7 +838,7 @@ class ResponsesStreamTranslator:
             # n > 1 has no Responses equivalent; the first choice is the answer.
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            delta = _object(choice.get("delta"))
             reasoning = _reasoning_delta(delta)
             if reasoning:
                 self._reasoning(reasoning)

@@ -33,14 +33,14 @@ class SseDecoder:
         events: list[tuple[str, str]] = []
         for block in blocks:
             name = "message"
-            data: list[str] = []
+            lines: list[str] = []
             for line in block.decode("utf-8", "replace").split("\n"):
                 if line.startswith("data:"):
-                    data.append(line[6:] if line.startswith("data: ") else line[5:])
+                    lines.append(line[6:] if line.startswith("data: ") else line[5:])
                 elif line.startswith("event:"):
                     name = line[6:].strip()
-            if data:
-                events.append((name, "\n".join(data)))
+            if lines:
+                events.append((name, "\n".join(lines)))
         return events
 
 

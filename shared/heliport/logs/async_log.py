@@ -127,8 +127,8 @@ class AsyncLogHandler:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise _field_error(exc) from None
         except RecursionError:  # msgspec gives up near the interpreter's recursion limit, far past the setting
-            key = deep_json_key(body, limit)
-            raise JsonTooDeepError(limit, param=f"$.{key}" if key else None) from None
+            where = deep_json_key(body, limit)
+            raise JsonTooDeepError(limit, param=f"$.{where}" if where else None) from None
         _check_depth(payload, limit)
         headers = [(n, v) for n, v in scope["headers"] if n.lower().startswith(b"helicone-")]
         token = _bearer(scope["headers"])

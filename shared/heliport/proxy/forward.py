@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -163,9 +164,7 @@ class ProxyHandler(ExchangeHandler):
             if attempt.fallback is not None:
                 exchange.fallback_index = index
             try:
-                response = await send_with_retries(
-                    lambda request=request: self._transport().send(request), policy, on_retry=note_retry
-                )
+                response = await send_with_retries(partial(self._send, request), policy, on_retry=note_retry)
             except UpstreamError as err:
                 if index == last or attempt.fallback is None:
                     raise

@@ -37,11 +37,19 @@ class UpstreamRequest:
 
 
 class UpstreamResponse(Protocol):
-    status: int
-    #: Raw header pairs as received, names in their original case.
-    headers: Sequence[tuple[bytes, bytes]]
-    #: True when the body is being decompressed on the way through (drop Content-Encoding/Length).
-    decoded: bool
+    # Read-only members: an implementation may hold them as plain attributes of narrower types.
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Sequence[tuple[bytes, bytes]]:
+        """Raw header pairs as received, names in their original case."""
+        ...
+
+    @property
+    def decoded(self) -> bool:
+        """True when the body is being decompressed on the way through (drop Content-Encoding/Length)."""
+        ...
 
     def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives; raises UpstreamError subclasses on failure mid-body."""

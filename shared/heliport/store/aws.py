@@ -571,7 +571,7 @@ class SqsQueue:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with "equal jitter": half the step fixed, half random."""
-        step = min(self._backoff_cap, self._backoff_base * 2**attempt)
+        step: float = min(self._backoff_cap, self._backoff_base * 2**attempt)
         return step / 2 + random.uniform(0, step / 2)
 
     async def aclose(self) -> None:

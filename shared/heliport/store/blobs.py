@@ -10,6 +10,7 @@ decompresses, as Helicone's reader does.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import secrets
 from pathlib import Path
@@ -149,7 +150,7 @@ class LocalBlobStore:
         # A directory walk has no size bound, so it always runs in a thread.
         return await asyncio.to_thread(self._list, prefix, limit)
 
-    def _list(self, prefix: str, limit: int) -> list[str]:
+    def _list(self, prefix: str, limit: int) -> builtins.list[str]:  # the method above shadows list here
         if limit <= 0 or "\\" in prefix or "\0" in prefix or prefix.startswith("/"):
             return []
         # Walk only the deepest directory the prefix names in full; its last part is a name prefix.
