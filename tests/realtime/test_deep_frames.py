@@ -121,13 +121,9 @@ def test_a_deep_frame_is_relayed_both_ways_and_logged_as_text(
     assert asyncio.run(session()) == [frame, after]  # echoed by the upstream, untouched both ways
     assert upstream.received[-2:] == [frame, after]
     events = _events(relay, request_id)
-    logged = [(e["from"], e["type"]) for e in events]
-    assert logged == [
-        ("client", "text"),
-        ("client", "response.create"),
-        ("target", "text"),
-        ("target", "response.create"),
-    ]
+    # Each direction in its order; the two directions are relayed concurrently, so they interleave freely.
+    for side in ("client", "target"):
+        assert [e["type"] for e in events if e["from"] == side] == ["text", "response.create"], events
     assert events[0]["content"] == frame
 
 
