@@ -27,9 +27,8 @@ from heliport.api.database import SqliteQueries
 from heliport.auth import Authenticator, create_key
 from heliport.logs.row import RequestRow
 from heliport.store.blobs import LocalBlobStore
-from heliport.store.local import SqliteKeyStore
+from heliport.store.keys import Organisation, SqliteKeyStore
 from heliport.store.logdb_sqlite import SqliteLogDb
-from heliport.store.ports import Organisation
 
 ROWS = 10_000
 

@@ -144,7 +144,8 @@ def micro(scratch: Path, response: bytes, request: bytes) -> list[tuple[str, flo
     from heliport.headers import parse_headers
     from heliport.logs.record import LogRecord
     from heliport.proxy.targets import TargetResolver
-    from heliport.store.local import SqliteKeyStore, SqliteQueue
+    from heliport.store.keys import SqliteKeyStore
+    from heliport.store.queue import SqliteQueue
 
     settings = Settings(data_dir=scratch / "micro", upstream_overrides={"oai": "http://127.0.0.1:9"})
     loop = asyncio.new_event_loop()

@@ -36,10 +36,9 @@ from heliport.api.bodies import BodyLinks
 from heliport.api.database import PostgresQueries
 from heliport.auth import Authenticator, create_key
 from heliport.store.blobs import LocalBlobStore
-from heliport.store.local import SqliteKeyStore
+from heliport.store.keys import Organisation, SqliteKeyStore
 from heliport.store.logdb import add_months, month_start
 from heliport.store.logdb_postgres import PostgresLogDb
-from heliport.store.ports import Organisation
 
 ORGS = 10
 DAYS = 90

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from heliport.store.aws import S3BlobStore, create_table
-from heliport.store.blobs import BlobStore, LocalBlobStore
+from heliport.store.aws import create_table
+from heliport.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
 
 REGION = "us-east-1"
 

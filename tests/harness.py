@@ -28,7 +28,8 @@ from heliport.config import Settings
 from heliport.exchange import RequestStep
 from heliport.logs.record import LogRecord
 from heliport.store.factory import open_cache_store, open_counter_store
-from heliport.store.local import MemoryQueue, SqliteKeyStore
+from heliport.store.keys import SqliteKeyStore
+from heliport.store.queue import MemoryQueue
 
 
 class ServerThread:

@@ -12,8 +12,7 @@ from websockets.exceptions import InvalidStatus
 
 from heliport.auth import Authenticator, bootstrap_local_org, create_key, hash_key
 from heliport.errors import AuthenticationError
-from heliport.store.local import SqliteKeyStore
-from heliport.store.ports import ApiKey
+from heliport.store.keys import ApiKey, SqliteKeyStore
 from tests.harness import Gateway
 from tests.mock_provider import MockProvider
 

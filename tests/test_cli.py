@@ -25,10 +25,10 @@ import pytest
 from heliport.config import Settings
 from heliport.store.aws import create_table
 from heliport.store.factory import open_key_store
-from heliport.store.local import SqliteQueue
+from heliport.store.keys import Organisation
 from heliport.store.logdb import DeadLetter
 from heliport.store.logdb_sqlite import SqliteLogDb
-from heliport.store.ports import Organisation
+from heliport.store.queue import SqliteQueue
 from tests.aws import REGION
 from tests.logs.records import chat_record
 from tests.mock_provider import MockProvider

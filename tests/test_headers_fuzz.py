@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from heliport.auth import create_key
 from heliport.errors import AuthenticationError, HeliportError, InvalidHeaderError
 from heliport.headers import _FIELDS, RequestOptions, parse_headers
-from heliport.store.ports import Organisation
+from heliport.store.keys import Organisation
 from tests.harness import Gateway
 from tests.mock_provider import MockProvider
 

@@ -23,7 +23,7 @@ from heliport.asgi import Receive, Scope, Send
 from heliport.auth import bootstrap_local_org, create_key
 from heliport.config import Settings
 from heliport.smoke import STEPS
-from heliport.store.local import SqliteKeyStore
+from heliport.store.keys import SqliteKeyStore
 from tests.harness import ServerThread
 from tests.mock_provider import MockProvider
 

@@ -27,7 +27,10 @@ from heliport.proxy.transport import AiohttpTransport, UpstreamTransport
 from heliport.ratelimit import RateLimiter
 from heliport.realtime import RealtimeRelay
 from heliport.store.blobs import BlobStore
-from heliport.store.ports import CacheStore, CounterStore, KeyStore, LogQueue
+from heliport.store.cache_store import CacheStore
+from heliport.store.counter_store import CounterStore
+from heliport.store.keys import KeyStore
+from heliport.store.queue import LogQueue
 
 if TYPE_CHECKING:
     from heliport.api.app import QueryApi

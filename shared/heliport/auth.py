@@ -15,7 +15,7 @@ import uuid
 from datetime import UTC, datetime
 
 from heliport.errors import AuthenticationError
-from heliport.store.ports import ApiKey, KeyStore, Organisation
+from heliport.store.keys import ApiKey, KeyStore, Organisation
 
 __all__ = ["KEY_PREFIX", "Authenticator", "bootstrap_local_org", "create_key", "generate_key", "hash_key"]
 

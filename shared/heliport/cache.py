@@ -32,7 +32,7 @@ import msgspec
 
 from heliport.errors import InvalidHeaderError
 from heliport.headers import RequestOptions
-from heliport.store.ports import CacheStore
+from heliport.store.cache_store import CacheStore
 
 __all__ = [
     "DEFAULT_TTL",

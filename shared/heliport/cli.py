@@ -25,7 +25,7 @@ from pathlib import Path
 from heliport.auth import bootstrap_local_org, create_key
 from heliport.config import Settings
 from heliport.store.factory import open_key_store
-from heliport.store.ports import KeyStore, Organisation
+from heliport.store.keys import KeyStore, Organisation
 
 __all__ = ["main"]
 

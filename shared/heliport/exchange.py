@@ -38,7 +38,8 @@ from heliport.logs.usage import Usage, extract_usage
 from heliport.proxy.targets import Target
 from heliport.proxy.transport import UpstreamRequest, UpstreamResponse, UpstreamTransport
 from heliport.ratelimit import Decision, RateLimiter, SegmentMissing
-from heliport.store.ports import ApiKey, LogQueue
+from heliport.store.keys import ApiKey
+from heliport.store.queue import LogQueue
 
 __all__ = [
     "SUCCESS_HEADERS",

@@ -119,8 +119,8 @@ class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
     def log_fields(self, *, body_user: str | None = None) -> LogFields:
         """The caller's part of a ``LogRecord``, as its keyword arguments (the user falls back to the body's).
 
-        Here rather than in :mod:`heliport.logs.record` so that the record does not import the header
-        parser: the rate limiter this module uses reaches the record through the storage ports.
+        Here rather than in :mod:`heliport.logs.record` so that the record, which the stores import,
+        stays a leaf that does not import the header parser.
         """
         return {
             "user_id": self.user_id or body_user,

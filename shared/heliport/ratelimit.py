@@ -3,7 +3,7 @@
 The algorithm
 -------------
 A policy ``<quota>;w=<W>`` cuts time into fixed windows of ``W`` seconds; window ``i`` is
-``[i*W, (i+1)*W)`` and has one counter in the :class:`~heliport.store.ports.CounterStore`, keyed
+``[i*W, (i+1)*W)`` and has one counter in the :class:`~heliport.store.counter_store.CounterStore`, keyed
 ``<segment_key>#<W>#<i>``. At time ``t`` in window ``i`` (``f = (t - i*W) / W``, the fraction of
 the window gone), with ``P`` counted in window ``i-1`` and ``C`` so far in window ``i``, the count
 in the sliding window ``(t-W, t]`` is estimated as if window ``i-1``'s traffic had been spread
@@ -83,14 +83,12 @@ import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import msgspec
 
 from heliport.errors import InvalidHeaderError
-
-if TYPE_CHECKING:  # a runtime import would cycle: store.ports -> logs.record -> headers -> here
-    from heliport.store.ports import CounterStore
+from heliport.store.counter_store import CounterStore
 
 __all__ = [
     "MAX_WINDOW",

@@ -55,7 +55,8 @@ from heliport.errors import AuthenticationError, HeliportError, RequestError, Ro
 from heliport.headers import RequestOptions, parse_headers
 from heliport.logs.record import LogRecord
 from heliport.logs.usage import Usage
-from heliport.store.ports import ApiKey, LogQueue
+from heliport.store.keys import ApiKey
+from heliport.store.queue import LogQueue
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection

@@ -22,9 +22,8 @@ import pytest
 
 from heliport.auth import create_key
 from heliport.config import Settings
-from heliport.store.local import SqliteKeyStore
+from heliport.store.keys import Organisation, SqliteKeyStore
 from heliport.store.logdb_postgres import PostgresLogDb
-from heliport.store.ports import Organisation
 from tests.api.paused import Mode, PausedDatabase
 from tests.faults import closed_port
 from tests.harness import serve_local

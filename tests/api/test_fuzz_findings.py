@@ -39,10 +39,9 @@ from heliport.errors import RequestError
 from heliport.logs.consumer import body_key
 from heliport.logs.row import RequestRow
 from heliport.store.blobs import LocalBlobStore
-from heliport.store.local import SqliteKeyStore
+from heliport.store.keys import Organisation, SqliteKeyStore
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb
-from heliport.store.ports import Organisation
 from tests.harness import serve_local
 from tests.logs.records import chat_row
 from tests.postgres import throwaway_database_sync

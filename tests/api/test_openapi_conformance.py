@@ -24,7 +24,7 @@ from heliport.api.app import ENDPOINTS
 from heliport.auth import bootstrap_local_org
 from heliport.config import Settings
 from heliport.logs.row import RequestRow
-from heliport.store.local import SqliteKeyStore
+from heliport.store.keys import SqliteKeyStore
 from heliport.store.logdb_sqlite import SqliteLogDb
 from tests.harness import serve_local
 

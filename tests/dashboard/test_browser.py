@@ -23,10 +23,9 @@ import httpx
 import pytest
 
 from heliport.auth import create_key
-from heliport.store.local import SqliteKeyStore
+from heliport.store.keys import Organisation, SqliteKeyStore
 from heliport.store.logdb import DeadLetter
 from heliport.store.logdb_sqlite import SqliteLogDb
-from heliport.store.ports import Organisation
 from tests.harness import Gateway, start_gateway, wait_for
 from tests.mock_provider import MockProvider
 

@@ -21,11 +21,10 @@ import pytest
 from heliport.auth import create_key
 from heliport.config import Settings
 from heliport.logs.row import RequestRow
-from heliport.store.local import SqliteKeyStore
+from heliport.store.keys import Organisation, SqliteKeyStore
 from heliport.store.logdb import DeadLetter
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb
-from heliport.store.ports import Organisation
 from tests.harness import serve_local
 from tests.postgres import throwaway_database_sync
 

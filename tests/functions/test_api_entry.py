@@ -22,9 +22,9 @@ import pytest
 
 from heliport.auth import create_key
 from heliport.logs.row import RequestRow
-from heliport.store.aws import DynamoKeyStore, create_table
+from heliport.store.aws import create_table
+from heliport.store.keys import DynamoKeyStore, Organisation
 from heliport.store.logdb_postgres import PostgresLogDb
-from heliport.store.ports import Organisation
 from tests.api.paused import PausedDatabase
 from tests.aws import REGION
 from tests.harness import load_entry

@@ -31,8 +31,8 @@ import httpx
 import pytest
 
 from heliport.auth import create_key
-from heliport.store.aws import DynamoKeyStore, create_table
-from heliport.store.ports import Organisation
+from heliport.store.aws import create_table
+from heliport.store.keys import DynamoKeyStore, Organisation
 from tests.aws import REGION
 from tests.infra.test_template import _template
 from tests.lambda_sandbox import ROOT, LambdaBuild, Sandbox, free_port, function_environment, stop

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from heliport.auth import create_key
-from heliport.store.local import SqliteKeyStore
+from heliport.store.keys import SqliteKeyStore
 from tests.harness import ServerThread, load_entry, wait_for
 from tests.mock_provider import MockProvider
 

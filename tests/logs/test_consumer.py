@@ -14,8 +14,7 @@ import pytest
 from heliport.logs.consumer import LogWriter, body_key, build_row, handle_sqs_batch
 from heliport.logs.cost import compute_cost
 from heliport.logs.usage import Usage, extract_usage
-from heliport.store.aws import S3BlobStore
-from heliport.store.blobs import BlobStore, LocalBlobStore
+from heliport.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
 from heliport.store.logdb import LogDb
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb

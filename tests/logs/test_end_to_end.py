@@ -17,10 +17,10 @@ from helicone_helpers import HeliconeManualLogger
 from heliport.auth import create_key
 from heliport.logs.consumer import REUSED_ID_PROPERTY
 from heliport.logs.row import RequestRow
+from heliport.store.keys import Organisation
 from heliport.store.logdb import LogDb
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb
-from heliport.store.ports import Organisation
 from tests.harness import Gateway, start_gateway, wait_for
 from tests.mock_provider import MockProvider
 

@@ -20,8 +20,9 @@ import pytest
 from heliport.logs.consumer import BatchResponse, LogWriter, handle_sqs_batch
 from heliport.logs.record import LogRecord
 from heliport.logs.spool import SpoolingQueue, respool
-from heliport.store.aws import S3BlobStore, SqsQueue
+from heliport.store.blobs import S3BlobStore
 from heliport.store.logdb_postgres import PostgresLogDb
+from heliport.store.queue import SqsQueue
 from tests.aws import REGION
 from tests.faults import TcpRelay
 from tests.logs.records import ORG, chat_record

@@ -18,10 +18,10 @@ from heliport.logs.consumer import REUSED_ID_PROPERTY, LocalConsumer, LogWriter,
 from heliport.logs.record import LogRecord
 from heliport.logs.usage import Usage
 from heliport.store.blobs import LocalBlobStore
-from heliport.store.local import SqliteQueue
 from heliport.store.logdb import LogDb
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb
+from heliport.store.queue import SqliteQueue
 from tests.logs.records import ORG, chat_record
 
 pytestmark = pytest.mark.anyio

@@ -29,9 +29,8 @@ from heliport.logs.spool import (
     respool,
     spool_key,
 )
-from heliport.store.aws import QueueUnavailableError, S3BlobStore, SqsQueue
-from heliport.store.blobs import BlobStore, LocalBlobStore
-from heliport.store.local import MemoryQueue
+from heliport.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
+from heliport.store.queue import MemoryQueue, QueueUnavailableError, SqsQueue
 from tests.aws import REGION
 
 pytestmark = pytest.mark.anyio

@@ -12,8 +12,7 @@ from urllib.request import url2pathname
 import httpx
 import pytest
 
-from heliport.store.aws import S3BlobStore
-from heliport.store.blobs import BlobStore, LocalBlobStore
+from heliport.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
 from tests.aws import REGION
 
 pytestmark = pytest.mark.anyio

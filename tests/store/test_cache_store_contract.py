@@ -25,10 +25,14 @@ from typing import Any
 import anyio
 import pytest
 
-from heliport.store.aws import S3BlobStore
-from heliport.store.blobs import BlobStore, LocalBlobStore
-from heliport.store.cache_store import INLINE_LIMIT, CacheUnavailableError, DynamoCacheStore, SqliteCacheStore
-from heliport.store.ports import CacheStore
+from heliport.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
+from heliport.store.cache_store import (
+    INLINE_LIMIT,
+    CacheStore,
+    CacheUnavailableError,
+    DynamoCacheStore,
+    SqliteCacheStore,
+)
 from tests.aws import REGION
 
 pytestmark = pytest.mark.anyio

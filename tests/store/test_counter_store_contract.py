@@ -13,8 +13,7 @@ import anyio
 import pytest
 
 from heliport.store.aws import LazyClient, create_table
-from heliport.store.counter_store import DynamoCounterStore, SqliteCounterStore
-from heliport.store.ports import CounterStore
+from heliport.store.counter_store import CounterStore, DynamoCounterStore, SqliteCounterStore
 from tests.aws import REGION
 
 pytestmark = pytest.mark.anyio

@@ -12,9 +12,8 @@ import pytest
 
 from heliport.auth import Authenticator, create_key, hash_key
 from heliport.errors import AuthenticationError
-from heliport.store.aws import DynamoKeyStore, create_table
-from heliport.store.local import SqliteKeyStore
-from heliport.store.ports import ApiKey, KeyStore, Organisation
+from heliport.store.aws import create_table
+from heliport.store.keys import ApiKey, DynamoKeyStore, KeyStore, Organisation, SqliteKeyStore
 from tests.aws import REGION
 
 pytestmark = pytest.mark.anyio

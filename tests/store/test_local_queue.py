@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from heliport.logs.record import LogRecord
-from heliport.store.local import SqliteQueue
+from heliport.store.queue import SqliteQueue
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ import pytest
 
 from heliport.errors import HeliportError
 from heliport.logs.record import LogRecord
-from heliport.store.aws import QueueUnavailableError, SqsQueue
+from heliport.store.queue import QueueUnavailableError, SqsQueue
 from tests.aws import REGION
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -140,8 +140,13 @@ async def test_unreachable_endpoint_gives_up_after_retries(aws_endpoint: str) ->
     assert time.monotonic() - started >= 0.025 + 0.05
 
 
-def test_module_import_does_not_load_boto() -> None:
-    code = "import heliport.store.aws, sys; assert 'aioboto3' not in sys.modules and 'botocore' not in sys.modules"
+def test_store_modules_import_without_boto() -> None:
+    """The proxy's cold start must not pay aioboto3's import: every adapter imports it on first use."""
+    modules = ", ".join(
+        f"heliport.store.{name}"
+        for name in ("aws", "keys", "queue", "blobs", "cache_store", "counter_store", "factory", "sqlite")
+    )
+    code = f"import {modules}, sys; assert 'aioboto3' not in sys.modules and 'botocore' not in sys.modules"
     env = {**os.environ, "PYTHONPATH": str(SHARED)}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

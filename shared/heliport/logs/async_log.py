@@ -27,7 +27,7 @@ from heliport.errors import (
 from heliport.headers import bearer_token, parse_headers
 from heliport.logs.record import SECRET_HEADERS, LogRecord
 from heliport.logs.usage import extract_usage
-from heliport.store.ports import LogQueue
+from heliport.store.queue import LogQueue
 
 __all__ = ["ASYNC_LOG_ROUTES", "AsyncLogHandler"]
 

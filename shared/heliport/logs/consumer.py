@@ -40,7 +40,7 @@ from heliport.store.blobs import BlobStore
 from heliport.store.logdb import DeadLetter, LogDb, RowRejectedError, as_utc
 
 if TYPE_CHECKING:
-    from heliport.store.local import Queued
+    from heliport.store.queue import Queued
 
 __all__ = [
     "MAX_ATTEMPTS",

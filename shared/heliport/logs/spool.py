@@ -34,7 +34,7 @@ import msgspec
 
 from heliport.logs.record import LogRecord
 from heliport.store.blobs import THREAD_THRESHOLD, BlobStore
-from heliport.store.ports import LogQueue
+from heliport.store.queue import LogQueue
 
 __all__ = [
     "CLAIM_PREFIX",

@@ -1,10 +1,9 @@
-"""The blob port (request and response bodies, claim checks, the log spool) and its local adapter.
+"""The blob port (request and response bodies, claim checks, the log spool): files locally, S3 in AWS.
 
-Keys are S3 keys: ``/``-separated, compared as strings. The AWS adapter is ``store.aws.S3BlobStore``;
-the local one keeps each object as a file under a root directory, so ``heliport serve`` needs no
-service. Both store the bytes exactly as given: a gzip body put with ``content_encoding="gzip"`` is
-read back still compressed, so a reader that fetches it over HTTP (a presigned URL) is the one that
-decompresses, as Helicone's reader does.
+Keys are S3 keys: ``/``-separated, compared as strings. The local adapter keeps each object as a
+file under a root directory, so ``heliport serve`` needs no service. Both store the bytes exactly as
+given: a gzip body put with ``content_encoding="gzip"`` is read back still compressed, so a reader
+that fetches it over HTTP (a presigned URL) is the one that decompresses, as Helicone's reader does.
 """
 
 from __future__ import annotations
@@ -14,9 +13,14 @@ import builtins
 import os
 import secrets
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["THREAD_THRESHOLD", "BlobStore", "LocalBlobStore"]
+from heliport.store.aws import LazyClient
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+__all__ = ["THREAD_THRESHOLD", "BlobStore", "LocalBlobStore", "S3BlobStore"]
 
 #: Bodies at least this large are read and written in a worker thread; smaller ones inline, where a
 #: thread hop (tens of microseconds) would cost more than the I/O itself.
@@ -199,3 +203,110 @@ class LocalBlobStore:
 def _may_match(dir_prefix: str, prefix: str) -> bool:
     """Whether keys under a directory (all starting with ``dir_prefix``) can start with ``prefix``."""
     return dir_prefix.startswith(prefix) or prefix.startswith(dir_prefix)
+
+
+# --- S3 -----------------------------------------------------------------------------------------
+
+
+class S3BlobStore:
+    """The blob store on S3 (see ``store.blobs.BlobStore``): bodies, claim checks and the log spool.
+
+    Objects are stored byte for byte: ``Content-Encoding`` is metadata for HTTP readers (a presigned
+    GET), and neither botocore nor this class decompresses on ``get``. No ``ServerSideEncryption`` is
+    sent, so the bucket's default encryption (SSE-S3 or its KMS key) applies, and the IAM policy need
+    not allow a choice the bucket already made.
+
+    botocore's standard retries (backoff with jitter on throttles and 5xx) are enough here: callers
+    either run after the response (bodies, spool) or in a consumer that SQS redelivers to.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        max_attempts: int = 3,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ) -> None:
+        self._bucket = bucket
+        #: ListObjectsV2's page size (S3's maximum); tests lower it to exercise paging cheaply.
+        self._page_size = 1000
+        config: dict[str, object] = {
+            "retries": {"mode": "standard", "max_attempts": max_attempts},
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+        }
+        if endpoint_url:
+            # MinIO, moto and other S3-compatibles are addressed by path, not by bucket subdomain.
+            config["s3"] = {"addressing_style": "path"}
+        self._client = LazyClient("s3", region=region, endpoint_url=endpoint_url, config=config)
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    async def put(
+        self, key: str, data: bytes, *, content_type: str = "application/json", content_encoding: str | None = None
+    ) -> None:
+        client = await self._client.get()
+        params: dict[str, Any] = {"Bucket": self._bucket, "Key": key, "Body": data, "ContentType": content_type}
+        if content_encoding:
+            params["ContentEncoding"] = content_encoding
+        await client.put_object(**params)
+
+    async def get(self, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        client = await self._client.get()
+        try:
+            response = await client.get_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+        return data
+
+    async def list(self, prefix: str, limit: int = 1000) -> list[str]:
+        if limit <= 0:
+            return []
+        client = await self._client.get()
+        paginator = client.get_paginator("list_objects_v2")
+        keys: list[str] = []
+        pages = paginator.paginate(
+            Bucket=self._bucket,
+            Prefix=prefix,
+            PaginationConfig={"MaxItems": limit, "PageSize": min(limit, self._page_size)},
+        )
+        async for page in pages:
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+            if len(keys) >= limit:
+                break
+        # S3 lists in UTF-8 byte order, which is code-point order: sorting only guards other S3-compatibles.
+        keys.sort()
+        return keys[:limit]
+
+    async def delete(self, key: str) -> None:
+        client = await self._client.get()
+        await client.delete_object(Bucket=self._bucket, Key=key)
+
+    async def presign_get(self, key: str, expires_in: int) -> str | None:
+        """A SigV4 presigned GET URL; made locally from the credentials, no request to S3."""
+        client = await self._client.get()
+        url: str = await client.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+        )
+        return url
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _missing(error: ClientError) -> bool:
+    """Whether S3 said the object is not there; a missing bucket is a deployment error and still raises."""
+    code = error.response.get("Error", {}).get("Code", "")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket")

@@ -1,4 +1,4 @@
-"""Response-cache storage (the :class:`~heliport.store.ports.CacheStore` port): SQLite locally, DynamoDB in AWS.
+"""Response-cache storage (the :class:`~heliport.store.cache_store.CacheStore` port): SQLite locally, DynamoDB in AWS.
 
 Both adapters keep opaque bytes under a key with a per-entry expiry, and both enforce that expiry on
 read: DynamoDB's TTL deletes items lazily (often days late) and a SQLite file is only swept now and
@@ -8,7 +8,7 @@ then, so an expired entry may still be stored but always reads as absent and may
 the same bucket slot never both win it: exactly one write lands, and the other moves on to the next
 slot (see ``heliport.cache``).
 
-Like the AWS adapters in ``store.aws``, nothing here imports aioboto3 or botocore at load time.
+As in every AWS adapter (``store.aws``), nothing here imports aioboto3 or botocore at load time.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from heliport.errors import HeliportError
 from heliport.store.aws import LazyClient
 from heliport.store.blobs import BlobStore
-from heliport.store.local import _connect
+from heliport.store.sqlite import connect
 
-__all__ = ["INLINE_LIMIT", "CacheUnavailableError", "DynamoCacheStore", "SqliteCacheStore"]
+__all__ = ["INLINE_LIMIT", "CacheStore", "CacheUnavailableError", "DynamoCacheStore", "SqliteCacheStore"]
 
 #: Values larger than this go to the blob store, leaving a pointer in the DynamoDB item: items are
 #: capped at 400 KB including attribute names, and this leaves room for the key and the rest.
@@ -36,6 +36,24 @@ INLINE_LIMIT = 350_000
 
 #: A clock in epoch seconds; injectable so tests can step past an expiry instead of sleeping.
 Clock = Callable[[], float]
+
+
+class CacheStore(Protocol):
+    """Response-cache entries: opaque bytes under a key, each with its own time to live.
+
+    Expiry is the store's to enforce on read (DynamoDB deletes expired items lazily, days later):
+    an entry past its TTL reads as absent and may be overwritten.
+    """
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Each key's live value, in the order asked, None where absent or expired; one round trip if possible."""
+        ...
+
+    async def put_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        """Store ``value`` unless a live entry already holds ``key``; True when it was stored."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class CacheUnavailableError(HeliportError):
@@ -83,7 +101,7 @@ class SqliteCacheStore:
     """
 
     def __init__(self, path: Path, *, clock: Clock = time.time, sweep_every: int = 256) -> None:
-        self._conn = _connect(path)
+        self._conn = connect(path)
         self._conn.executescript(_SCHEMA)
         self._clock = clock
         self._sweep_every = max(1, sweep_every)

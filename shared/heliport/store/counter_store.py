@@ -1,4 +1,4 @@
-"""Rate-limit counters (the :class:`~heliport.store.ports.CounterStore` port): SQLite locally, DynamoDB in AWS.
+"""Rate-limit counters (the :class:`~heliport.store.counter_store.CounterStore` port): SQLite locally, DynamoDB in AWS.
 
 A counter is a number under a key with an expiry set by its first add. Both adapters enforce that
 expiry themselves (DynamoDB's TTL deletes items lazily, often days late; SQLite rows are swept now
@@ -8,7 +8,7 @@ and then): an expired counter reads 0, and the next add starts it afresh with a 
 atomic step for every process or instance sharing the store, so N concurrent adds against a limit
 of L apply exactly min(N, L) times.
 
-Like the AWS adapters in ``store.aws``, nothing here imports aioboto3 or botocore at load time.
+As in every AWS adapter (``store.aws``), nothing here imports aioboto3 or botocore at load time.
 """
 
 from __future__ import annotations
@@ -18,15 +18,38 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from heliport.store.aws import LazyClient
-from heliport.store.local import _connect
+from heliport.store.sqlite import connect
 
-__all__ = ["DynamoCounterStore", "SqliteCounterStore"]
+__all__ = ["CounterStore", "DynamoCounterStore", "SqliteCounterStore"]
 
 #: A clock in epoch seconds; injectable so tests can step past an expiry instead of sleeping.
 Clock = Callable[[], float]
+
+
+class CounterStore(Protocol):
+    """Numeric counters shared by every proxy instance: the rate limiter's windows.
+
+    Keys name one window of one limit, so a counter is never reset, only left to expire.
+    """
+
+    async def get(self, key: str) -> float:
+        """The counter's value; 0 when it does not exist or has expired."""
+        ...
+
+    async def add(
+        self, key: str, amount: float, *, ttl_seconds: int, at_most: float | None = None
+    ) -> tuple[bool, float]:
+        """Atomically add ``amount``; with ``at_most``, only when the result stays at or under it.
+
+        Returns (applied, value): the value after the add when applied, else the value that stopped it.
+        The first add sets the expiry ``ttl_seconds`` from now; later adds keep it. One conditional write.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 def _check(amount: float, ttl_seconds: int) -> None:
@@ -58,7 +81,7 @@ class SqliteCounterStore:
     """
 
     def __init__(self, path: Path, *, clock: Clock = time.time, sweep_every: int = 1024) -> None:
-        self._conn = _connect(path)
+        self._conn = connect(path)
         self._conn.executescript(_SCHEMA)
         self._clock = clock
         self._sweep_every = max(1, sweep_every)

@@ -7,8 +7,11 @@ from typing import TYPE_CHECKING
 from heliport.config import Settings
 from heliport.store.aurora import DatabaseCredentials, database_credentials
 from heliport.store.blobs import BlobStore
+from heliport.store.cache_store import CacheStore
+from heliport.store.counter_store import CounterStore
+from heliport.store.keys import KeyStore
 from heliport.store.logdb import LogDb
-from heliport.store.ports import CacheStore, CounterStore, KeyStore, LogQueue
+from heliport.store.queue import LogQueue
 
 if TYPE_CHECKING:
     from heliport.api.database import QueryDb
@@ -27,17 +30,17 @@ __all__ = [
 
 def open_key_store(settings: Settings) -> KeyStore:
     if settings.table_name:
-        from heliport.store.aws import DynamoKeyStore
+        from heliport.store.keys import DynamoKeyStore
 
         return DynamoKeyStore(settings.table_name, region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
-    from heliport.store.local import SqliteKeyStore
+    from heliport.store.keys import SqliteKeyStore
 
     return SqliteKeyStore(settings.data_dir / "keys.sqlite3")
 
 
 def open_blobs(settings: Settings) -> BlobStore:
     if settings.bucket:
-        from heliport.store.aws import S3BlobStore
+        from heliport.store.blobs import S3BlobStore
 
         return S3BlobStore(settings.bucket, region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
     from heliport.store.blobs import LocalBlobStore
@@ -48,10 +51,10 @@ def open_blobs(settings: Settings) -> BlobStore:
 def open_inner_queue(settings: Settings) -> LogQueue:
     """The queue itself, without the spool: what a consumer reads and ``respool`` writes to."""
     if settings.queue_url:
-        from heliport.store.aws import SqsQueue
+        from heliport.store.queue import SqsQueue
 
         return SqsQueue(settings.queue_url, region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
-    from heliport.store.local import SqliteQueue
+    from heliport.store.queue import SqliteQueue
 
     return SqliteQueue(settings.data_dir / "log-queue.sqlite3")
 

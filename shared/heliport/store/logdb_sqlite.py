@@ -1,9 +1,9 @@
 """The SQLite log database for ``heliport serve``: one ``requests`` table in ``<data_dir>``.
 
-Calls are synchronous inside ``async`` methods, as in ``store.local``: a batch of 100 rows commits
-in about a millisecond under WAL with synchronous=NORMAL, less than a hop to a thread and back would
-cost the event loop. The schema and its storage conventions (UTC ISO text, exact decimal text, JSON
-text) are in ``migrations/sqlite/``.
+Calls are synchronous inside ``async`` methods, as in the other SQLite adapters (``store.sqlite``): a
+batch of 100 rows commits in about a millisecond under WAL with synchronous=NORMAL, less than a hop
+to a thread and back would cost the event loop. The schema and its storage conventions (UTC ISO
+text, exact decimal text, JSON text) are in ``migrations/sqlite/``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,318 @@
+"""The log queue port: where the proxy hands each log record; SQLite (or memory) locally, SQS in AWS.
+
+``send`` returns only once the record is durable, because the proxy acknowledges nothing it could
+still lose; when the queue cannot take it, ``QueueUnavailableError`` sends the caller to its
+fallback (the spool, ``logs/spool.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+
+from heliport.errors import HeliportError
+from heliport.logs.record import LogRecord
+from heliport.store.aws import LazyClient, retryable_error
+from heliport.store.sqlite import connect
+
+__all__ = ["LogQueue", "MemoryQueue", "QueueUnavailableError", "Queued", "SqliteQueue", "SqsQueue"]
+
+_log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+class LogQueue(Protocol):
+    async def send(self, record: LogRecord) -> None:
+        """Return only once the record is durably accepted; raise if it could not be."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class QueueUnavailableError(HeliportError):
+    """The log queue did not accept a record: retries ran out, or the queue refused it outright."""
+
+    status = 503
+    code = "queue_unavailable"
+
+
+# --- local ----------------------------------------------------------------------------------------
+
+
+class MemoryQueue:
+    """A queue that keeps records in a list: the test sink, and nothing more."""
+
+    def __init__(self) -> None:
+        self.records: list[LogRecord] = []
+
+    async def send(self, record: LogRecord) -> None:
+        self.records.append(record)
+
+    async def aclose(self) -> None:
+        return None
+
+
+_QUEUE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log_queue (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class Queued(msgspec.Struct, frozen=True, kw_only=True):
+    """One record as the local queue holds it: decoded when it can be, with the bytes either way."""
+
+    seq: int
+    request_id: str
+    #: Times the consumer has already tried and failed to store it.
+    attempts: int
+    body: bytes
+    #: None when ``body`` cannot be decoded; ``error`` then says why.
+    record: LogRecord | None
+    error: str | None = None
+
+
+class SqliteQueue:
+    """A durable in-process queue: ``send`` returns once the record is committed to SQLite.
+
+    One writer thread drains whatever has accumulated and commits it in one transaction (group
+    commit), so concurrent requests share a commit instead of queueing behind one each. A crash
+    loses nothing ``send`` has returned for.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = connect(path)
+        self._conn.executescript(_QUEUE_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(log_queue)")}
+        if "attempts" not in columns:  # a queue file from before attempts were counted
+            self._conn.execute("ALTER TABLE log_queue ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+        # The consumer reads through its own connection; the writer thread owns ``_conn``.
+        self._reader = connect(path)
+        self._pending: deque[tuple[bytes, str, asyncio.Future[None]]] = deque()
+        self._wake = threading.Condition()
+        self._closed = False
+        self._encoder = msgspec.json.Encoder()
+        self._thread = threading.Thread(target=self._run, name="heliport-log-queue", daemon=True)
+        self._thread.start()
+
+    async def send(self, record: LogRecord) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("queue is closed")
+            self._pending.append((self._encoder.encode(record), record.request_id, future))
+            self._wake.notify()
+        await future
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                if not self._pending:
+                    return
+                batch = list(self._pending)
+                self._pending.clear()
+            error: BaseException | None = None
+            try:
+                with self._conn:
+                    self._conn.execute("BEGIN")
+                    self._conn.executemany(
+                        "INSERT INTO log_queue (request_id, body) VALUES (?, ?)",
+                        [(request_id, body) for body, request_id, _ in batch],
+                    )
+            except sqlite3.Error as exc:
+                error = exc
+            for _, _, future in batch:
+                future.get_loop().call_soon_threadsafe(_settle, future, error)
+
+    def receive(self, limit: int = 100) -> list[Queued]:
+        """The oldest records still queued. One that cannot be decoded comes back with its error
+        instead of failing the others (the consumer keeps it as a dead letter)."""
+        rows = self._reader.execute(
+            "SELECT seq, request_id, attempts, body FROM log_queue ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
+        received: list[Queued] = []
+        for seq, request_id, attempts, body in rows:
+            body = bytes(body)
+            try:
+                record, error = _queued_decoder.decode(body), None
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                record, error = None, str(exc)
+            received.append(
+                Queued(seq=seq, request_id=request_id, attempts=attempts, body=body, record=record, error=error)
+            )
+        return received
+
+    def delete(self, seqs: list[int]) -> None:
+        self._reader.executemany("DELETE FROM log_queue WHERE seq = ?", [(s,) for s in seqs])
+
+    def retry_later(self, seqs: list[int]) -> None:
+        """Count a failed attempt at each of these records; they stay at the head of the queue."""
+        self._reader.executemany("UPDATE log_queue SET attempts = attempts + 1 WHERE seq = ?", [(s,) for s in seqs])
+
+    async def aclose(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        await asyncio.to_thread(self._thread.join)
+        self._conn.close()
+        self._reader.close()
+
+
+_queued_decoder = msgspec.json.Decoder(LogRecord)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+# --- SQS ----------------------------------------------------------------------------------------
+
+
+class SqsQueue:
+    """The log queue on SQS: ``send`` returns once SQS has stored the record.
+
+    botocore's own retries are off so that this class's are the only ones: a bounded number of
+    attempts with exponential backoff and jitter, after which :class:`QueueUnavailableError` tells
+    the caller to fall back (spool) instead of holding a response open. Errors no retry can fix (a
+    missing queue, a refused message) raise it at once.
+
+    ``read_timeout`` bounds every call, so ``receive`` clamps its long-poll wait to below it; a
+    consumer that wants 20 s polls makes its queue with a longer ``read_timeout``.
+    """
+
+    def __init__(
+        self,
+        queue_url: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        attempts: int = 3,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 2.0,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 5.0,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self._url = queue_url
+        self._attempts = attempts
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._read_timeout = read_timeout
+        self._client = LazyClient(
+            "sqs",
+            region=region,
+            endpoint_url=endpoint_url,
+            config={
+                "retries": {"mode": "standard", "total_max_attempts": 1},
+                "connect_timeout": connect_timeout,
+                "read_timeout": read_timeout,
+            },
+        )
+        self._encoder = msgspec.json.Encoder()
+        self._decoder = msgspec.json.Decoder(LogRecord)
+
+    async def send(self, record: LogRecord) -> None:
+        body = self._encoder.encode(record).decode()
+        attributes = {
+            "request_id": {"DataType": "String", "StringValue": record.request_id},
+            "v": {"DataType": "Number", "StringValue": str(record.v)},
+        }
+
+        async def call(client: Any) -> None:
+            await client.send_message(QueueUrl=self._url, MessageBody=body, MessageAttributes=attributes)
+
+        await self._call("SendMessage", call)
+
+    async def receive(self, max_messages: int = 10, wait_seconds: float = 0) -> list[tuple[str, LogRecord]]:
+        """Up to ``max_messages`` (at most 10, SQS's limit) records, each with its receipt handle.
+
+        A message that does not decode as a :class:`LogRecord` is logged and left alone: it comes
+        back after its visibility timeout until the queue's redrive policy moves it to the DLQ.
+        """
+        wait = int(max(0, min(wait_seconds, 20, self._read_timeout - 1)))
+
+        async def call(client: Any) -> dict[str, Any]:
+            response: dict[str, Any] = await client.receive_message(
+                QueueUrl=self._url,
+                MaxNumberOfMessages=max(1, min(max_messages, 10)),
+                WaitTimeSeconds=wait,
+                MessageAttributeNames=["All"],
+            )
+            return response
+
+        response = await self._call("ReceiveMessage", call)
+        received: list[tuple[str, LogRecord]] = []
+        for message in response.get("Messages", []):
+            try:
+                received.append((message["ReceiptHandle"], self._decoder.decode(message["Body"])))
+            except msgspec.DecodeError:
+                _log.warning("undecodable log queue message %s left for the DLQ", message.get("MessageId"))
+        return received
+
+    async def delete(self, receipt_handles: Iterable[str]) -> None:
+        """Delete received messages, ten per call (SQS's batch limit).
+
+        A handle SQS refuses (expired, say) is logged, not raised: its message comes back and is
+        handled again, which consumers must tolerate anyway since SQS delivers at least once.
+        """
+        handles = list(receipt_handles)
+        for start in range(0, len(handles), 10):
+            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[start : start + 10])]
+
+            async def call(client: Any, entries: list[dict[str, str]] = entries) -> dict[str, Any]:
+                response: dict[str, Any] = await client.delete_message_batch(QueueUrl=self._url, Entries=entries)
+                return response
+
+            response = await self._call("DeleteMessageBatch", call)
+            for failed in response.get("Failed", []):
+                _log.warning("log queue delete failed: %s %s", failed.get("Code"), failed.get("Message"))
+
+    async def _call(self, operation: str, call: Callable[[Any], Awaitable[_T]]) -> _T:
+        """Run ``call`` with the client, retrying transient failures, else raise QueueUnavailableError."""
+        from botocore.exceptions import ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+
+        client = await self._client.get()
+        error: Exception | None = None
+        for attempt in range(self._attempts):
+            try:
+                return await call(client)
+            except (BotoConnectionError, HTTPClientError) as exc:
+                error = exc
+            except ClientError as exc:
+                if not retryable_error(exc):
+                    code = exc.response.get("Error", {}).get("Code", "?")
+                    raise QueueUnavailableError(f"log queue refused {operation}: {code}") from exc
+                error = exc
+            if attempt + 1 < self._attempts:
+                await asyncio.sleep(self._backoff(attempt))
+        raise QueueUnavailableError(f"log queue unavailable for {operation} after {self._attempts} attempts") from error
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with "equal jitter": half the step fixed, half random."""
+        step: float = min(self._backoff_cap, self._backoff_base * 2**attempt)
+        return step / 2 + random.uniform(0, step / 2)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
