@@ -232,3 +232,164 @@ def test_the_overview_warns_of_records_set_aside(served: Gateway, tmp_path: Path
             sync_api.expect(page.locator("#dead-letters")).to_contain_text("heliport logs dead-letters list")
         finally:
             browser.close()
+
+
+def test_the_request_detail_shows_each_check_and_a_blocked_request_reads_as_blocked(
+    served: Gateway, tmp_path: Path
+) -> None:
+    # Rows with checks as the log writer stores them from records whose pre-forward checks ran (the
+    # checks themselves are tested against the mock provider in tests/steps).
+    import json
+
+    from heliport.logs.consumer import LogWriter
+    from heliport.store.blobs import LocalBlobStore
+    from tests.logs.records import chat_record
+
+    gw = served
+    flagged = {
+        "success": False,
+        "error": {
+            "code": "PROMPT_FLAGGED_FOR_MODERATION",
+            "message": "The given prompt was flagged by the OpenAI Moderation endpoint.",
+            "details": "See your Helicone request page for more info",
+        },
+    }
+    blocked = chat_record(
+        org_id=gw.org_id,
+        status=400,
+        request_body=json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a threat"}]}),
+        response_body=json.dumps(flagged),
+        facts={
+            "moderation": {
+                "screened": True,
+                "flagged": True,
+                "categories": ["harassment/threatening", "violence"],
+                "top_scores": {"violence": 0.97, "harassment/threatening": 0.61, "sexual": 0.001},
+                "model": "omni-moderation-latest",
+                "message": "messages[0]",
+                "images": 0,
+                "calls": 1,
+                "credential": "caller",
+                "latency_ms": 41.2,
+            }
+        },
+    )
+    passed = chat_record(
+        org_id=gw.org_id,
+        facts={
+            "llm_security": {
+                "threat": False,
+                "tiers": ["prompt_injection"],
+                "messages": [
+                    {
+                        "path": "messages[0]",
+                        "verdict": "safe",
+                        "checks": [
+                            {
+                                "tier": "prompt_injection",
+                                "classifier": "prompt-guard",
+                                "model": "meta-llama/llama-prompt-guard-2-86m",
+                                "verdict": "safe",
+                                "score": 0.012,
+                                "categories": [],
+                                "latency_ms": 3.1,
+                            }
+                        ],
+                    }
+                ],
+                "latency_ms": 3.2,
+            },
+            "token_limit": {
+                "strategy": "middle-out",
+                "model": "gpt-4o-mini",
+                "context_length": 128000,
+                "output_reserve": 4096,
+                "budget": 122624,
+                "tokens_before": 130000,
+                "estimate": "heuristic",
+                "removed_messages": 6,
+                "cut_texts": 0,
+                "tokens_after": 120500,
+                "fits": True,
+                "changed": True,
+            },
+        },
+    )
+
+    async def store() -> None:
+        db = SqliteLogDb(tmp_path / "logs.sqlite3")
+        await db.migrate()
+        written = await LogWriter(db, LocalBlobStore(tmp_path / "blobs")).write([blocked, passed])
+        assert written.written == 2
+        # Delivered to PostHog after the row was stored, as the consumer records it.
+        assert await db.merge_checks(
+            gw.org_id, passed.request_id, {"posthog": {"delivered": True, "status": 200, "attempts": 2}}
+        )
+        await db.aclose()
+
+    asyncio.run(store())
+    shots = Path(os.environ.get("HELIPORT_SCREENSHOTS") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 860}, color_scheme="light")
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            expect = sync_api.expect
+            page.goto(f"{gw.url}/dashboard/")
+            page.locator("#key").fill(gw.key)
+            page.locator("#key").press("Enter")
+            expect(page.locator("#nav")).to_be_visible()
+
+            # In the list, the blocked request says so next to its 400; the other does not.
+            page.locator("#nav a[data-page=requests]").click()
+            expect(page.locator(f'tr[data-request-id="{blocked.request_id}"]')).to_contain_text("400")
+            expect(page.locator(f'tr[data-request-id="{blocked.request_id}"] .blocked-chip')).to_have_text("blocked")
+            expect(page.locator(f'tr[data-request-id="{passed.request_id}"] .blocked-chip')).to_have_count(0)
+
+            # The blocked request: a banner naming the check and the code, and the verdict itself.
+            page.locator(f'tr[data-request-id="{blocked.request_id}"]').click()
+            expect(page.locator("#detail-title")).to_contain_text("400 · blocked")
+            expect(page.locator("#blocked")).to_contain_text("Blocked by Moderation")
+            expect(page.locator("#blocked")).to_contain_text("PROMPT_FLAGGED_FOR_MODERATION")
+            moderation = page.locator('#checks [data-check="moderation"]')
+            expect(moderation.locator("[data-outcome]")).to_have_text("flagged")
+            expect(moderation).to_contain_text("Categories: harassment/threatening, violence")
+            expect(moderation).to_contain_text("violence 0.970")
+            expect(moderation).to_contain_text("omni-moderation-latest")
+            expect(moderation).to_contain_text("Screened: messages[0]")
+            expect(page.locator("#checks [data-check]")).to_have_count(1)
+            page.screenshot(path=shots / "request-blocked.png")
+
+            # A request that passed its checks: each check's outcome, and no banner.
+            page.goto(f"{gw.url}/dashboard/#/requests/{passed.request_id}")
+            security = page.locator('#checks [data-check="llm_security"]')
+            expect(security.locator("[data-outcome]")).to_have_text("no threat")
+            expect(security).to_contain_text("messages[0] · safe")
+            expect(security).to_contain_text(
+                "prompt_injection · prompt-guard (meta-llama/llama-prompt-guard-2-86m) · safe · score 0.012"
+            )
+            limit = page.locator('#checks [data-check="token_limit"]')
+            expect(limit.locator("[data-outcome]")).to_have_text("middle-out · applied")
+            expect(limit).to_contain_text("130,000 → 120,500")
+            expect(limit).to_contain_text("Messages removed: 6")
+            expect(limit).to_contain_text("Context length: 128,000")
+            posthog = page.locator('#checks [data-check="posthog"]')
+            expect(posthog.locator("[data-outcome]")).to_have_text("delivered")
+            expect(posthog).to_contain_text("Attempts: 2")
+            expect(page.locator("#blocked")).to_have_count(0)
+            stray = (
+                "() => [...document.getElementById('detail-body').childNodes].filter((n) => n.nodeType === 3).length"
+            )
+            assert page.evaluate(stray) == 0  # nothing but elements in the detail (no stray "null")
+            expect(page.locator("#detail-title")).not_to_contain_text("blocked")
+            # Every field is there too, behind "All fields".
+            limit.locator("summary").click()
+            expect(limit.locator("dl.facts")).to_contain_text("tokens_before")
+            page.screenshot(path=shots / "request-checks.png")
+        finally:
+            browser.close()
+    assert not problems, problems

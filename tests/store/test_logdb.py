@@ -401,3 +401,165 @@ async def test_dead_letters_are_kept_listed_by_organisation_counted_and_deleted(
     assert await backend.db.delete_dead_letters([stored[0].id or 0]) == 1
     assert await backend.db.delete_dead_letters(None) == 2
     assert await backend.db.list_dead_letters() == []
+
+
+# --- checks (issue 20): what a request's checks found, by check name ----------------------------------
+
+#: Outcomes as the checks record them: nested objects, lists, booleans, floats, null, non-ASCII text.
+CHECKS: dict[str, Any] = {
+    "moderation": {
+        "flagged": True,
+        "categories": ["violence", "harassment/threatening"],
+        "scores": {"violence": 0.9731, "harassment/threatening": 0.5, "sexual": 1.2e-7},
+        "model": "omni-moderation-latest",
+        "path": "messages[1]",
+        "latency_ms": 12.5,
+    },
+    "llm_security": {
+        "threat": False,
+        "messages": [{"path": "messages[1]", "verdict": "benign", "score": 0.01, "classifier": "prompt-guard"}],
+        "error": None,
+    },
+    "token_limit": {"strategy": "middle-out", "tokens_before": 130_000, "tokens_after": 127_000, "note": "ünïcode ☕"},
+}
+
+
+async def _stored_checks(backend: Backend, request_id: str) -> Any:
+    rows = await backend.query(
+        "SELECT checks FROM requests WHERE request_id = $1",
+        "SELECT checks FROM requests WHERE request_id = ?",
+        uuid.UUID(request_id) if backend.kind == "postgres" else request_id,
+    )
+    return rows[0][0]
+
+
+async def test_checks_round_trip_exactly_and_none_are_stored_as_null(backend: Backend) -> None:
+    with_checks, without = make_row(checks=CHECKS), make_row()
+    assert await backend.db.insert_requests([with_checks, without]) == 2
+    got = await backend.db.get_request(ORG, with_checks.request_id)
+    assert got is not None and got.checks == CHECKS and got == with_checks
+    plain = await backend.db.get_request(ORG, without.request_id)
+    assert plain is not None and plain.checks == {}
+    # No check ran: nothing is encoded, parsed or stored (NULL), and it reads back as {}.
+    assert await _stored_checks(backend, without.request_id) is None
+
+
+async def test_merge_checks_adds_and_replaces_whole_checks_by_name(backend: Backend) -> None:
+    row = make_row(checks={"moderation": CHECKS["moderation"]})
+    bare = make_row()
+    await backend.db.insert_requests([row, bare])
+
+    assert await backend.db.merge_checks(
+        ORG, row.request_id, {"posthog": {"delivered": False, "error": "503", "attempts": 3}}
+    )
+    assert await backend.db.merge_checks(ORG, row.request_id, {"posthog": {"delivered": True, "attempts": 1}})
+    got = await backend.db.get_request(ORG, row.request_id)
+    assert got is not None
+    # Key by key: moderation is kept; the second posthog outcome replaced the first whole (no stale error).
+    assert got.checks == {"moderation": CHECKS["moderation"], "posthog": {"delivered": True, "attempts": 1}}
+
+    # Into a row stored without checks (NULL).
+    assert await backend.db.merge_checks(ORG, bare.request_id, {"posthog": {"delivered": True}})
+    got = await backend.db.get_request(ORG, bare.request_id)
+    assert got is not None and got.checks == {"posthog": {"delivered": True}}
+    # Everything else on the rows is as it was.
+    assert got == msgspec.structs.replace(bare, checks={"posthog": {"delivered": True}})
+
+
+async def test_merge_checks_is_confined_to_the_organisation(backend: Backend) -> None:
+    mine = make_row(checks={"token_limit": {"strategy": "truncate"}})
+    # Request ids are unique per organisation only: another organisation's row with the same id.
+    theirs = make_row(org_id=OTHER_ORG, request_id=mine.request_id, checks={"token_limit": {"strategy": "fallback"}})
+    await backend.db.insert_requests([mine, theirs])
+
+    assert await backend.db.merge_checks(OTHER_ORG, mine.request_id, {"posthog": {"delivered": True}})
+    assert await backend.db.get_request(ORG, mine.request_id) == mine  # untouched
+    got = await backend.db.get_request(OTHER_ORG, mine.request_id)
+    assert got is not None and got.checks == {"token_limit": {"strategy": "fallback"}, "posthog": {"delivered": True}}
+
+    # No such row in this organisation: nothing is written anywhere, and the caller is told.
+    stranger = str(uuid.uuid4())
+    assert not await backend.db.merge_checks(stranger, mine.request_id, {"posthog": {"delivered": True}})
+    assert not await backend.db.merge_checks(ORG, str(uuid.uuid4()), {"posthog": {"delivered": True}})
+    assert not await backend.db.merge_checks(ORG, "not-a-uuid", {"posthog": {"delivered": True}})
+    assert await backend.db.get_request(ORG, mine.request_id) == mine
+
+
+async def test_a_check_json_cannot_hold_is_a_rejected_row_not_an_outage(backend: Backend) -> None:
+    from heliport.store.logdb import RowRejectedError
+
+    row = make_row(checks={"moderation": {"when": object()}})
+    with pytest.raises(RowRejectedError):
+        await backend.db.insert_requests([row])
+    assert await backend.count() == 0
+    stored = make_row()
+    await backend.db.insert_requests([stored])
+    with pytest.raises(RowRejectedError):
+        await backend.db.merge_checks(ORG, stored.request_id, {"posthog": {"error": object()}})
+
+
+async def test_checks_with_nul_characters_are_stored(backend: Backend) -> None:
+    # jsonb cannot hold U+0000 at any depth: PostgreSQL stores U+FFFD in its place, SQLite keeps it.
+    row = make_row(checks={"moderation": {"path": "a\x00", "nested": [{"k\x00": "v\x00"}]}})
+    assert await backend.db.insert_requests([row]) == 1
+    assert await backend.db.merge_checks(ORG, row.request_id, {"posthog": {"error": "b\x00"}})
+    got = await backend.db.get_request(ORG, row.request_id)
+    assert got is not None
+    mark = "\ufffd" if backend.kind == "postgres" else "\x00"
+    assert got.checks == {
+        "moderation": {"path": f"a{mark}", "nested": [{f"k{mark}": f"v{mark}"}]},
+        "posthog": {"error": f"b{mark}"},
+    }
+
+
+async def test_a_later_part_merges_its_checks_and_keeps_merged_ones(backend: Backend) -> None:
+    # Requests logged in parts (realtime sessions) upsert their row; a PostHog outcome merged in after
+    # part 1 must survive part 2, and part 2's own checks replace part 1's of the same name.
+    db: Any = backend.db  # upsert_parts is the writer's, not part of the LogDb protocol
+    first = make_row(checks={"moderation": {"flagged": False}, "token_limit": {"strategy": "truncate"}})
+    assert await db.upsert_parts([(first, 1)]) == [(ORG, first.request_id)]
+    assert await backend.db.merge_checks(ORG, first.request_id, {"posthog": {"delivered": True}})
+    second = msgspec.structs.replace(first, status=201, checks={})
+    assert await db.upsert_parts([(second, 2)]) == [(ORG, first.request_id)]
+    got = await backend.db.get_request(ORG, first.request_id)
+    assert got is not None and got.status == 201
+    assert got.checks == {
+        "moderation": {"flagged": False},
+        "token_limit": {"strategy": "truncate"},
+        "posthog": {"delivered": True},
+    }
+    third = msgspec.structs.replace(first, checks={"moderation": {"flagged": True}})
+    assert await db.upsert_parts([(third, 3)]) == [(ORG, first.request_id)]
+    got = await backend.db.get_request(ORG, first.request_id)
+    assert got is not None
+    assert got.checks == {
+        "moderation": {"flagged": True},
+        "token_limit": {"strategy": "truncate"},
+        "posthog": {"delivered": True},
+    }
+
+
+async def test_the_api_role_may_read_checks_but_not_write_them(pg: PostgresLogDb, pg_dsn: str) -> None:
+    # The query API runs as heliport_api (migration 0004): it reads every column, but checks are the
+    # log writer's to write.
+    import asyncpg
+
+    await pg.ensure_partitions(datetime.now(UTC))
+    row = make_row(checks={"moderation": {"flagged": True}})
+    await pg.insert_requests([row])
+    conn = await asyncpg.connect(pg_dsn)
+
+    async def as_api(sql: str, *args: object) -> Any:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL ROLE heliport_api")
+            await conn.execute("SELECT set_config('heliport.org_id', $1, true)", ORG)
+            return await conn.fetchval(sql, *args)
+
+    try:
+        stored = await as_api("SELECT checks FROM requests WHERE request_id = $1", uuid.UUID(row.request_id))
+        assert msgspec.json.decode(stored) == {"moderation": {"flagged": True}}
+        update = "UPDATE requests SET checks = '{}'::jsonb WHERE org_id = $1"
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await as_api(update, ORG)
+    finally:
+        await conn.close()

@@ -25,6 +25,9 @@ Decisions where the documentation is silent:
   request), ``feedback_id`` too when there is feedback; ``cache_enabled`` is true for cache hits.
 * Scores are numbers; a boolean score is stored as 1 or 0, as Helicone does. Scores and properties
   are merged into what the row has: an existing name is overwritten, others are kept.
+* ``heliport_checks`` (not in Helicone's shape, which has no place for it): what the checks the
+  request asked for found, by check name (``moderation``, ``llm_security``, ``token_limit``,
+  ``posthog``), each an object; ``{}`` when none ran. A blocked request is its row with the 400.
 """
 
 from __future__ import annotations
@@ -155,6 +158,13 @@ def _iso_or_none(value: datetime | None) -> str | None:
     return js_iso(value) if value is not None else None
 
 
+def _checks(checks: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The row's checks as the API documents them (check name -> outcome object). Every check records an
+    object; anything else (a row written by a future or faulty writer) is wrapped, so the answer always
+    matches ``/openapi.json``."""
+    return {name: value if isinstance(value, dict) else {"value": value} for name, value in checks.items()}
+
+
 def to_helicone_request(
     row: RequestRow,
     *,
@@ -215,6 +225,7 @@ def to_helicone_request(
         "request_referrer": None,
         "ai_gateway_body_mapping": "OPENAI" if row.gateway_provider else None,
         "storage_location": storage_location,
+        "heliport_checks": _checks(row.checks),
     }
     if response_body is not None:
         result["response_body"] = response_body

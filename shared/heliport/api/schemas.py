@@ -294,6 +294,18 @@ class ErrorResult(BaseModel):
     error: str
 
 
+#: ``HeliconeRequest.heliport_checks``: what a request's checks found (heliport's own field).
+CHECKS_DESCRIPTION: Final = (
+    "heliport: what the checks this request asked for found, by check name, each an object; {} when none ran. "
+    "moderation (Helicone-Moderations-Enabled): flagged, the flagged categories and their scores, the "
+    "moderation model, the message screened. llm_security (Helicone-LLM-Security-Enabled/-Advanced): the "
+    "verdict, score, classifier and categories of each screened message, and whether a threat was found. "
+    "token_limit (Helicone-Token-Limit-Exception-Handler): the strategy, the model and its context length, "
+    "estimated tokens before and after, the model chosen by fallback. posthog (Helicone-Posthog-Key): whether "
+    "the event was delivered, the status, attempts and error. A request a check blocked is stored with its 400."
+)
+
+
 class HeliconeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -346,6 +358,17 @@ class HeliconeRequest(BaseModel):
     request_referrer: str | None = None
     ai_gateway_body_mapping: str | None
     storage_location: str | None = None
+    heliport_checks: dict[str, dict[str, Any]] = Field(
+        description=CHECKS_DESCRIPTION,
+        json_schema_extra={
+            "examples": [
+                {
+                    "moderation": {"flagged": True, "categories": ["violence"], "model": "omni-moderation-latest"},
+                    "posthog": {"delivered": True, "status": 200, "attempts": 1},
+                }
+            ]
+        },
+    )
 
 
 class SessionResult(BaseModel):

@@ -8,6 +8,7 @@ row and perf-counter durations in milliseconds for precision.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -73,8 +74,9 @@ class LogRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     gateway_attempts: int | None = None
     #: Why an optional feature fell back to plain proxying, or why the stream ended early.
     errors: list[str] = msgspec.field(default_factory=list)
-    #: What the pre-forward steps found (e.g. a moderation verdict), by name; empty without steps.
-    facts: dict[str, str] = msgspec.field(default_factory=dict)
+    #: What the checks found, by check name (``moderation``, ``llm_security``, ``token_limit``, ...):
+    #: each a JSON object of its outcome; stored on the row as ``checks``. Empty without checks.
+    facts: dict[str, Any] = msgspec.field(default_factory=dict)
     # Bodies: None when omitted; truncated when over the proxy's copy cap.
     request_body: str | None = None
     response_body: str | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
@@ -83,3 +84,6 @@ class RequestRow(msgspec.Struct, kw_only=True):
     cache_latency_saved_ms: float | None = None
     #: AI gateway: how many providers were tried, the serving one included (migration 0003 appends it).
     gateway_attempts: int | None = None
+    #: What the checks found (moderation, LLM security, token limits, PostHog delivery), by check name
+    #: (migration 0008 appends it).
+    checks: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -9,7 +9,7 @@ normalisation and the month arithmetic behind partitions and retention.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -89,6 +89,14 @@ class LogDb(Protocol):
         """For each (org_id, request_id) already stored, the created_at of its rows (UTC).
 
         The writer's test for a request id reused inside one organisation: same id, another instant.
+        """
+        ...
+
+    async def merge_checks(self, org_id: str, request_id: str, checks: Mapping[str, object]) -> bool:
+        """Merge ``checks`` (check name -> outcome object) into the stored row's ``checks``, key by key.
+
+        For outcomes known only after the row was stored (a PostHog delivery). Confined to the
+        organisation; False when it has no such row.
         """
         ...
 

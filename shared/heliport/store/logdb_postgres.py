@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +133,7 @@ PG_TYPES: dict[str, str] = {
     "feedback_created_at": "timestamptz",
     "cache_latency_saved_ms": "float8",
     "gateway_attempts": "int4",
+    "checks": "jsonb",
 }
 
 _COLUMN_LIST = ", ".join(COLUMNS)
@@ -155,15 +156,30 @@ _UPSERT_PARTS = (
     "ON CONFLICT (org_id, request_id) DO UPDATE SET part = excluded.part WHERE request_parts.part <= excluded.part "
     "RETURNING org_id, request_id"
 )
+#: A later part's checks replace those of the same name and keep the others (a PostHog delivery
+#: merged in after an earlier part was stored survives); a part without checks changes nothing.
+_MERGED_CHECKS = (
+    "checks = CASE WHEN excluded.checks IS NULL THEN requests.checks "
+    "ELSE coalesce(requests.checks, '{}'::jsonb) || excluded.checks END"
+)
 _UPSERT = (
     f"INSERT INTO requests ({_COLUMN_LIST}) "
     f"SELECT * FROM unnest({', '.join(f'${i}::{PG_TYPES[c]}[]' for i, c in enumerate(COLUMNS, 1))}) "
     "ON CONFLICT (created_at, org_id, request_id) DO UPDATE SET "
     + ", ".join(
-        "properties = requests.properties || excluded.properties" if c == "properties" else f"{c} = excluded.{c}"
+        "properties = requests.properties || excluded.properties"
+        if c == "properties"
+        else _MERGED_CHECKS
+        if c == "checks"
+        else f"{c} = excluded.{c}"
         for c in COLUMNS
         if c not in KEPT_ON_UPSERT
     )
+)
+#: merge_checks: ``||`` on two objects is a shallow merge, so a check's new outcome replaces its old one
+#: whole. Found through the (org_id, request_id) index; every month's partition is probed, as in get.
+_MERGE_CHECKS = (
+    "UPDATE requests SET checks = coalesce(checks, '{}'::jsonb) || $3::jsonb WHERE org_id = $1 AND request_id = $2"
 )
 
 _STORED_TIMES = (
@@ -185,6 +201,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 # Positions of the columns that need converting; the rest pass through as they are.
 _DATETIMES = tuple(COLUMNS.index(c) for c in ("created_at", "response_created_at", "feedback_created_at"))
 _JSONB = tuple(COLUMNS.index(c) for c in ("properties", "errors", "scores"))
+_CHECKS = COLUMNS.index("checks")
 _TEXTS = tuple(i for i, c in enumerate(COLUMNS) if PG_TYPES[c] == "text")
 _REQUEST_ID = COLUMNS.index("request_id")
 _DECODERS: dict[int, msgspec.json.Decoder[Any]] = {
@@ -193,6 +210,7 @@ _DECODERS: dict[int, msgspec.json.Decoder[Any]] = {
     COLUMNS.index("scores"): msgspec.json.Decoder(dict[str, float]),
 }
 _encode_json = msgspec.json.Encoder().encode
+_decode_checks = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def _no_nul(text: str) -> str:
@@ -211,6 +229,32 @@ def _jsonb(value: dict[str, str] | dict[str, float] | list[str]) -> str:
     return encoded.decode()
 
 
+def _without_nul(value: Any) -> Any:
+    """``value`` (decoded JSON) with U+0000 replaced in every string, keys included, at any depth."""
+    if isinstance(value, str):
+        return _no_nul(value)
+    if isinstance(value, dict):
+        return {_no_nul(str(k)): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _checks_jsonb(checks: Mapping[str, Any]) -> str | None:
+    """``checks`` as the jsonb parameter: NULL when empty (almost every row: no JSON to encode or parse),
+    else the object, with U+0000 (which jsonb cannot hold) replaced at any depth. A value JSON cannot
+    hold (an arbitrary object) is the row's fault: :class:`RowRejectedError`, so the writer stores it bare."""
+    if not checks:
+        return None
+    try:
+        encoded = _encode_json(checks)
+    except (TypeError, ValueError) as exc:
+        raise RowRejectedError(f"checks cannot be stored as JSON: {exc}") from exc
+    if b"\\u0000" in encoded:
+        encoded = _encode_json(_without_nul(checks))
+    return encoded.decode()
+
+
 def _to_db(row: RequestRow) -> list[Any]:
     """One row as the insert's column values. The only place rows become database values."""
     values: list[Any] = list(msgspec.structs.astuple(row))
@@ -222,6 +266,7 @@ def _to_db(row: RequestRow) -> list[Any]:
     for i in _TEXTS:
         if values[i] is not None:
             values[i] = _no_nul(values[i])
+    values[_CHECKS] = _checks_jsonb(values[_CHECKS])
     return values
 
 
@@ -250,6 +295,7 @@ def _from_db(record: asyncpg.Record) -> RequestRow:
     values[_REQUEST_ID] = str(values[_REQUEST_ID])
     for i, decoder in _DECODERS.items():
         values[i] = decoder.decode(values[i])
+    values[_CHECKS] = _decode_checks(values[_CHECKS]) if values[_CHECKS] is not None else {}
     return RequestRow(**dict(zip(COLUMNS, values, strict=True)))
 
 
@@ -421,6 +467,17 @@ class PostgresLogDb:
             given = wanted[(record["org_id"], record["request_id"])]
             found.setdefault((record["org_id"], given), set()).add(record["created_at"])
         return found
+
+    async def merge_checks(self, org_id: str, request_id: str, checks: Mapping[str, object]) -> bool:
+        try:
+            key = uuid.UUID(request_id)
+        except ValueError:
+            return False  # cannot be stored, so it is not there
+        given = _checks_jsonb(checks) or "{}"
+        pool = await self._connections()
+        with _rejections():
+            status: str = await pool.execute(_MERGE_CHECKS, org_id, key, given)
+        return int(status.rsplit(" ", 1)[1]) > 0  # "UPDATE <n>"
 
     async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:

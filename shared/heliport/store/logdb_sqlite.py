@@ -9,7 +9,7 @@ text, exact decimal text, JSON text) are in ``migrations/sqlite/``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -41,11 +41,14 @@ _UPSERT = (
     + ", ".join(
         "properties = json_patch(requests.properties, excluded.properties)"
         if c == "properties"
+        else "checks = heliport_merge_checks(requests.checks, excluded.checks)"
+        if c == "checks"
         else f"{c} = excluded.{c}"
         for c in COLUMNS
         if c not in KEPT_ON_UPSERT
     )
 )
+_MERGE_CHECKS = "UPDATE requests SET checks = heliport_merge_checks(checks, ?) WHERE org_id = ? AND request_id = ?"
 _DEAD_LETTER_COLUMNS = "id, org_id, request_id, failed_at, attempts, error, record"
 #: Errors that come from a row's values (an int over 64 bits, a type SQLite cannot bind, a constraint):
 #: sending the same row again cannot help, so they are the writer's to set aside (RowRejectedError).
@@ -63,12 +66,36 @@ _BOOLS = tuple(
     for c in ("is_stream", "cache_hit", "rate_limited", "omit_request", "omit_response", "feedback_rating")
 )
 _COST = COLUMNS.index("cost")
+_CHECKS = COLUMNS.index("checks")
 _DECODERS: dict[int, msgspec.json.Decoder[Any]] = {
     COLUMNS.index("properties"): msgspec.json.Decoder(dict[str, str]),
     COLUMNS.index("errors"): msgspec.json.Decoder(list[str]),
     COLUMNS.index("scores"): msgspec.json.Decoder(dict[str, float]),
 }
 _encode_json = msgspec.json.Encoder().encode
+_decode_checks = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _checks_text(checks: Mapping[str, Any]) -> str | None:
+    """``checks`` as stored: JSON text, or NULL when empty (almost every row), which costs no encoding.
+    A value JSON cannot hold raises TypeError, which the writer's callers report as a rejected row."""
+    return _encode_json(checks).decode() if checks else None
+
+
+def _merge_checks(stored: str | None, given: str | None) -> str | None:
+    """SQL function ``heliport_merge_checks(stored, given)``: ``given``'s checks replace the stored ones of
+    the same name, the others stay; the same shallow merge as PostgreSQL's ``jsonb || jsonb``
+    (json_patch would merge inside a check's outcome, keeping a stale field such as an old error)."""
+    if not given:
+        return stored
+    if not stored:
+        return given
+    try:
+        merged = _decode_checks(stored)
+    except msgspec.DecodeError:  # not an object (never written by heliport): the new checks replace it
+        return given
+    merged.update(_decode_checks(given))
+    return _encode_json(merged).decode()
 
 
 def stored_timestamp(value: datetime) -> str:
@@ -86,6 +113,7 @@ def _to_db(row: RequestRow) -> list[Any]:
         values[i] = _encode_json(values[i]).decode()
     if values[_COST] is not None:
         values[_COST] = str(values[_COST])  # exact: str(Decimal) round-trips, exponent and all
+    values[_CHECKS] = _checks_text(values[_CHECKS])
     return values
 
 
@@ -102,6 +130,7 @@ def _from_db(record: tuple[Any, ...]) -> RequestRow:
         values[i] = decoder.decode(values[i])
     if values[_COST] is not None:
         values[_COST] = Decimal(values[_COST])
+    values[_CHECKS] = _decode_checks(values[_CHECKS]) if values[_CHECKS] else {}
     return RequestRow(**dict(zip(COLUMNS, values, strict=True)))
 
 
@@ -131,6 +160,8 @@ class SqliteLogDb:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
+        # Per connection, not in the schema: only this writer's upserts and merges call it.
+        self._conn.create_function("heliport_merge_checks", 2, _merge_checks, deterministic=True)
 
     async def migrate(self) -> list[str]:
         conn = self._conn
@@ -204,6 +235,15 @@ class SqliteLogDb:
             if record is not None:
                 found[key] = {datetime.fromisoformat(record[0])}
         return found
+
+    async def merge_checks(self, org_id: str, request_id: str, checks: Mapping[str, object]) -> bool:
+        # One statement, so concurrent merges into one row serialise on SQLite's write lock.
+        try:
+            given = _checks_text(checks)
+        except (TypeError, ValueError) as exc:
+            raise RowRejectedError(f"checks cannot be stored as JSON: {exc}") from exc
+        cursor = self._conn.execute(_MERGE_CHECKS, (given, org_id, request_id))
+        return cursor.rowcount > 0
 
     async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:

@@ -295,7 +295,7 @@ async function requestsPage(view, openId) {
         sortHeader("Latency", "latency", true), sortHeader("TTFT", "time_to_first_token", true),
         sortHeader("Tokens", "total_tokens", true), sortHeader("Cost", "cost", true))),
       el("tbody", {}, page.map((row) => clickable(el("tr", { "data-request-id": row.request_id },
-        el("td", {}, when(row.request_created_at)), el("td", {}, statusCell(row.response_status)), el("td", {}, row.model),
+        el("td", {}, when(row.request_created_at)), el("td", {}, statusCell(row.response_status), blockedBy(row) ? el("span", { class: "chip blocked-chip" }, "blocked") : null), el("td", {}, row.model),
         el("td", {}, row.provider), el("td", {}, row.request_user_id || "–"),
         el("td", { class: "wrap" }, Object.entries(row.properties || {}).map(([k, v]) => el("span", { class: "chip" }, `${k}: ${v}`))),
         el("td", { class: "num" }, ms(row.delay_ms)), el("td", { class: "num" }, ms(row.time_to_first_token)),
@@ -405,6 +405,139 @@ function facts(pairs) {
   return el("dl", { class: "facts" }, pairs.filter(([, v]) => v !== undefined).map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
 
+// --- checks (Helicone-Moderations-Enabled, -LLM-Security-*, -Token-Limit-Exception-Handler, -Posthog-Key)
+// A row's heliport_checks: check name -> the object that check recorded. The known checks get a
+// one-line outcome and summary; every field of every check is listed as well, so nothing a check
+// records is hidden, whatever its shape.
+
+const CHECK_LABELS = { moderation: "Moderation", llm_security: "LLM security", token_limit: "Token limit", posthog: "PostHog export" };
+// The codes a check answers a blocked request with (Helicone's), and the check each belongs to.
+const BLOCK_CODES = { PROMPT_FLAGGED_FOR_MODERATION: "moderation", PROMPT_THREAT_DETECTED: "llm_security" };
+
+const pick = (o, ...names) => { for (const n of names) if (o && o[n] !== undefined && o[n] !== null) return o[n]; return undefined; };
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const score = (v) => (typeof v === "number" ? (v < 0.001 && v > 0 ? v.toExponential(1) : v.toFixed(3)) : String(v));
+
+// Category names from a list, or from {name: true|score} (only the true / flagged ones).
+function categoryNames(value) {
+  if (Array.isArray(value)) return value.map(String);
+  if (isObject(value)) return Object.entries(value).filter(([, v]) => v === true).map(([k]) => k);
+  return [];
+}
+
+function threatOf(v) { return pick(v, "threat", "threat_detected", "flagged", "blocked"); }
+
+// Which check stopped this request before the model was called, if one did: "moderation", ... or null.
+function blockedBy(r) {
+  if (r.response_status !== 400) return null;
+  const code = r.response_body && r.response_body.error && r.response_body.error.code;
+  if (BLOCK_CODES[code]) return BLOCK_CODES[code];
+  const checks = r.heliport_checks || {};
+  if (checks.moderation && pick(checks.moderation, "flagged") === true) return "moderation";
+  if (checks.llm_security && threatOf(checks.llm_security) === true) return "llm_security";
+  for (const [name, v] of Object.entries(checks)) if (isObject(v) && v.blocked === true) return name;
+  return null;
+}
+
+// [outcome text, tone ("ok" | "bad" | "warn" | ""), summary lines] of one check.
+function checkOutcome(name, v) {
+  const error = pick(v, "error");
+  const notRun = v.screened === false || v.skipped !== undefined;
+  const why = pick(v, "reason", "skipped", "error");
+  if (name === "moderation") {
+    const flagged = pick(v, "flagged");
+    const cats = categoryNames(pick(v, "categories", "flagged_categories"));
+    const scores = pick(v, "top_scores", "category_scores", "scores");
+    const top = isObject(scores) ? Object.entries(scores).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, s]) => `${k} ${score(s)}`) : [];
+    return [flagged === true ? "flagged" : flagged === false ? "not flagged" : notRun ? "not screened" : "recorded",
+      flagged === true ? "bad" : flagged === false ? "ok" : "warn",
+      [cats.length ? "Categories: " + cats.join(", ") : null, top.length ? "Top scores: " + top.join(" · ") : null,
+        pick(v, "model") ? "Model: " + pick(v, "model") : null, pick(v, "message", "path") ? "Screened: " + pick(v, "message", "path") : null,
+        pick(v, "latency_ms") !== undefined ? "Latency: " + ms(v.latency_ms) : null,
+        notRun && why && why !== error ? "Not screened: " + why : null, v.fail_open ? "Failed open (HELIPORT_SAFETY_FAIL_OPEN)" : null]];
+  }
+  if (name === "llm_security") {
+    const threat = threatOf(v);
+    const lines = [];
+    for (const m of Array.isArray(v.messages) ? v.messages : []) {
+      if (!isObject(m)) { lines.push(String(m)); continue; }
+      lines.push([pick(m, "path"), pick(m, "verdict")].filter(Boolean).join(" · "));
+      for (const c of Array.isArray(m.checks) ? m.checks : []) {
+        if (!isObject(c)) continue;
+        lines.push("  " + [c.tier, [c.classifier, c.model ? `(${c.model})` : null].filter(Boolean).join(" "), c.verdict,
+          c.score !== undefined && c.score !== null ? "score " + score(c.score) : null,
+          categoryNames(c.categories).join(", ") || null, c.error ? "error: " + c.error : null].filter(Boolean).join(" · "));
+      }
+    }
+    if (Array.isArray(v.tiers) && v.tiers.length) lines.push("Tiers: " + v.tiers.join(", "));
+    if (v.skipped) lines.push("Skipped: " + v.skipped);
+    if (v.failed_open) lines.push("Failed open (HELIPORT_SAFETY_FAIL_OPEN): " + v.failed_open);
+    if (pick(v, "latency_ms") !== undefined) lines.push("Latency: " + ms(v.latency_ms));
+    return [threat === true ? "threat detected" : threat === false ? (v.skipped ? "nothing to screen" : "no threat") : error ? "not run" : "recorded",
+      threat === true ? "bad" : v.failed_open ? "warn" : threat === false ? "ok" : "warn", lines];
+  }
+  if (name === "token_limit") {
+    const before = pick(v, "tokens_before", "estimated_before", "before");
+    const after = pick(v, "tokens_after", "estimated_after", "after");
+    const chosen = pick(v, "chosen_model", "fallback_model", "selected_model");
+    const changed = pick(v, "changed", "trimmed", "applied");
+    const skipped = v.skipped ?? (v.applied === false ? v.reason : undefined);
+    const state = skipped !== undefined ? " · skipped" : v.fits === false ? " · does not fit"
+      : changed === false ? " · fits, unchanged" : changed === true ? " · applied" : "";
+    return [String(pick(v, "strategy") || "token limit") + state,
+      error || v.fits === false || skipped !== undefined ? "warn" : "ok",
+      [before !== undefined || after !== undefined ? `Tokens (estimated): ${num(before)} → ${num(after ?? before)}` : null,
+        pick(v, "budget", "limit") !== undefined ? "Budget: " + num(pick(v, "budget", "limit")) : null,
+        pick(v, "context_length", "context") !== undefined ? "Context length: " + num(pick(v, "context_length", "context")) : null,
+        pick(v, "model") ? "Model: " + pick(v, "model") : null, chosen ? "Chosen model: " + chosen : null,
+        v.removed_messages ? "Messages removed: " + num(v.removed_messages) : null,
+        v.cut_texts ? "Texts cut: " + num(v.cut_texts) : null,
+        skipped !== undefined ? "Skipped: " + skipped : null]];
+  }
+  if (name === "posthog") {
+    const delivered = pick(v, "delivered");
+    return [delivered === true ? "delivered" : delivered === false ? "not delivered" : "recorded",
+      delivered === true ? "ok" : "bad",
+      [pick(v, "status") !== undefined ? "Status: " + pick(v, "status") : null,
+        pick(v, "attempts") !== undefined ? "Attempts: " + pick(v, "attempts") : null, pick(v, "host") ? "Host: " + pick(v, "host") : null]];
+  }
+  return [error ? "error" : "recorded", error ? "warn" : "", []];
+}
+
+// Every field of a check as (dotted name, value) pairs; scalars as they are, lists and objects as JSON
+// once they are more than one level deep.
+function flatFields(value, prefix = "", depth = 0) {
+  if (!isObject(value) || depth > 1) return [[prefix || "value", typeof value === "string" ? value : JSON.stringify(value)]];
+  return Object.entries(value).flatMap(([k, v]) => flatFields(v, prefix ? prefix + "." + k : k, depth + 1));
+}
+
+function checkView(name, value) {
+  const v = isObject(value) ? value : { value };
+  const [outcome, tone, lines] = checkOutcome(name, v);
+  const error = pick(v, "error");
+  return el("section", { class: "check", "data-check": name },
+    el("div", { class: "check-head" },
+      el("span", { class: "check-name" }, CHECK_LABELS[name] || name),
+      el("span", { class: "badge " + tone, "data-outcome": "" }, outcome)),
+    lines.filter(Boolean).map((line) => el("div", { class: "check-line" }, line)),
+    error ? el("div", { class: "check-line error" }, "Error: " + (typeof error === "string" ? error : JSON.stringify(error))) : null,
+    el("details", {}, el("summary", {}, "All fields"), facts(flatFields(v))));
+}
+
+function checksView(r) {
+  const checks = r.heliport_checks || {};
+  const names = Object.keys(checks);
+  const blocker = blockedBy(r);
+  const code = r.response_body && r.response_body.error && r.response_body.error.code;
+  return [
+    blocker ? el("p", { class: "blocked", id: "blocked", role: "status" },
+      `Blocked by ${CHECK_LABELS[blocker] || blocker}: answered ${r.response_status}${code ? " " + code : ""}; the model was not called.`) : null,
+    el("h3", {}, "Checks"),
+    names.length ? el("div", { class: "checks", id: "checks" }, names.map((n) => checkView(n, checks[n])))
+      : el("p", { class: "muted", id: "checks" }, "None asked for"),
+  ].filter(Boolean);
+}
+
 function closeDetail() {
   const detail = $("detail");
   if (!detail.hidden) {
@@ -464,7 +597,7 @@ async function openDetail(id) {
   el("input", { id: "score-value", "aria-label": "Score value", placeholder: "value", inputmode: "decimal" }),
   el("button", { type: "submit" }, "Add score"), scoreStatus);
 
-  $("detail-title").textContent = `${r.model || "Request"} · ${r.response_status}`;
+  $("detail-title").textContent = `${r.model || "Request"} · ${r.response_status}${blockedBy(r) ? " · blocked" : ""}`;
   body.replaceChildren(
     facts([
       ["Request id", r.request_id],
@@ -480,6 +613,7 @@ async function openDetail(id) {
       ["Response cache", r.cache_enabled ? "hit (replay of " + (r.cache_reference_id || "?") + ")" : "miss"],
       ["Rate limit", r.rate_limited ? "refused by Helicone-RateLimit-Policy" : "not limited"],
     ]),
+    ...checksView(r),
     el("h3", {}, "Properties"),
     Object.keys(r.properties || {}).length
       ? facts(Object.entries(r.properties).map(([k, v]) => [k, v])) : el("p", { class: "muted" }, "None"),
