@@ -9,6 +9,11 @@ Nothing reaches the network at import (the Aurora secret is read when the first 
 so an unreachable Secrets Manager or database fails invocations, never the module. An invocation
 that cannot migrate gives the whole batch back to SQS, which redelivers it after the visibility
 timeout; the next invocation migrates again.
+
+Requests that carry ``Helicone-Posthog-Key`` are sent to PostHog after their batch's rows are stored,
+within the invocation (at most the exporter's deadline, 10 s, of the 60 s timeout): PostHog's outcome
+is recorded on the rows and never makes SQS redeliver a message. Reaching PostHog needs egress from the
+consumer's subnets (a NAT gateway); without it, exports time out and the rows say so.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from heliport.config import Settings
 from heliport.logs.consumer import BatchResponse, LogWriter, handle_sqs_batch
+from heliport.logs.posthog import PostHogExporter
 from heliport.logs.spool import respool
 from heliport.store.factory import open_blobs, open_inner_queue, open_logdb
 
@@ -27,6 +33,8 @@ logger = logging.getLogger("heliport.consumer")
 _loop = asyncio.new_event_loop()
 _settings = Settings.from_env()
 _writer = LogWriter(open_logdb(_settings), open_blobs(_settings))
+#: Its HTTP client is made by the first export, inside ``_loop``, and reused by warm invocations.
+_exporter = PostHogExporter(_settings)
 _respooled = False
 _migrated = False
 
@@ -66,7 +74,7 @@ async def _handle(event: dict[str, Any]) -> BatchResponse:
         records = event.get("Records", [])
         logger.exception("could not migrate the log database; all %d messages will be redelivered", len(records))
         return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
-    return await handle_sqs_batch(event, _writer)
+    return await handle_sqs_batch(event, _writer, exporter=_exporter)
 
 
 def handler(event: dict[str, Any], context: object) -> BatchResponse:

@@ -30,7 +30,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from heliport.config import Settings
 from heliport.logs.cost import compute_cost
+from heliport.logs.posthog import PostHogExporter
 from heliport.logs.previews import request_preview, response_preview
 from heliport.logs.record import LogRecord
 from heliport.logs.row import RequestRow
@@ -152,6 +154,7 @@ def build_row(record: LogRecord, *, read_bodies: bool = True) -> tuple[RequestRo
         gateway_model=record.gateway_model,
         gateway_attempts=record.gateway_attempts,
         errors=errors,
+        checks=record.facts,
         omit_request=record.omit_request,
         omit_response=record.omit_response,
         body_key=key,
@@ -268,6 +271,9 @@ class WriteOutcome:
     written: int = 0
     #: Position in the batch -> why that record could not be stored even as a bare row.
     failed: dict[int, str] = field(default_factory=dict)
+    #: Each record now stored (or already stored: a redelivery) with the row built from it, for what
+    #: follows storage (the PostHog export). A part that lost to a higher stored part is not here.
+    stored: tuple[tuple[LogRecord, RequestRow], ...] = ()
 
 
 class LogWriter:
@@ -299,7 +305,8 @@ class LogWriter:
         built = [build_row_safely(await self._with_bodies(records[i])) for i in whole]
         await self._put_bodies(built)
         written, failed = await _isolated(self.logdb.insert_requests, [row for row, _ in built], whole, bare=bare_row)
-        return WriteOutcome(outcome.written + written, {**outcome.failed, **failed})
+        stored = tuple((records[i], row) for i, (row, _) in zip(whole, built, strict=True) if i not in failed)
+        return WriteOutcome(outcome.written + written, {**outcome.failed, **failed}, outcome.stored + stored)
 
     async def _own_ids(self, records: Sequence[LogRecord]) -> Sequence[LogRecord]:
         """Rename each record whose id its organisation already used for another request (another
@@ -351,7 +358,12 @@ class LogWriter:
             store, [(row, part) for (row, _), part in built], [p for p, _ in latest.values()], bare=_bare_part
         )
         await self._put_bodies([(row, blob) for (row, blob), _ in built if (row.org_id, row.request_id) in won])
-        return WriteOutcome(written, failed)
+        stored = tuple(
+            (record, row)
+            for ((row, _), _), (_, record) in zip(built, latest.values(), strict=True)
+            if (row.org_id, row.request_id) in won
+        )
+        return WriteOutcome(written, failed, stored)
 
     async def _with_bodies(self, record: LogRecord) -> LogRecord:
         return await load_bodies(record, self.blobs) if record.bodies_key else record
@@ -419,7 +431,11 @@ def dead_letter(
 
 
 async def handle_sqs_batch(
-    event: Mapping[str, Any], writer: LogWriter, *, max_attempts: int = MAX_ATTEMPTS
+    event: Mapping[str, Any],
+    writer: LogWriter,
+    *,
+    max_attempts: int = MAX_ATTEMPTS,
+    exporter: PostHogExporter | None = None,
 ) -> BatchResponse:
     """The SQS event source's batch, reporting only the messages that failed (ReportBatchItemFailures).
 
@@ -427,6 +443,10 @@ async def handle_sqs_batch(
     dead letter in the log database (with the reason) and acknowledged; an undecodable message is a
     dead letter at once. If the dead letter cannot be stored either, the message is given back, and
     after maxReceiveCount receives SQS moves it to the DLQ: still never dropped.
+
+    With an ``exporter``, the stored requests that asked for it are then sent to PostHog, last: the
+    invocation waits for it (a frozen Lambda sends nothing), at most the exporter's deadline, and its
+    outcome never changes the batch's answer, so SQS never redelivers a message for PostHog's sake.
     """
     messages = list(event.get("Records", []))
     decoded: list[tuple[dict[str, Any], LogRecord]] = []
@@ -442,6 +462,7 @@ async def handle_sqs_batch(
             letters.append(
                 (message["messageId"], dead_letter(None, body.encode(), attempts=_receives(message), error=error))
             )
+    outcome = WriteOutcome()
     if decoded:
         try:
             outcome = await writer.write([record for _, record in decoded])
@@ -464,6 +485,8 @@ async def handle_sqs_batch(
         except Exception:
             logger.exception("could not keep %d dead letters; SQS will redeliver them", len(letters))
             failures.extend({"itemIdentifier": message_id} for message_id, _ in letters)
+    if exporter is not None and PostHogExporter.wanted(outcome.stored):
+        await exporter.export(outcome.stored, writer.logdb)  # never raises; bounded by its deadline
     return {"batchItemFailures": failures}
 
 
@@ -480,6 +503,11 @@ class LocalConsumer:
 
     Mirrors :func:`handle_sqs_batch`: a record refused ``max_attempts`` times, or one that cannot be
     decoded, becomes a dead letter and the queue moves on; an outage leaves the whole batch queued.
+
+    With an ``exporter``, each batch's stored requests that asked for it are sent to PostHog by a task
+    of their own once the batch is settled, so the next batch is stored meanwhile. At most
+    ``max_exports`` batches' exports are in flight (each bounded by the exporter's deadline); beyond
+    that a batch's export is skipped and its rows say so, rather than the consumer waiting on PostHog.
     """
 
     def __init__(
@@ -490,6 +518,8 @@ class LocalConsumer:
         batch: int = 100,
         idle_seconds: float = 0.2,
         max_attempts: int = MAX_ATTEMPTS,
+        exporter: PostHogExporter | None = None,
+        max_exports: int = 16,
     ) -> None:
         self._queue = queue
         self._writer = writer
@@ -497,6 +527,9 @@ class LocalConsumer:
         self._idle = idle_seconds
         self._max_attempts = max_attempts
         self._task: asyncio.Task[None] | None = None
+        self._exporter = exporter
+        self._max_exports = max_exports
+        self._exports: set[asyncio.Task[object]] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="heliport-consumer")
@@ -530,7 +563,27 @@ class LocalConsumer:
         await asyncio.to_thread(self._queue.delete, sorted(settled))
         if again:
             await asyncio.to_thread(self._queue.retry_later, again)
+        if self._exporter is not None:
+            await self._export(self._exporter, PostHogExporter.wanted(outcome.stored))
         return len(items)
+
+    async def _export(self, exporter: PostHogExporter, wanted: Sequence[tuple[LogRecord, RequestRow]]) -> None:
+        if not wanted:
+            return
+        if len(self._exports) >= self._max_exports:
+            reason = f"skipped: {len(self._exports)} exports already in flight (PostHog is slow or unreachable)"
+            await exporter.give_up(wanted, self._writer.logdb, reason)
+            return
+        task: asyncio.Task[object] = asyncio.create_task(
+            exporter.export(wanted, self._writer.logdb), name="heliport-posthog-export"
+        )
+        self._exports.add(task)
+        task.add_done_callback(self._exports.discard)
+
+    async def settle_exports(self) -> None:
+        """Wait for the exports in flight (each ends by its deadline)."""
+        while self._exports:
+            await asyncio.gather(*self._exports, return_exceptions=True)
 
     async def _run(self) -> None:
         backoff = self._idle
@@ -560,13 +613,26 @@ class LocalPipeline:
     (usage, cost, gzip; ~0.2 ms a record), and on the proxy's loop a batch of 100 would stall every
     request in flight for ~20 ms. On start it migrates the log database, makes sure this month's
     partitions exist, moves spooled records back into the queue, then consumes until stopped, and
-    drains what is left on the way out.
+    drains what is left on the way out, PostHog exports included.
+
+    ``settings`` supply the PostHog exporter's address rules (``trusted_origins``) and timeouts;
+    without them the defaults apply (public https hosts only).
     """
 
-    def __init__(self, queue: Any, spooling_queue: Any, logdb: LogDb, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        queue: Any,
+        spooling_queue: Any,
+        logdb: LogDb,
+        blobs: BlobStore,
+        *,
+        settings: Settings | None = None,
+        exporter: PostHogExporter | None = None,
+    ) -> None:
         self.logdb = logdb
         self.writer = LogWriter(logdb, blobs)
-        self.consumer = LocalConsumer(queue, self.writer)
+        self.exporter = exporter or PostHogExporter(settings or Settings())
+        self.consumer = LocalConsumer(queue, self.writer, exporter=self.exporter)
         self._spooling_queue = spooling_queue
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -604,7 +670,9 @@ class LocalPipeline:
             await self.consumer.stop()
             while await self.consumer.drain_once():
                 pass
+            await self.consumer.settle_exports()
         finally:
+            await self.exporter.aclose()
             await self.logdb.aclose()
 
     async def stop(self) -> None:
