@@ -127,12 +127,12 @@ def start_gateway(
     pipeline: bool = False,
     provider_env: dict[str, str] | None = None,
     upstream_overrides: dict[str, str] | None = None,
-    steps: Sequence[RequestStep] = (),
+    steps: Sequence[RequestStep] | None = None,
     **settings: Any,
 ) -> Gateway:
     """A heliport on loopback. ``pipeline``: the whole local log pipeline (queue, consumer, log
     database in ``data_dir``) as ``heliport serve`` runs it; otherwise a memory sink for records.
-    ``steps``: the pre-forward stage both logged routes run (none by default)."""
+    ``steps``: the pre-forward stage both logged routes run (heliport's own checks by default)."""
     config = Settings(
         data_dir=data_dir,
         upstream_overrides=upstream_overrides or {"oai": upstream, "anthropic": upstream, "groq": upstream},

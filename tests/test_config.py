@@ -82,3 +82,37 @@ def test_the_log_hand_off_and_the_query_body_cap_are_read_from_the_environment()
     assert changed.log_before_last_byte is False and changed.max_query_body_bytes == 4096
     with pytest.raises(ConfigError, match="HELIPORT_MAX_QUERY_BODY_BYTES must be at least 1024"):
         Settings.from_env({"HELIPORT_MAX_QUERY_BODY_BYTES": "10"})
+
+
+def test_the_safety_check_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "HELIPORT_PROMPT_GUARD_MODEL": "groq:meta-llama/llama-prompt-guard-2-86m",
+            "HELIPORT_PROMPT_GUARD_THRESHOLD": "0.8",
+            "HELIPORT_LLAMA_GUARD_MODEL": "groq:meta-llama/llama-guard-4-12b",
+            "HELIPORT_BEDROCK_GUARDRAIL": "abc123:DRAFT",
+            "HELIPORT_SAFETY_FAIL_OPEN": "true",
+        }
+    )
+    assert settings.prompt_guard_model == "groq:meta-llama/llama-prompt-guard-2-86m"
+    assert settings.prompt_guard_threshold == 0.8
+    assert settings.llama_guard_model == "groq:meta-llama/llama-guard-4-12b"
+    assert settings.bedrock_guardrail == "abc123:DRAFT"
+    assert settings.safety_fail_open is True
+    assert Settings.from_env({}).safety_fail_open is False
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("HELIPORT_PROMPT_GUARD_THRESHOLD", "1.5", r"must be a probability in \(0, 1\], got 1.5"),
+        ("HELIPORT_PROMPT_GUARD_THRESHOLD", "0", "must be a positive number"),
+        ("HELIPORT_PROMPT_GUARD_MODEL", "llama-prompt-guard", "must be <provider>:<model>"),
+        ("HELIPORT_LLAMA_GUARD_MODEL", "groq:", "must be <provider>:<model>"),
+        ("HELIPORT_BEDROCK_GUARDRAIL", "abc123", "must be <guardrail id>:<version>"),
+    ],
+)
+def test_a_bad_safety_check_setting_is_refused_by_name(name: str, raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        Settings.from_env({name: raw})
+    assert str(caught.value).startswith(name)

@@ -18,6 +18,10 @@ import pytest
 
 from heliport.errors import RequestError
 from heliport.exchange import PROCEED, Answer, Exchange, StepResult
+from heliport.headers import RequestOptions
+from heliport.steps.llm_security import LlmSecurity
+from heliport.steps.moderation import Moderation
+from heliport.steps.token_limit import TokenLimit
 from tests.harness import Gateway, start_gateway
 from tests.mock_provider import MockProvider
 
@@ -30,10 +34,14 @@ class Refused(RequestError):
 
 
 class ScriptedStep:
-    """A test-defined step: what it does is named by the request's ``Helicone-Property-Step``."""
+    """A test-defined step: what it does is named by the request's ``Helicone-Property-Step``; a
+    request without that property does not ask for it."""
 
     def __init__(self) -> None:
         self.seen: list[bytes] = []
+
+    def wanted(self, options: RequestOptions) -> bool:
+        return "step" in options.properties
 
     async def __call__(self, exchange: Exchange) -> StepResult:
         self.seen.append(exchange.body)
@@ -56,6 +64,9 @@ class SecondStep:
 
     def __init__(self) -> None:
         self.seen: list[bytes] = []
+
+    def wanted(self, options: RequestOptions) -> bool:
+        return "step" in options.properties
 
     async def __call__(self, exchange: Exchange) -> StepResult:
         self.seen.append(exchange.body)
@@ -85,9 +96,9 @@ def _fresh(mock_provider: MockProvider) -> None:
 ROUTES = ["proxy", "ai-gateway"]
 
 
-def call(gw: Gateway, route: str, action: str) -> httpx.Response:
+def call(gw: Gateway, route: str, action: str | None) -> httpx.Response:
     """One chat completion on ``route`` (the pass-through proxy or the AI gateway), naming the step's action."""
-    headers = {"Helicone-Property-Step": action}
+    headers = {} if action is None else {"Helicone-Property-Step": action}
     if route == "proxy":
         url = f"{gw.url}/v1/gateway/oai/v1/chat/completions"
         headers |= {"Helicone-Auth": f"Bearer {gw.key}", "Authorization": "Bearer sk-provider-secret"}
@@ -158,8 +169,23 @@ def test_a_step_adds_facts_to_the_log_record(stepped: Gateway, mock_provider: Mo
     assert record.facts == {"verdict": "clean", "step": "scripted", "second": "ran"}
 
 
-def test_no_steps_by_default_and_no_facts_on_the_record(gateway: Gateway, tmp_path: Path) -> None:
-    assert gateway.app._proxy._steps == () and gateway.app._gateway._steps == ()
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_step_the_request_does_not_ask_for_is_skipped(
+    stepped: Gateway, mock_provider: MockProvider, route: str
+) -> None:
+    first, second = stepped.extra["steps"]
+    first.seen.clear()
+    second.seen.clear()
+    response = call(stepped, route, None)
+    assert response.status_code == 200, response.text
+    assert (first.seen, second.seen) == ([], [])
+    assert stepped.record(response.headers["helicone-id"]).facts == {}
+
+
+def test_default_checks_run_only_when_asked_and_leave_no_facts(gateway: Gateway, tmp_path: Path) -> None:
+    """heliport's own checks are configured by default, in order; a request that asks for none runs none."""
+    for handler in (gateway.app._proxy, gateway.app._gateway):
+        assert [type(step) for step in handler._steps] == [Moderation, LlmSecurity, TokenLimit]
     response = httpx.post(
         f"{gateway.oai_base}/chat/completions",
         json={"model": "gpt-4o-mini", "messages": MESSAGES},

@@ -26,6 +26,8 @@ from heliport.proxy.targets import TargetResolver
 from heliport.proxy.transport import AiohttpTransport, UpstreamTransport
 from heliport.ratelimit import RateLimiter
 from heliport.realtime import RealtimeRelay
+from heliport.steps import StepServices
+from heliport.steps.stage import default_steps
 from heliport.store.blobs import BlobStore
 from heliport.store.cache_store import CacheStore
 from heliport.store.counter_store import CounterStore
@@ -57,7 +59,8 @@ ApiFactory = Callable[[Authenticator], "QueryApi"]
 class Heliport:
     """The ASGI app. Stores are injected; the upstream transport is made at lifespan start.
 
-    ``steps`` is the pre-forward stage both logged routes run (see :mod:`heliport.exchange`); none by default.
+    ``steps`` is the pre-forward stage both logged routes run (see :mod:`heliport.exchange`); by
+    default the checks of :mod:`heliport.steps`, each run only when a request's header asks for it.
     """
 
     def __init__(
@@ -72,7 +75,7 @@ class Heliport:
         pipeline: LocalPipeline | None = None,
         provider_env: Mapping[str, str] | None = None,
         api_factory: ApiFactory | None = None,
-        steps: Sequence[RequestStep] = (),
+        steps: Sequence[RequestStep] | None = None,
     ) -> None:
         self.settings = settings
         self.key_store = key_store
@@ -86,6 +89,11 @@ class Heliport:
         self._authenticator = authenticator
         self._api_factory = api_factory or _default_api(settings)
         self._api: QueryApi | None = None
+        accounts = load_accounts(settings, provider_env)
+        if steps is None:
+            steps = default_steps(
+                StepServices(settings, transport=self._upstream, accounts=accounts, registry=_registry)
+            )
         deps = ExchangeDeps(
             settings,
             authenticator=authenticator,
@@ -98,7 +106,7 @@ class Heliport:
             steps=tuple(steps),
         )
         self._proxy = ProxyHandler(deps, targets=TargetResolver(settings))
-        self._gateway = GatewayHandler(deps, accounts=load_accounts(settings, provider_env), registry=_registry)
+        self._gateway = GatewayHandler(deps, accounts=accounts, registry=_registry)
         self._async_log = AsyncLogHandler(settings, authenticator=authenticator, queue=queue)
         self._realtime = RealtimeRelay(settings, authenticator=authenticator, queue=queue)
 
@@ -237,7 +245,7 @@ def create_app(settings: Settings | None = None, *, local_pipeline: bool = False
     if local_pipeline:
         from heliport.logs.consumer import LocalPipeline
 
-        pipeline = LocalPipeline(inner, queue, open_logdb(settings), blobs)
+        pipeline = LocalPipeline(inner, queue, open_logdb(settings), blobs, settings=settings)
     cache_store = overrides.pop("cache_store", None) or open_cache_store(settings, blobs)
     counter_store = overrides.pop("counter_store", None) or open_counter_store(settings)
     return Heliport(

@@ -140,6 +140,19 @@ class Settings:
     realtime_log_interval: float = 30.0
     #: Realtime relay: a session with no frame in either direction for this long is closed.
     realtime_idle_timeout: float = 300.0
+    #: ``Helicone-LLM-Security-Enabled``'s prompt-injection classifier, ``<provider>:<model>`` over one of
+    #: the AI gateway's provider accounts (``groq:meta-llama/llama-prompt-guard-2-86m``).
+    prompt_guard_model: str | None = None
+    #: Prompt Guard's score (probability of an attack) at or above which a message is a threat.
+    prompt_guard_threshold: float = 0.5
+    #: ``Helicone-LLM-Security-Advanced``'s 14-category safety classifier, ``<provider>:<model>``
+    #: (``groq:meta-llama/llama-guard-4-12b``).
+    llama_guard_model: str | None = None
+    #: In AWS, an Amazon Bedrock guardrail as ``<id>:<version>`` (``HELIPORT_BEDROCK_GUARDRAIL``).
+    bedrock_guardrail: str | None = None
+    #: A safety check the caller asked for (moderation, LLM security) whose classifier cannot be
+    #: reached refuses the request (503) unless this is on: then it passes, and the row says why.
+    safety_fail_open: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -187,7 +200,31 @@ class Settings:
             body_url_secret=env.get(_PREFIX + "BODY_URL_SECRET", "").encode() or None,
             realtime_log_interval=_float(env, "REALTIME_LOG_INTERVAL", cls.realtime_log_interval),
             realtime_idle_timeout=_float(env, "REALTIME_IDLE_TIMEOUT", cls.realtime_idle_timeout),
+            prompt_guard_model=_pair(env, "PROMPT_GUARD_MODEL", "<provider>:<model>"),
+            prompt_guard_threshold=_probability(env, "PROMPT_GUARD_THRESHOLD", cls.prompt_guard_threshold),
+            llama_guard_model=_pair(env, "LLAMA_GUARD_MODEL", "<provider>:<model>"),
+            bedrock_guardrail=_pair(env, "BEDROCK_GUARDRAIL", "<guardrail id>:<version>"),
+            safety_fail_open=_bool(env, "SAFETY_FAIL_OPEN", cls.safety_fail_open),
         )
+
+
+def _probability(env: Mapping[str, str], name: str, default: float) -> float:
+    """A score threshold in (0, 1]: above 1 no score would ever reach it, and the check would pass everything."""
+    value = _float(env, name, default, positive=True)
+    if value > 1:
+        raise ConfigError(f"{_PREFIX}{name} must be a probability in (0, 1], got {value:g}")
+    return value
+
+
+def _pair(env: Mapping[str, str], name: str, shape: str) -> str | None:
+    """A ``<left>:<right>`` setting (both parts non-empty), or None when unset."""
+    raw = env.get(_PREFIX + name, "").strip()
+    if not raw:
+        return None
+    left, sep, right = raw.partition(":")
+    if not sep or not left.strip() or not right.strip():
+        raise ConfigError(f"{_PREFIX}{name} must be {shape}, got {raw!r}")
+    return raw
 
 
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:

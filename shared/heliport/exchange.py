@@ -8,9 +8,10 @@ charge, and the log hand-off. The two handlers differ in how they find and call 
 in what happens around it. Their dependencies come as one :class:`ExchangeDeps`.
 
 The pre-forward stage: after authentication and the body, before the cache and the upstream, each
-configured :class:`RequestStep` sees the exchange and may answer the request itself, rewrite the
-body the request goes on with, or add facts to its log record (:class:`StepResult`). None is
-configured by default, and an empty stage costs one truth test per request.
+configured :class:`RequestStep` that the request asks for (:meth:`RequestStep.wanted`, a look at its
+parsed headers) sees the exchange and may answer the request itself, rewrite the body the request
+goes on with, or add facts to its log record (:class:`StepResult`). The app configures the checks of
+:mod:`heliport.steps`; a request that asks for none pays one test per configured step.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from heliport.proxy.transport import UpstreamRequest, UpstreamResponse, Upstream
 from heliport.ratelimit import Decision, RateLimiter, SegmentMissing
 from heliport.store.keys import ApiKey
 from heliport.store.queue import LogQueue
+from heliport.stream_format import is_event_stream, reframe_chunks
 
 __all__ = [
     "SUCCESS_HEADERS",
@@ -90,7 +92,7 @@ class StepResult:
 
     answer: Answer | HeliportError | None = None
     body: bytes | None = None
-    facts: Mapping[str, str] | None = None
+    facts: Mapping[str, object] | None = None
 
 
 #: The result of a step that has nothing to say.
@@ -98,7 +100,11 @@ PROCEED = StepResult()
 
 
 class RequestStep(Protocol):
-    """One step of the pre-forward stage (moderation, redaction, ...), run on every request when configured."""
+    """One step of the pre-forward stage (moderation, LLM security, token limits, ...)."""
+
+    def wanted(self, options: RequestOptions, /) -> bool:
+        """Whether this request asks for the step; cheap, since it runs on every request."""
+        ...
 
     async def __call__(self, exchange: Exchange, /) -> StepResult: ...
 
@@ -252,6 +258,7 @@ class Exchange:
         "errors",
         "facts",
         "fallback_index",
+        "forward",
         "gateway",
         "key",
         "logged",
@@ -263,16 +270,20 @@ class Exchange:
         "rate_limited",
         "response_headers",
         "retry_count",
+        "scope",
         "started",
         "started_at",
         "status",
         "target",
         "tee",
+        "via_gateway",
     )
 
     def __init__(self, scope: Scope, options: RequestOptions, key: ApiKey, tee: Tee) -> None:
         self.started_at = datetime.now(UTC)
         self.started = time.perf_counter()
+        #: The request's ASGI scope (its headers say which host the caller reached, for links back).
+        self.scope = scope
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.options = options
@@ -284,7 +295,12 @@ class Exchange:
         self.status = 0
         self.errors: list[str] = []
         #: What pre-forward steps found, carried on the log record.
-        self.facts: dict[str, str] = {}
+        self.facts: dict[str, object] = {}
+        #: The caller's headers as they go upstream (``Authorization`` included on the pass-through
+        #: route, where it is the caller's provider key); set by the handler.
+        self.forward: list[tuple[str, str]] = []
+        #: True on the AI gateway's routes, where provider credentials are the deployment's own.
+        self.via_gateway = False
         self.response_headers: dict[str, str] = {}
         self.logged: asyncio.Future[None] | None = None
         #: True once the whole response reached the client: only then is it cached or charged.
@@ -367,13 +383,22 @@ class ExchangeHandler:
         """One upstream call through the transport of the moment (the app opens it in its lifespan)."""
         return self._transport().send(request)
 
-    async def _pre_forward(self, exchange: Exchange, send: Send, ids: list[tuple[bytes, bytes]]) -> bool:
-        """Run the pre-forward steps in order: False when one answered the request (answered and logged).
+    def _wants_steps(self, options: RequestOptions) -> bool:
+        """Whether any configured step is asked for: the whole cost of the stage for a request without one."""
+        for step in self._steps:  # noqa: SIM110  # no generator for any(): this runs on every request
+            if step.wanted(options):
+                return True
+        return False
 
-        Called only when steps are configured (``if self._steps and ...``), so an empty stage costs one
-        truth test. A step that raises a :class:`HeliportError` answers with it, as if it had returned it.
+    async def _pre_forward(self, exchange: Exchange, send: Send, ids: list[tuple[bytes, bytes]]) -> bool:
+        """Run the steps the request asks for, in order: False when one answered it (answered and logged).
+
+        A step that raises a :class:`HeliportError` answers with it, as if it had returned it.
         """
+        options = exchange.options
         for step in self._steps:
+            if not step.wanted(options):
+                continue
             try:
                 result = await step(exchange)
             except HeliportError as err:
@@ -450,7 +475,11 @@ class ExchangeHandler:
             *SUCCESS_HEADERS,
         ]
         await send({"type": "http.response.start", "status": entry.status, "headers": headers})
-        for chunk in entry.chunks:
+        chunks = entry.chunks
+        if exchange.options.stream_force_format and is_event_stream(headers):
+            # The cache key does not hold this header: an entry stored without it is re-framed here.
+            chunks = reframe_chunks(chunks)
+        for chunk in chunks:
             exchange.tee.add(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await self._finish(exchange, send)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from typing import TypedDict
+from typing import Literal, TypedDict
 from urllib.parse import urlsplit
 
 import msgspec
@@ -21,9 +21,12 @@ import msgspec
 from heliport.errors import AuthenticationError, InvalidHeaderError
 from heliport.ratelimit import Policy, parse_policy
 
-__all__ = ["CodeRange", "Fallback", "LogFields", "RequestOptions", "bearer_token", "parse_headers"]
+__all__ = ["CodeRange", "Fallback", "LogFields", "RequestOptions", "TokenLimitHandler", "bearer_token", "parse_headers"]
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
+#: ``Helicone-Token-Limit-Exception-Handler``'s values, as Helicone documents them.
+TokenLimitHandler = Literal["truncate", "middle-out", "fallback"]
+_TOKEN_LIMIT_HANDLERS: tuple[TokenLimitHandler, ...] = ("truncate", "middle-out", "fallback")
 
 # Headers that describe one hop, not the request: never forwarded (RFC 9110 section 7.6.1), plus
 # `host` and `content-length`, which the upstream client sets for the new connection and body.
@@ -100,6 +103,13 @@ class RequestOptions(msgspec.Struct, frozen=True, kw_only=True):
     stream_usage: bool = False
     posthog_key: str | None = None
     posthog_host: str | None = None
+    #: The pre-forward checks (``heliport.steps``): each runs only when its header asks for it.
+    moderations_enabled: bool = False
+    llm_security_enabled: bool = False
+    llm_security_advanced: bool = False
+    token_limit_handler: TokenLimitHandler | None = None
+    #: Re-frame a relayed stream so that every chunk ends on an SSE event boundary.
+    stream_force_format: bool = False
     cache_enabled: bool = False
     cache_save: bool = False
     cache_read: bool = False
@@ -166,6 +176,30 @@ def _bool(name: str, value: str) -> bool:
     if lowered == "false":
         return False
     raise InvalidHeaderError(name, f"expected 'true' or 'false', got {value!r}")
+
+
+def _token_limit_handler(name: str, value: str) -> TokenLimitHandler:
+    lowered = value.strip().lower()
+    for handler in _TOKEN_LIMIT_HANDLERS:
+        if lowered == handler:
+            return handler
+    raise InvalidHeaderError(name, f"expected one of {', '.join(_TOKEN_LIMIT_HANDLERS)}, got {value!r}")
+
+
+def _posthog_key(name: str, value: str) -> str:
+    key = value.strip()
+    if not key:
+        raise InvalidHeaderError(name, "expected a PostHog project API key (phc_...), got an empty value")
+    return key
+
+
+def _posthog_host(name: str, value: str) -> str:
+    """An ``http(s)://host[:port]`` origin; whether that address may be reached is the exporter's check."""
+    host = value.strip().rstrip("/")
+    problem = _url_problem(host, "the PostHog host")
+    if problem is not None:
+        raise InvalidHeaderError(name, problem)
+    return host
 
 
 def _uuid(name: str, value: str) -> str:
@@ -255,21 +289,21 @@ def _factor(name: str, value: str) -> float:
     return number
 
 
-def _url_problem(url: str) -> str | None:
+def _url_problem(url: str, what: str = "target-url") -> str | None:
     """Why a fallback's ``target-url`` is no http(s) URL, or None. Where it may point is the SSRF guard's
     business (:mod:`heliport.proxy.targets`); this only makes sure there is a URL to guard."""
     if _CONTROL.search(url):
-        return "target-url contains a control character"
+        return f"{what} contains a control character"
     stripped = url.strip()  # the guard strips the ends too; a blank inside is no URL
     if not stripped or any(char.isspace() for char in stripped):
-        return f"target-url must be a URL without blanks, got {url!r}"
+        return f"{what} must be a URL without blanks, got {url!r}"
     try:
         parts = urlsplit(stripped)
         parts.port  # noqa: B018  # raises ValueError for a port that is no number from 0 to 65535
     except ValueError:
-        return f"target-url is not a valid URL: {url!r}"
+        return f"{what} is not a valid URL: {url!r}"
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return f"target-url must be an absolute http(s) URL like https://api.openai.com, got {url!r}"
+        return f"{what} must be an absolute http(s) URL like https://api.openai.com, got {url!r}"
     return None
 
 
@@ -336,8 +370,13 @@ _FIELDS: dict[str, tuple[str, str, _Parser]] = {
         ("Helicone-Target-Url", "target_url", _text),
         ("Helicone-OpenAI-Api-Base", "openai_api_base", _text),
         ("Helicone-Stream-Usage", "stream_usage", _bool),
-        ("Helicone-Posthog-Key", "posthog_key", _text),
-        ("Helicone-Posthog-Host", "posthog_host", _text),
+        ("Helicone-Posthog-Key", "posthog_key", _posthog_key),
+        ("Helicone-Posthog-Host", "posthog_host", _posthog_host),
+        ("Helicone-Moderations-Enabled", "moderations_enabled", _bool),
+        ("Helicone-LLM-Security-Enabled", "llm_security_enabled", _bool),
+        ("Helicone-LLM-Security-Advanced", "llm_security_advanced", _bool),
+        ("Helicone-Token-Limit-Exception-Handler", "token_limit_handler", _token_limit_handler),
+        ("Helicone-Stream-Force-Format", "stream_force_format", _bool),
         ("Helicone-Cache-Enabled", "cache_enabled", _bool),
         ("Helicone-Cache-Save", "cache_save", _bool),
         ("Helicone-Cache-Read", "cache_read", _bool),

@@ -317,3 +317,96 @@ def test_the_consumer_sets_a_refused_record_aside_before_sqs_moves_it_to_the_dlq
     receive; SQS's redrive to the reasonless DLQ must come later, for outages only."""
     redrive = _template()["Resources"]["LogQueue"]["Properties"]["RedrivePolicy"]
     assert int(redrive["maxReceiveCount"]) > MAX_ATTEMPTS
+
+
+# -- LLM security: the optional Bedrock guardrail ------------------------------------------------------
+
+GUARDRAIL_FILTERS = {"PROMPT_ATTACK", "HATE", "INSULTS", "SEXUAL", "VIOLENCE", "MISCONDUCT"}
+
+
+def test_the_guardrail_is_optional_and_screens_inputs_for_prompt_attacks_and_harmful_content() -> None:
+    template = _template()
+    assert template["Conditions"]["CreatesGuardrail"] == {"Fn::Equals": [{"Ref": "CreateGuardrail"}, "true"]}
+    assert template["Parameters"]["CreateGuardrail"]["Default"] == "false"
+    guardrail = template["Resources"]["Guardrail"]
+    assert guardrail["Type"] == "AWS::Bedrock::Guardrail" and guardrail["Condition"] == "CreatesGuardrail"
+    filters = {f["Type"]: f for f in guardrail["Properties"]["ContentPolicyConfig"]["FiltersConfig"]}
+    assert set(filters) == GUARDRAIL_FILTERS
+    assert all(f["InputStrength"] == "HIGH" for f in filters.values()), "heliport screens inputs"
+    assert filters["PROMPT_ATTACK"]["OutputStrength"] == "NONE", "Bedrock allows prompt attacks on inputs only"
+    # The proxy applies a published version, never the mutable DRAFT.
+    version = template["Resources"]["GuardrailVersion"]
+    assert version["Type"] == "AWS::Bedrock::GuardrailVersion" and version["Condition"] == "CreatesGuardrail"
+    assert version["Properties"]["GuardrailIdentifier"] == {"Fn::GetAtt": ["Guardrail", "GuardrailId"]}
+
+
+def test_the_proxy_is_told_which_guardrail_to_apply() -> None:
+    variables = _template()["Resources"]["ProxyFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["HELIPORT_BEDROCK_GUARDRAIL"] == {
+        "Fn::If": [
+            "CreatesGuardrail",
+            {"Fn::Sub": "${GuardrailVersion.GuardrailId}:${GuardrailVersion.Version}"},
+            {"Fn::If": ["HasExistingGuardrail", {"Ref": "BedrockGuardrail"}, {"Ref": "AWS::NoValue"}]},
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("abcd1234efgh:1", True),
+        ("abcd1234efgh:DRAFT", True),
+        ("abcd1234efgh:12345678", True),
+        ("abcd1234efgh", False),
+        ("abcd1234efgh:0", False),
+        ("arn:aws:bedrock:us-east-1:123456789012:guardrail/abcd1234efgh:1", False),
+        ("ABCD:1", False),
+    ],
+)
+def test_an_existing_guardrail_is_an_id_and_version_of_this_region(value: str, accepted: bool) -> None:
+    """The IAM grant builds the guardrail's ARN from the id, so an ARN (or a missing version) is refused
+    at deploy time rather than granting the wrong resource; what is accepted is what the proxy reads."""
+    from heliport.config import Settings
+
+    pattern = _template()["Parameters"]["BedrockGuardrail"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is accepted
+    if accepted and value:
+        assert Settings.from_env({"HELIPORT_BEDROCK_GUARDRAIL": value}).bedrock_guardrail == value
+
+
+def test_creating_and_naming_a_guardrail_at_once_is_refused() -> None:
+    rule = _template()["Rules"]["OneGuardrail"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "CreateGuardrail"}, "true"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "BedrockGuardrail"}, ""]}
+
+
+def test_the_proxy_may_apply_that_guardrail_and_nothing_else() -> None:
+    """Least privilege: bedrock:ApplyGuardrail alone, on the created guardrail's ARN or the named one's."""
+    grants = [
+        s["Fn::If"]
+        for s in _statements("ProxyFunction")
+        if isinstance(s, dict) and s.get("Fn::If", [""])[0] == "HasGuardrail"
+    ]
+    assert len(grants) == 1
+    _, statement, otherwise = grants[0]
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert statement["Effect"] == "Allow" and statement["Action"] == ["bedrock:ApplyGuardrail"]
+    assert statement["Resource"] == {
+        "Fn::If": [
+            "CreatesGuardrail",
+            {"Fn::GetAtt": ["Guardrail", "GuardrailArn"]},
+            {
+                "Fn::Sub": [
+                    "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:guardrail/${Id}",
+                    {"Id": {"Fn::Select": [0, {"Fn::Split": [":", {"Ref": "BedrockGuardrail"}]}]}},
+                ]
+            },
+        ]
+    }
+    # No other statement of any function mentions guardrails.
+    functions = [n for n, r in _template()["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
+    mentions = sum(json.dumps(_statements(function)).count("Guardrail") for function in functions)
+    assert mentions == json.dumps(grants[0]).count("Guardrail")
+    condition = _template()["Conditions"]["HasGuardrail"]
+    assert condition == {"Fn::Or": [{"Condition": "CreatesGuardrail"}, {"Condition": "HasExistingGuardrail"}]}

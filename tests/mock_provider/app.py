@@ -40,6 +40,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from . import bedrock as mock_bedrock
+from . import guards as mock_guards
+from . import moderation as mock_moderation
 from .fixtures import Fixtures, Reply, ToolChoice, arguments_for_schema, encode, load_fixtures
 from .recorder import RecordedRequest, Recorder
 
@@ -246,7 +248,7 @@ def anthropic_error(status: int, message: str | None = None) -> Response:
 
 
 def _error_for(path: str, status: int, message: str | None = None) -> Response:
-    if path.startswith("/model/"):
+    if path.startswith(("/model/", "/guardrail/")):
         return mock_bedrock.bedrock_error(status, message)
     if path.startswith(_ANTHROPIC_PREFIX):
         return anthropic_error(status, message)
@@ -330,6 +332,7 @@ class MockProviderApp:
             ("POST", "/v1/responses"): self.responses,
             ("POST", "/v1/messages"): self.messages,
             ("GET", "/v1/models"): self.models,
+            ("POST", "/v1/moderations"): self.moderations,
         }
 
     async def dispatch(self, request: Request) -> Response:
@@ -360,7 +363,8 @@ class MockProviderApp:
         if handler is None and method == "POST" and path.endswith("/chat/completions"):
             handler = self.chat_completions
         bedrock_route = mock_bedrock.route(path) if handler is None and method == "POST" else None
-        if handler is None and bedrock_route is None:
+        guardrail_route = mock_guards.guardrail_route(path) if handler is None and method == "POST" else None
+        if handler is None and bedrock_route is None and guardrail_route is None:
             return openai_error(404, f"Invalid URL ({method} {path})")
 
         credential = " ".join(headers.get(name, "") for name in ("authorization", "x-api-key", "api-key"))
@@ -386,6 +390,8 @@ class MockProviderApp:
                 return _error_for(path, 400, "We could not parse the JSON body of your request.")
             if not isinstance(payload, dict):
                 return _error_for(path, 400, "The request body must be a JSON object.")
+        if guardrail_route is not None:
+            return await mock_guards.apply_guardrail(guardrail_route, payload, headers)
         if bedrock_route is not None:
             model_id, stream = bedrock_route
             if stream:
@@ -399,7 +405,13 @@ class MockProviderApp:
     async def models(self, payload: Mapping[str, Any], headers: Mapping[str, str]) -> Response:
         return Response(self.models_body, headers=openai_headers(), media_type=JSON_TYPE)
 
+    async def moderations(self, payload: Mapping[str, Any], headers: Mapping[str, str]) -> Response:
+        return await mock_moderation.moderations(payload, headers)
+
     async def chat_completions(self, payload: Mapping[str, Any], headers: Mapping[str, str]) -> Response:
+        guarded = mock_guards.classifier_reply(payload)  # a Prompt Guard / Llama Guard model: its verdict
+        if guarded is not None:
+            return guarded
         tool = _chat_tool(payload)
         fx = self.fixtures
         if payload.get("stream") is True:

@@ -30,6 +30,7 @@ from heliport.errors import (
     AuthenticationError,
     HeliportError,
     InvalidBodyError,
+    InvalidHeaderError,
     JsonTooDeepError,
     MethodNotAllowedError,
     UpstreamError,
@@ -56,11 +57,12 @@ from heliport.gateway.providers import Accounts
 from heliport.gateway.registry import Registry
 from heliport.gateway.routing import Candidate, plan
 from heliport.gateway.sse import DONE, data_event, named_event
-from heliport.headers import bearer_token, parse_headers
+from heliport.headers import RequestOptions, bearer_token, parse_headers
 from heliport.logs.record import Status
 from heliport.proxy.retry import RetryPolicy, send_with_retries
 from heliport.proxy.targets import Target
 from heliport.proxy.transport import UpstreamResponse
+from heliport.stream_format import SseFramer, is_event_stream
 
 __all__ = ["GATEWAY_ROUTES", "GatewayHandler"]
 
@@ -165,6 +167,29 @@ def _moves_on(status: int, message: str) -> bool:
     return False
 
 
+def _refuse_proxy_only_headers(options: RequestOptions) -> None:
+    """Headers that steer the pass-through proxy's upstream have no meaning here, where the model
+    string routes: a 400 naming the header, rather than a request that silently ignores them."""
+    if options.fallbacks:
+        raise InvalidHeaderError(
+            "Helicone-Fallbacks",
+            'the AI gateway falls back by the model string: "model": "gpt-4o-mini,claude-3-5-haiku/anthropic"'
+            " (Helicone-Fallbacks is for the pass-through proxy, /v1/gateway/...)",
+        )
+    if options.target_url is not None:
+        raise InvalidHeaderError(
+            "Helicone-Target-Url",
+            "the AI gateway sends to the provider the model string names; Helicone-Target-Url is for the"
+            " pass-through proxy (/v1/gateway/...)",
+        )
+    if options.openai_api_base is not None:
+        raise InvalidHeaderError(
+            "Helicone-OpenAI-Api-Base",
+            "the AI gateway reaches Azure through its configured account (model/azure/<deployment>);"
+            " Helicone-OpenAI-Api-Base is for the pass-through proxy (/v1/gateway/azure/...)",
+        )
+
+
 class GatewayHandler(ExchangeHandler):
     """The ASGI handler for :data:`GATEWAY_ROUTES`."""
 
@@ -191,6 +216,7 @@ class GatewayHandler(ExchangeHandler):
         await self._backlog.admit()
         try:
             options, forward = parse_headers(scope["headers"])
+            _refuse_proxy_only_headers(options)
             token = options.auth_token or _bearer(forward)
             if token is None:
                 raise AuthenticationError(
@@ -213,8 +239,10 @@ class GatewayHandler(ExchangeHandler):
         ids = [(b"helicone-id", options.request_id.encode())]
         try:
             exchange.body = await read_body(receive, self._settings.max_request_bytes)
-            if self._steps and not await self._pre_forward(exchange, send, ids):
-                return
+            if self._steps and self._wants_steps(options):
+                exchange.forward, exchange.via_gateway = forward, True
+                if not await self._pre_forward(exchange, send, ids):
+                    return
             request = _json_object(exchange.body, self._settings.max_json_depth)
             spec = request.get("model")
             if not isinstance(spec, str) or not spec.strip():
@@ -440,6 +468,20 @@ class GatewayHandler(ExchangeHandler):
         reader = opened.reader
         responses = None
         out: list[bytes] = []
+        # Helicone-Stream-Force-Format: a relayed stream is re-framed on event boundaries; translated
+        # streams are built from whole events (data_event, named_event), so each emit already is.
+        framer = None
+        if reader is None and exchange.options.stream_force_format and is_event_stream(opened.upstream.headers):
+            framer = SseFramer()
+
+        def relay(chunk: bytes) -> None:
+            if framer is None:
+                out.append(chunk)
+            else:
+                ready = framer.feed(chunk)
+                if ready:
+                    out.append(ready)
+
         if call.route == "responses" and reader is not None:
             from heliport.gateway.responses import ResponsesStreamTranslator
 
@@ -461,20 +503,23 @@ class GatewayHandler(ExchangeHandler):
                 await send({"type": "http.response.body", "body": data, "more_body": True})
 
         try:
-            out.extend(opened.primed)
+            for primed in opened.primed:
+                relay(primed)
             translate(opened.primed_chunks)
             await emit()
             if not opened.ended:
                 async for chunk in opened.chunks:
                     gateway.native.add(chunk)
                     if reader is None:
-                        out.append(chunk)
+                        relay(chunk)
                     else:
                         translate(reader.feed(chunk))
                     await emit()
         except UpstreamError as err:
             exchange.status = Status.TIMEOUT if isinstance(err, UpstreamTimeoutError) else Status.STREAM_FAILED
             exchange.errors.append(err.message)
+            if framer is not None:
+                exchange.errors.extend(framer.notes(failed=True))
             await self._log(exchange)
             raise  # headers are out: the client sees a broken stream, and the log says why
         except Exception as exc:
@@ -485,6 +530,8 @@ class GatewayHandler(ExchangeHandler):
             )
             exchange.status = failure.status
             exchange.errors.append(f"{gateway.provider} stream error: {failure.message}")
+            if framer is not None:
+                exchange.errors.extend(framer.notes(failed=True))
             if responses is not None:
                 out.extend(named_event(n, d) for n, d in responses.fail(failure.message, failure.kind))
             else:
@@ -500,6 +547,12 @@ class GatewayHandler(ExchangeHandler):
             else:
                 out.append(DONE)
             await emit()
+        elif framer is not None:
+            exchange.errors.extend(framer.notes(failed=False))
+            rest = framer.flush()
+            if rest:  # the stream ended without a last blank line: what is left goes as it is
+                out.append(rest)
+                await emit()
 
 
 @dataclass(slots=True)

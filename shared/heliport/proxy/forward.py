@@ -7,8 +7,10 @@ this module finds the upstream (the route's target, or ``Helicone-Fallbacks``) a
 bracketed steps, and retries and fallbacks around the forward, run only when a header asks for
 them; a failure of their store falls back to plain proxying and is recorded on the log.
 
-The response is relayed chunk by chunk as it arrives (an SSE stream is never buffered); a capped
-copy and the time to first byte are kept for the log. A client that disconnects cancels the
+The response is relayed chunk by chunk as it arrives (an SSE stream is never buffered; with
+``Helicone-Stream-Force-Format`` an unfinished event is held until its end, see
+:mod:`heliport.stream_format`); a capped copy of what the client got and the time to first byte are
+kept for the log. A client that disconnects cancels the
 upstream request. After a complete response the cache write and a cents charge run, then the
 :class:`LogRecord` is handed to the queue: after the last byte, or, on Lambda
 (``log_before_last_byte``), just before the terminating chunk, because the sandbox may freeze the
@@ -42,6 +44,7 @@ from heliport.logs.record import SECRET_HEADERS, Status
 from heliport.proxy.retry import RetryPolicy, send_with_retries
 from heliport.proxy.targets import Target, TargetResolver
 from heliport.proxy.transport import UpstreamRequest, UpstreamResponse
+from heliport.stream_format import is_event_stream, reframe
 
 __all__ = ["ProxyHandler"]
 
@@ -97,8 +100,10 @@ class ProxyHandler(ExchangeHandler):
             attempts = self._attempts(proxy_path, scope["query_string"], options)
             exchange.target = attempts[0].target
             exchange.body = await read_body(receive, self._settings.max_request_bytes)
-            if self._steps and not await self._pre_forward(exchange, send, ids):
-                return
+            if self._steps and self._wants_steps(options):
+                exchange.forward = forward_headers
+                if not await self._pre_forward(exchange, send, ids):
+                    return
             exchange.cache = CachePlan.of(
                 options,
                 key_hash=key.key_hash,
@@ -229,7 +234,10 @@ class ProxyHandler(ExchangeHandler):
                     await send(
                         {"type": "http.response.start", "status": status, "headers": headers + ids + SUCCESS_HEADERS}
                     )
-                    async for chunk in upstream.chunks():
+                    chunks = upstream.chunks()
+                    if exchange.options.stream_force_format and is_event_stream(upstream.headers):
+                        chunks = reframe(chunks, note=exchange.errors.append)
+                    async for chunk in chunks:
                         exchange.tee.add(chunk)
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 except UpstreamError as err:
