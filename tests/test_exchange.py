@@ -18,9 +18,9 @@ import pytest
 
 from heliport.errors import RequestError
 from heliport.exchange import PROCEED, Answer, Exchange, StepResult
-from heliport.headers import RequestOptions
 from heliport.steps.llm_security import LlmSecurity
 from heliport.steps.moderation import Moderation
+from heliport.steps.prompts import PromptCompilation
 from heliport.steps.token_limit import TokenLimit
 from tests.harness import Gateway, start_gateway
 from tests.mock_provider import MockProvider
@@ -40,8 +40,8 @@ class ScriptedStep:
     def __init__(self) -> None:
         self.seen: list[bytes] = []
 
-    def wanted(self, options: RequestOptions) -> bool:
-        return "step" in options.properties
+    def wanted(self, exchange: Exchange) -> bool:
+        return "step" in exchange.options.properties
 
     async def __call__(self, exchange: Exchange) -> StepResult:
         self.seen.append(exchange.body)
@@ -65,8 +65,8 @@ class SecondStep:
     def __init__(self) -> None:
         self.seen: list[bytes] = []
 
-    def wanted(self, options: RequestOptions) -> bool:
-        return "step" in options.properties
+    def wanted(self, exchange: Exchange) -> bool:
+        return "step" in exchange.options.properties
 
     async def __call__(self, exchange: Exchange) -> StepResult:
         self.seen.append(exchange.body)
@@ -185,7 +185,7 @@ def test_a_step_the_request_does_not_ask_for_is_skipped(
 def test_default_checks_run_only_when_asked_and_leave_no_facts(gateway: Gateway, tmp_path: Path) -> None:
     """heliport's own checks are configured by default, in order; a request that asks for none runs none."""
     for handler in (gateway.app._proxy, gateway.app._gateway):
-        assert [type(step) for step in handler._steps] == [Moderation, LlmSecurity, TokenLimit]
+        assert [type(step) for step in handler._steps] == [PromptCompilation, Moderation, LlmSecurity, TokenLimit]
     response = httpx.post(
         f"{gateway.oai_base}/chat/completions",
         json={"model": "gpt-4o-mini", "messages": MESSAGES},

@@ -31,6 +31,7 @@ from heliport.auth import Authenticator
 from heliport.config import Settings
 from heliport.dashboard import serve_dashboard
 from heliport.errors import HeliportError
+from heliport.prompts.factory import open_prompt_store
 from heliport.store.aurora import database_credentials
 from heliport.store.factory import open_blobs, open_key_store, open_logdb, open_query_db
 from heliport.store.logdb_postgres import DatabaseUnavailableError
@@ -49,6 +50,7 @@ _api = QueryApi(
     BodyLinks(open_blobs(_settings), secret=_settings.body_url_secret),
     max_json_depth=_settings.max_json_depth,
     max_body_bytes=_settings.max_query_body_bytes,
+    prompts=open_prompt_store(_settings),
 )
 _routes = _api.asgi()
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from heliport.api.app import QueryApi
     from heliport.gateway.registry import Registry
     from heliport.logs.consumer import LocalPipeline
+    from heliport.prompts.store import PromptStore
 
 __all__ = ["PROXY_PREFIX", "PUBLIC_ROUTES", "Heliport", "create_app"]
 
@@ -50,8 +51,8 @@ PROXY_PREFIX = "/v1/gateway/"
 PUBLIC_ROUTES = frozenset({"/healthcheck", "/v1/public/model-registry/models"})
 _KEY_SEGMENT = "/" + KEY_PREFIX
 #: Paths of the query API (``heliport.api``), which is built on its first request.
-API_PREFIXES = ("/v1/request/", "/v1/session/", "/v1/user/", "/v1/property/", "/v1/dashboard/")
-API_ROUTES = frozenset({"/openapi.json", "/v1/feedback"})
+API_PREFIXES = ("/v1/request/", "/v1/session/", "/v1/user/", "/v1/property/", "/v1/dashboard/", "/v1/prompt-2025/")
+API_ROUTES = frozenset({"/openapi.json", "/v1/feedback", "/v1/prompt-2025"})
 #: Makes the query API; given the app's authenticator, so keys are checked (and cached) once.
 ApiFactory = Callable[[Authenticator], "QueryApi"]
 
@@ -89,11 +90,22 @@ class Heliport:
         self._authenticator = authenticator
         self._api_factory = api_factory or _default_api(settings)
         self._api: QueryApi | None = None
+        self._prompt_store: PromptStore | None = None
         accounts = load_accounts(settings, provider_env)
         if steps is None:
-            steps = default_steps(
-                StepServices(settings, transport=self._upstream, accounts=accounts, registry=_registry)
+            # The prompt store the AI gateway compiles prompt_id requests from (SQLite locally, the
+            # DynamoDB table on AWS); imported here so an app built with its own steps never loads it.
+            from heliport.prompts.factory import open_prompt_store
+
+            self._prompt_store = open_prompt_store(settings)
+            services = StepServices(
+                settings,
+                transport=self._upstream,
+                accounts=accounts,
+                registry=_registry,
+                prompts=self._prompt_store,
             )
+            steps = default_steps(services)
         deps = ExchangeDeps(
             settings,
             authenticator=authenticator,
@@ -171,6 +183,8 @@ class Heliport:
         await self.key_store.aclose()
         await self.cache_store.aclose()
         await self.counter_store.aclose()
+        if self._prompt_store is not None:
+            await self._prompt_store.aclose()
 
 
 def _default_api(settings: Settings, blobs: BlobStore | None = None) -> ApiFactory:
@@ -179,6 +193,7 @@ def _default_api(settings: Settings, blobs: BlobStore | None = None) -> ApiFacto
     def make(authenticator: Authenticator) -> QueryApi:
         from heliport.api.app import QueryApi
         from heliport.api.bodies import BodyLinks
+        from heliport.prompts.factory import open_prompt_store
         from heliport.store.factory import open_blobs, open_query_db
 
         links = BodyLinks(blobs or open_blobs(settings), secret=settings.body_url_secret)
@@ -188,6 +203,7 @@ def _default_api(settings: Settings, blobs: BlobStore | None = None) -> ApiFacto
             links,
             max_json_depth=settings.max_json_depth,
             max_body_bytes=settings.max_query_body_bytes,
+            prompts=open_prompt_store(settings),
         )
 
     return make

@@ -102,8 +102,9 @@ PROCEED = StepResult()
 class RequestStep(Protocol):
     """One step of the pre-forward stage (moderation, LLM security, token limits, ...)."""
 
-    def wanted(self, options: RequestOptions, /) -> bool:
-        """Whether this request asks for the step; cheap, since it runs on every request."""
+    def wanted(self, exchange: Exchange, /) -> bool:
+        """Whether this request asks for the step: a look at its parsed headers (or, for a step the
+        body asks for, its route and a byte search); cheap, since it runs on every request."""
         ...
 
     async def __call__(self, exchange: Exchange, /) -> StepResult: ...
@@ -383,10 +384,10 @@ class ExchangeHandler:
         """One upstream call through the transport of the moment (the app opens it in its lifespan)."""
         return self._transport().send(request)
 
-    def _wants_steps(self, options: RequestOptions) -> bool:
+    def _wants_steps(self, exchange: Exchange) -> bool:
         """Whether any configured step is asked for: the whole cost of the stage for a request without one."""
         for step in self._steps:  # noqa: SIM110  # no generator for any(): this runs on every request
-            if step.wanted(options):
+            if step.wanted(exchange):
                 return True
         return False
 
@@ -395,9 +396,8 @@ class ExchangeHandler:
 
         A step that raises a :class:`HeliportError` answers with it, as if it had returned it.
         """
-        options = exchange.options
         for step in self._steps:
-            if not step.wanted(options):
+            if not step.wanted(exchange):
                 continue
             try:
                 result = await step(exchange)

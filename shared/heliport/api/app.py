@@ -33,7 +33,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -43,7 +43,7 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from heliport.api import aggregates as agg
-from heliport.api import filters, overview, requests
+from heliport.api import filters, overview, prompts, requests
 from heliport.api import schemas as s
 from heliport.api.bodies import BodyLinks
 from heliport.api.database import QueryDb
@@ -63,6 +63,9 @@ from heliport.errors import (
 )
 from heliport.headers import bearer_token
 from heliport.store.logdb_postgres import DatabaseUnavailableError
+
+if TYPE_CHECKING:
+    from heliport.prompts.store import PromptStore
 
 __all__ = ["ENDPOINTS", "QueryApi", "error_response"]
 
@@ -84,10 +87,14 @@ class QueryApi:
         *,
         max_json_depth: int = Settings.max_json_depth,
         max_body_bytes: int = Settings.max_query_body_bytes,
+        prompts: PromptStore | None = None,
     ) -> None:
         self.db = db
         self.authenticator = authenticator
         self.links = links
+        #: The prompt store (``heliport.prompts.factory.open_prompt_store``); None: the prompt routes
+        #: answer 503 ``prompts not configured`` (a deployment that wired none).
+        self._prompts = prompts
         #: ``HELIPORT_MAX_JSON_DEPTH``: deeper bodies are a 400 before any handler sees them.
         self.max_json_depth = max_json_depth
         #: ``HELIPORT_MAX_QUERY_BODY_BYTES``: larger bodies are a 413, refused while they are read.
@@ -113,8 +120,18 @@ class QueryApi:
             )
         return self._app
 
+    @property
+    def prompts(self) -> PromptStore:
+        if self._prompts is None:
+            raise _PromptsNotConfiguredError(
+                "Prompts are not configured on this deployment (the query API was given no prompt store)."
+            )
+        return self._prompts
+
     async def aclose(self) -> None:
         await self.db.aclose()
+        if self._prompts is not None:
+            await self._prompts.aclose()
 
     async def _openapi(self, request: Request) -> Response:
         if self._document is None:
@@ -296,6 +313,11 @@ class QueryApi:
         return agg.to_property_query_result(await self._aggregate(call, body, agg.property_query, None))
 
 
+class _PromptsNotConfiguredError(HeliportError):
+    status = 503
+    code = "prompts_not_configured"
+
+
 async def _read_capped(request: Request, limit: int) -> bytes:
     """The body, refused with a 413 as soon as it passes ``limit`` bytes (never buffered whole first)."""
     too_large = InvalidBodyError(f"Body too large: at most {limit} bytes.", status=413)
@@ -473,6 +495,7 @@ class _ApiRoute(Route):
 
 
 _REQUEST = "Request"
+_PROMPT = "Prompt"
 ENDPOINTS: tuple[Endpoint[QueryApi], ...] = (
     Endpoint("POST", "/v1/request/query", "GetRequests", "Requests matching a filter, one page",
              _REQUEST, QueryApi.query_requests, s.RequestQueryBody, list[s.HeliconeRequest]),
@@ -513,4 +536,48 @@ ENDPOINTS: tuple[Endpoint[QueryApi], ...] = (
              "Dashboard", overview.overview, overview.OverviewBody, overview.Overview),
     Endpoint("POST", "/v1/dashboard/session-tree", "GetSessionTree", "A session's requests with their paths",
              "Dashboard", overview.session_tree, overview.SessionTreeBody, list[overview.SessionTreeRow]),
+    # Helicone's Prompts API (api/prompts.py), in its reference's order.
+    Endpoint("POST", "/v1/prompt-2025", "CreatePrompt2025", "Create a prompt with its first version (0.0, production)",
+             _PROMPT, prompts.create, s.PromptCreateBody, s.PromptCreated),
+    Endpoint("POST", "/v1/prompt-2025/update", "UpdatePrompt2025",
+             "A new minor or major version of a prompt, optionally moved into an environment",
+             _PROMPT, prompts.update, s.PromptUpdateBody, s.PromptVersionCreated),
+    Endpoint("POST", "/v1/prompt-2025/query", "GetPrompts2025", "Prompts by name and tags, newest first, one page",
+             _PROMPT, prompts.query, s.PromptQueryBody, list[s.Prompt2025]),
+    Endpoint("POST", "/v1/prompt-2025/query/version", "GetPrompt2025Version", "One version, with its body",
+             _PROMPT, prompts.version, s.PromptVersionIdBody, s.Prompt2025Version),
+    Endpoint("POST", "/v1/prompt-2025/query/versions", "GetPrompt2025Versions",
+             "A prompt's versions (of one major version), newest first",
+             _PROMPT, prompts.versions, s.PromptVersionsBody, list[s.Prompt2025Version]),
+    Endpoint("POST", "/v1/prompt-2025/query/production-version", "GetPrompt2025ProductionVersion",
+             "The production version, with its body",
+             _PROMPT, prompts.production_version, s.PromptIdBody, s.Prompt2025Version),
+    Endpoint("POST", "/v1/prompt-2025/query/environment-version", "GetPrompt2025EnvironmentVersion",
+             "The version an environment points at, with its body",
+             _PROMPT, prompts.environment_version, s.PromptEnvironmentBody, s.Prompt2025Version),
+    Endpoint("POST", "/v1/prompt-2025/query/total-versions", "GetPrompt2025VersionCounts",
+             "How many versions, and the highest major version",
+             _PROMPT, prompts.total_versions, s.PromptIdBody, s.PromptVersionCounts),
+    Endpoint("POST", "/v1/prompt-2025/update/environment", "SetPrompt2025VersionEnvironment",
+             "Point an environment at a version", _PROMPT, prompts.set_environment, s.PromptSetEnvironmentBody, None),
+    Endpoint("GET", "/v1/prompt-2025/id/{promptId}", "GetPrompt2025", "One prompt",
+             _PROMPT, prompts.get_prompt, None, s.Prompt2025),
+    Endpoint("PATCH", "/v1/prompt-2025/id/{promptId}/tags", "UpdatePrompt2025Tags", "Replace a prompt's tags",
+             _PROMPT, prompts.set_tags, s.PromptTagsBody, list[str]),
+    Endpoint("POST", "/v1/prompt-2025/id/{promptId}/rename", "RenamePrompt2025", "Rename a prompt",
+             _PROMPT, prompts.rename, s.PromptRenameBody, None),
+    Endpoint("GET", "/v1/prompt-2025/id/{promptId}/{versionId}/inputs", "GetPrompt2025Inputs",
+             "The inputs a logged request compiled this version with",
+             _PROMPT, prompts.inputs, None, s.Prompt2025Inputs, query={"requestId": {"type": "string"}}),
+    Endpoint("DELETE", "/v1/prompt-2025/{promptId}", "DeletePrompt2025", "Delete a prompt and all its versions",
+             _PROMPT, prompts.delete_prompt, None, None),
+    Endpoint("DELETE", "/v1/prompt-2025/{promptId}/{versionId}", "DeletePrompt2025Version",
+             "Delete one version (and the environments pointing at it)",
+             _PROMPT, prompts.delete_version, None, None),
+    Endpoint("GET", "/v1/prompt-2025/tags", "GetPrompt2025Tags", "Every tag in use", _PROMPT, prompts.tags, None,
+             list[str]),
+    Endpoint("GET", "/v1/prompt-2025/environments", "GetPrompt2025Environments", "Every environment in use",
+             _PROMPT, prompts.environments, None, list[str]),
+    Endpoint("GET", "/v1/prompt-2025/count", "GetPrompt2025Count", "How many prompts", _PROMPT, prompts.count, None,
+             int),
 )  # fmt: skip

@@ -10,6 +10,7 @@ operation documents its success answer (``{data, error: null}``) and the failure
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,7 +30,7 @@ _ERROR = {
 _FAILURES = {
     "400": "Invalid body, query parameter or filter; the message names the field.",
     "401": "Missing, unknown or revoked heliport key.",
-    "404": "No such request in this organisation (or no such route).",
+    "404": "No such request, prompt or version in this organisation (or no such route).",
     "413": "Body too large.",
 }
 
@@ -90,8 +91,8 @@ def _operation(endpoint: Endpoint[Any], components: dict[str, Any]) -> dict[str,
             "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}},
         }
     parameters: list[dict[str, Any]] = []
-    if "{requestId}" in endpoint.path:
-        parameters.append({"name": "requestId", "in": "path", "required": True, "schema": {"type": "string"}})
+    for name in re.findall(r"\{(\w+)\}", endpoint.path):
+        parameters.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
     for name, schema in (endpoint.query or {}).items():
         parameters.append({"name": name, "in": "query", "required": False, "schema": dict(schema)})
     operation: dict[str, Any] = {

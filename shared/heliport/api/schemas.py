@@ -15,10 +15,12 @@ the server enforces and cannot drift from what it accepts and returns. Names fol
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, Protocol
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -445,6 +447,155 @@ class Property(BaseModel):
     property: str
 
 
+# --- prompts (/v1/prompt-2025/*, api/prompts.py) -----------------------------------------------------
+
+#: An environment name: letters, digits, ``_``, ``.`` and ``-`` (a partial ``{{hcp:id:0:<environment>}}``
+#: names one, so it cannot hold ``:`` or braces), at most 64 characters.
+EnvironmentName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="production, staging, development, or a custom name ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}).",
+    ),
+]
+PromptName = Annotated[str, Field(min_length=1, max_length=256)]
+PromptTag = Annotated[str, Field(max_length=128)]
+PromptTags = Annotated[list[PromptTag], Field(max_length=100)]
+#: A prompt or version id as a body names it (prompt ids are 6 characters, version ids UUIDs).
+PromptIdField = Annotated[str, Field(min_length=1, max_length=128)]
+CommitMessage = Annotated[str, Field(max_length=10_000)]
+
+
+def _prompt_body(value: dict[str, Any]) -> dict[str, Any]:
+    """A prompt body is an OpenAI chat completion request: ``model`` a string, ``messages`` a list of
+    objects each with a string ``role``, when present; and small enough to store (MAX_BODY_BYTES)."""
+    from heliport.prompts.store import MAX_BODY_BYTES  # only the prompt routes pay for it
+
+    model = value.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ValueError("model must be a string")
+    messages = value.get("messages")
+    if messages is not None:
+        if not isinstance(messages, list):
+            raise ValueError("messages must be a list of message objects")
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise ValueError(f"messages[{index}] must be an object with a string role")
+    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_BODY_BYTES:
+        raise ValueError(f"the body is over {MAX_BODY_BYTES} bytes of JSON")
+    return value
+
+
+PromptBody = Annotated[
+    dict[str, Any],
+    AfterValidator(_prompt_body),
+    Field(
+        description="An OpenAI chat completion request (model, messages, temperature, tools, ...), with "
+        "{{hc:name:type}} variables and {{hcp:prompt_id:index[:environment]}} partials."
+    ),
+]
+
+
+class PromptCreateBody(_Body):
+    name: PromptName
+    tags: PromptTags = Field(default_factory=list)
+    promptBody: PromptBody
+
+
+class PromptUpdateBody(_Body):
+    promptId: PromptIdField
+    promptVersionId: PromptIdField
+    newMajorVersion: bool = False
+    environment: EnvironmentName | None = None
+    commitMessage: CommitMessage = ""
+    promptBody: PromptBody
+
+
+class PromptQueryBody(_Body):
+    search: SearchText = ""
+    tagsFilter: PromptTags = Field(default_factory=list)
+    page: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
+    pageSize: Annotated[int, Field(ge=0, le=MAX_LIMIT)] = 100
+
+
+class PromptVersionIdBody(_Body):
+    promptVersionId: PromptIdField
+
+
+class PromptIdBody(_Body):
+    promptId: PromptIdField
+
+
+class PromptVersionsBody(_Body):
+    promptId: PromptIdField
+    majorVersion: Annotated[int, Field(ge=0, le=MAX_OFFSET)] | None = None
+
+
+class PromptEnvironmentBody(_Body):
+    promptId: PromptIdField
+    environment: EnvironmentName
+
+
+class PromptSetEnvironmentBody(_Body):
+    promptId: PromptIdField
+    promptVersionId: PromptIdField
+    environment: EnvironmentName
+
+
+class PromptTagsBody(_Body):
+    tags: PromptTags
+
+
+class PromptRenameBody(_Body):
+    name: PromptName
+
+
+class Prompt2025(BaseModel):
+    id: str
+    name: str
+    tags: list[str]
+    created_at: str
+
+
+class Prompt2025Version(BaseModel):
+    id: str
+    model: str | None
+    prompt_id: str
+    major_version: int
+    minor_version: int
+    commit_message: str
+    #: Helicone's single environment: production when the version has it, else its first by name.
+    environment: str | None
+    #: heliport: every environment pointing at this version.
+    environments: list[str]
+    created_at: str
+    #: Helicone's link to the stored body; heliport answers the body inline instead (prompt_body).
+    s3_url: str | None = None
+    #: heliport: the version's body, in the answers about one version (not in lists).
+    prompt_body: dict[str, Any] | None = None
+
+
+class PromptCreated(BaseModel):
+    id: str
+    versionId: str
+
+
+class PromptVersionCreated(BaseModel):
+    id: str
+
+
+class PromptVersionCounts(BaseModel):
+    totalVersions: int
+    majorVersions: int
+
+
+class Prompt2025Inputs(BaseModel):
+    request_id: str
+    version_id: str
+    inputs: dict[str, Any]
+    environment: str | None = None
+
+
 #: Every body model, for the OpenAPI components.
 BODY_MODELS: tuple[type[BaseModel], ...] = (
     RequestQueryBody,
@@ -459,4 +610,14 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (
     UserMetricsBody,
     UserMetricsOverviewBody,
     PropertyQueryBody,
+    PromptCreateBody,
+    PromptUpdateBody,
+    PromptQueryBody,
+    PromptVersionIdBody,
+    PromptIdBody,
+    PromptVersionsBody,
+    PromptEnvironmentBody,
+    PromptSetEnvironmentBody,
+    PromptTagsBody,
+    PromptRenameBody,
 )

@@ -239,10 +239,9 @@ class GatewayHandler(ExchangeHandler):
         ids = [(b"helicone-id", options.request_id.encode())]
         try:
             exchange.body = await read_body(receive, self._settings.max_request_bytes)
-            if self._steps and self._wants_steps(options):
-                exchange.forward, exchange.via_gateway = forward, True
-                if not await self._pre_forward(exchange, send, ids):
-                    return
+            exchange.forward, exchange.via_gateway = forward, True
+            if self._steps and self._wants_steps(exchange) and not await self._pre_forward(exchange, send, ids):
+                return
             request = _json_object(exchange.body, self._settings.max_json_depth)
             spec = request.get("model")
             if not isinstance(spec, str) or not spec.strip():

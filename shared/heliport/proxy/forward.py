@@ -100,10 +100,9 @@ class ProxyHandler(ExchangeHandler):
             attempts = self._attempts(proxy_path, scope["query_string"], options)
             exchange.target = attempts[0].target
             exchange.body = await read_body(receive, self._settings.max_request_bytes)
-            if self._steps and self._wants_steps(options):
-                exchange.forward = forward_headers
-                if not await self._pre_forward(exchange, send, ids):
-                    return
+            exchange.forward = forward_headers
+            if self._steps and self._wants_steps(exchange) and not await self._pre_forward(exchange, send, ids):
+                return
             exchange.cache = CachePlan.of(
                 options,
                 key_hash=key.key_hash,

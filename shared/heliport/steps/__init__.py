@@ -9,7 +9,9 @@ the safety checks screen what the caller sent before anything is trimmed.
 * :mod:`.moderation`: ``Helicone-Moderations-Enabled``, OpenAI's moderation endpoint;
 * :mod:`.llm_security`: ``Helicone-LLM-Security-Enabled`` / ``-Advanced``, prompt-injection and
   safety classifiers;
-* :mod:`.token_limit`: ``Helicone-Token-Limit-Exception-Handler``, fit the input to the model.
+* :mod:`.token_limit`: ``Helicone-Token-Limit-Exception-Handler``, fit the input to the model;
+* :mod:`.prompts`: a body's ``prompt_id`` on the AI gateway, compiled from the saved prompt (first,
+  so the checks screen the compiled prompt; it is asked for by the body, not a header).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from heliport.proxy.transport import UpstreamTransport
 if TYPE_CHECKING:
     from heliport.gateway.providers import Accounts
     from heliport.gateway.registry import Registry
+    from heliport.prompts import PromptReader
 
 __all__ = ["StepServices"]
 
@@ -32,9 +35,11 @@ __all__ = ["StepServices"]
 class StepServices:
     """What the checks call out with: the app's settings, its pooled upstream client, the
     deployment's provider accounts (the AI gateway's, read once per container), and the app's model
-    registry (read on first use; None: the packaged one)."""
+    registry (read on first use; None: the packaged one), and the prompt store the AI gateway
+    compiles ``prompt_id`` requests from (None: no prompt compilation)."""
 
     settings: Settings
     transport: Callable[[], UpstreamTransport]
     accounts: Callable[[], Awaitable[Accounts]]
     registry: Callable[[], Registry] | None = None
+    prompts: PromptReader | None = None

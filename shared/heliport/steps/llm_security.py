@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Protocol
 from heliport.config import ConfigError, Settings
 from heliport.errors import HeliportError, RequestError
 from heliport.exchange import Answer, Exchange, StepResult
-from heliport.headers import RequestOptions
 from heliport.proxy.transport import UpstreamTransport
 from heliport.steps.classifiers import (
     BedrockGuardrail,
@@ -98,7 +97,8 @@ class LlmSecurity:
         self._services = services
         self._settings = services.settings
 
-    def wanted(self, options: RequestOptions, /) -> bool:
+    def wanted(self, exchange: Exchange, /) -> bool:
+        options = exchange.options
         return options.llm_security_enabled or options.llm_security_advanced
 
     async def __call__(self, exchange: Exchange, /) -> StepResult:

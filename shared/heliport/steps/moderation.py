@@ -45,7 +45,6 @@ import msgspec
 
 from heliport.errors import HeliportError, RequestError, UpstreamError
 from heliport.exchange import Answer, Exchange, StepResult, describe
-from heliport.headers import RequestOptions
 from heliport.proxy.targets import PROVIDERS
 from heliport.proxy.transport import UpstreamRequest, UpstreamResponse
 from heliport.steps import StepServices
@@ -181,8 +180,8 @@ class Moderation:
         openai = (overrides.get("openai") or overrides.get("oai") or default).rstrip("/")
         self._openai_bases = tuple(dict.fromkeys((oai, openai)))
 
-    def wanted(self, options: RequestOptions, /) -> bool:
-        return options.moderations_enabled
+    def wanted(self, exchange: Exchange, /) -> bool:
+        return exchange.options.moderations_enabled
 
     async def __call__(self, exchange: Exchange, /) -> StepResult:
         body = decode_object(exchange.body)

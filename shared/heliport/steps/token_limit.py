@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from heliport.exchange import Exchange, StepResult
-from heliport.headers import RequestOptions, TokenLimitHandler
+from heliport.headers import TokenLimitHandler
 from heliport.steps import StepServices
 from heliport.steps.tokens import ELISION, cuts, estimate, head_and_tail
 
@@ -103,8 +103,8 @@ class TokenLimit:
         self._services = services
         self._registry = registry or _packaged_registry
 
-    def wanted(self, options: RequestOptions, /) -> bool:
-        return options.token_limit_handler is not None
+    def wanted(self, exchange: Exchange, /) -> bool:
+        return exchange.options.token_limit_handler is not None
 
     async def __call__(self, exchange: Exchange, /) -> StepResult:
         options = exchange.options
