@@ -77,7 +77,8 @@ function signOut(message) {
   sessionStorage.removeItem(KEY);
   closeDetail();
   $("view").replaceChildren();
-  Object.assign(state, { requests: freshRequestsState(), overviewProperty: "", sessionSearch: "", usersOffset: 0 });
+  Object.assign(state, { requests: freshRequestsState(), overviewProperty: "", sessionSearch: "", usersOffset: 0,
+    prompts: freshPromptsState(), promptFlash: "" });
   showChrome(false);
   $("sign-in-error").textContent = message || "";
   $("key").value = "";
@@ -113,7 +114,7 @@ async function signIn(event) {
 
 // --- routing --------------------------------------------------------------------------------------
 
-const state = { requests: freshRequestsState(), overviewProperty: "" };
+const state = { requests: freshRequestsState(), overviewProperty: "", prompts: freshPromptsState(), promptFlash: "" };
 
 function freshRequestsState() {
   return { offset: 0, sort: { created_at: "desc" }, model: "", provider: "", status: "", user: "", propKey: "", propValue: "", search: "" };
@@ -128,6 +129,7 @@ async function route() {
     if (link.dataset.page === (page || "overview")) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  $("range-label").hidden = page === "prompts"; // prompts are not in time
   const view = $("view");
   view.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   try {
@@ -135,6 +137,8 @@ async function route() {
     else if (page === "sessions" && arg) await sessionPage(view, arg);
     else if (page === "sessions") await sessionsPage(view);
     else if (page === "users") await usersPage(view);
+    else if (page === "prompts" && arg) await promptPage(view, arg);
+    else if (page === "prompts") await promptsPage(view);
     else await overviewPage(view);
   } catch (error) {
     if (!sessionStorage.getItem(KEY)) return;
@@ -410,7 +414,7 @@ function facts(pairs) {
 // one-line outcome and summary; every field of every check is listed as well, so nothing a check
 // records is hidden, whatever its shape.
 
-const CHECK_LABELS = { moderation: "Moderation", llm_security: "LLM security", token_limit: "Token limit", posthog: "PostHog export" };
+const CHECK_LABELS = { moderation: "Moderation", llm_security: "LLM security", token_limit: "Token limit", posthog: "PostHog export", prompt: "Prompt" };
 // The codes a check answers a blocked request with (Helicone's), and the check each belongs to.
 const BLOCK_CODES = { PROMPT_FLAGGED_FOR_MODERATION: "moderation", PROMPT_THREAT_DETECTED: "llm_security" };
 
@@ -494,6 +498,18 @@ function checkOutcome(name, v) {
         v.cut_texts ? "Texts cut: " + num(v.cut_texts) : null,
         skipped !== undefined ? "Skipped: " + skipped : null]];
   }
+  if (name === "prompt") {
+    // The AI gateway compiled a saved prompt (prompt_id): which version, chosen how, with which inputs.
+    const inputs = pick(v, "inputs");
+    return [[pick(v, "version") !== undefined ? "v" + pick(v, "version") : "compiled", pick(v, "environment")].filter(Boolean).join(" · "),
+      error ? "warn" : "ok",
+      [pick(v, "id") ? "Prompt: " + pick(v, "id") : null,
+        pick(v, "version_id") ? "Version id: " + pick(v, "version_id") : null,
+        pick(v, "environment") ? "Environment: " + pick(v, "environment") : null,
+        isObject(inputs) ? "Inputs: " + (Object.entries(inputs).map(([k, x]) => `${k} = ${JSON.stringify(x)}`).join(", ") || "none") : null,
+        Array.isArray(v.partials) && v.partials.length ? "Partials: " + v.partials.map((p) => `${p.prompt_id}:${p.index}:${p.environment}`).join(", ") : null,
+        pick(v, "label") ? "Helicone-Prompt-Id label: " + pick(v, "label") : null]];
+  }
   if (name === "posthog") {
     const delivered = pick(v, "delivered");
     return [delivered === true ? "delivered" : delivered === false ? "not delivered" : "recorded",
@@ -511,7 +527,7 @@ function flatFields(value, prefix = "", depth = 0) {
   return Object.entries(value).flatMap(([k, v]) => flatFields(v, prefix ? prefix + "." + k : k, depth + 1));
 }
 
-function checkView(name, value) {
+function checkView(name, value, requestId) {
   const v = isObject(value) ? value : { value };
   const [outcome, tone, lines] = checkOutcome(name, v);
   const error = pick(v, "error");
@@ -520,6 +536,9 @@ function checkView(name, value) {
       el("span", { class: "check-name" }, CHECK_LABELS[name] || name),
       el("span", { class: "badge " + tone, "data-outcome": "" }, outcome)),
     lines.filter(Boolean).map((line) => el("div", { class: "check-line" }, line)),
+    name === "prompt" && typeof v.id === "string" && typeof v.version_id === "string"
+      ? el("div", { class: "check-line" }, el("a", { id: "prompt-link", href: promptHref(v.id, v.version_id, requestId) },
+        `Open prompt ${v.id}${v.version !== undefined ? " v" + v.version : ""}`)) : null,
     error ? el("div", { class: "check-line error" }, "Error: " + (typeof error === "string" ? error : JSON.stringify(error))) : null,
     el("details", {}, el("summary", {}, "All fields"), facts(flatFields(v))));
 }
@@ -533,7 +552,7 @@ function checksView(r) {
     blocker ? el("p", { class: "blocked", id: "blocked", role: "status" },
       `Blocked by ${CHECK_LABELS[blocker] || blocker}: answered ${r.response_status}${code ? " " + code : ""}; the model was not called.`) : null,
     el("h3", {}, "Checks"),
-    names.length ? el("div", { class: "checks", id: "checks" }, names.map((n) => checkView(n, checks[n])))
+    names.length ? el("div", { class: "checks", id: "checks" }, names.map((n) => checkView(n, checks[n], r.request_id)))
       : el("p", { class: "muted", id: "checks" }, "None asked for"),
   ].filter(Boolean);
 }
@@ -712,6 +731,347 @@ async function usersPage(view) {
       el("button", { type: "button", disabled: offset === 0, onclick: () => { state.usersOffset = Math.max(0, offset - PAGE); route(); } }, "Previous"),
       el("span", { class: "muted" }, `${num(data.count)} users`),
       el("button", { type: "button", disabled: offset + PAGE >= data.count, onclick: () => { state.usersOffset = offset + PAGE; route(); } }, "Next")));
+}
+
+// --- prompts --------------------------------------------------------------------------------------
+// Helicone's Prompts 2025 through /v1/prompt-2025/* (the same key, the same {data, error} answers):
+// the list (search, tags), one prompt's versions with their environments, a version's body with its
+// {{hc:name:type}} variables and {{hcp:...}} partials marked, a line diff of two versions, a new
+// version and an environment move. Bad input is refused by the API; its message is shown by the form.
+
+const PROMPTS = "/v1/prompt-2025";
+const STANDARD_ENVIRONMENTS = ["production", "staging", "development"];
+// The AI gateway's own patterns (heliport/prompts/assemble.py): a variable, or a partial.
+const TEMPLATE_TAG = new RegExp(
+  String.raw`\{\{\s*hc\s*:\s*([A-Za-z_-][A-Za-z0-9_-]*)\s*:\s*([A-Za-z_-][A-Za-z0-9_-]*)\s*\}\}|` +
+  String.raw`\{\{\s*hcp\s*:\s*([A-Za-z0-9_-]{1,64})\s*:\s*(\d{1,6})\s*(?::\s*([A-Za-z0-9_-][A-Za-z0-9_.-]*))?\s*\}\}`, "g");
+// Two bodies whose changed middles hold more lines than this product are shown as removed-then-added:
+// the table the longest common subsequence needs grows with it (4 bytes a cell).
+const DIFF_CELLS = 2_000_000;
+const NEW_PROMPT_BODY = { model: "gpt-4o-mini", messages: [
+  { role: "system", content: "You are a helpful assistant for {{hc:company:string}}." },
+  { role: "user", content: "{{hc:question:string}}" }] };
+
+function freshPromptsState() { return { search: "", tags: [], page: 0 }; }
+
+const promptHref = (promptId, versionId, requestId) => "#/prompts/" + encodeURIComponent(promptId) +
+  (versionId ? "/" + encodeURIComponent(versionId) + (requestId ? "/" + encodeURIComponent(requestId) : "") : "");
+const versionLabel = (v) => `v${v.major_version}.${v.minor_version}`;
+const pretty = (body) => JSON.stringify(body ?? {}, null, 2);
+const envChip = (name) => el("span", { class: "chip env" + (name === "production" ? " env-production" : ""), "data-env": name }, name);
+
+// The variables (name -> type, first one seen) and partials a body's JSON text holds, keys included.
+function templateTags(text) {
+  const variables = new Map();
+  const partials = new Map();
+  for (const m of text.matchAll(TEMPLATE_TAG)) {
+    if (m[1]) { if (!variables.has(m[1])) variables.set(m[1], m[2]); }
+    else partials.set(m[0], { promptId: m[3], index: Number(m[4]), environment: m[5] || "production" });
+  }
+  return { variables, partials };
+}
+
+// The text as nodes, each variable and partial in a <mark> (text nodes only: nothing is parsed as HTML).
+function highlighted(text) {
+  const nodes = [];
+  let last = 0;
+  for (const m of text.matchAll(TEMPLATE_TAG)) {
+    if (m.index > last) nodes.push(text.slice(last, m.index));
+    nodes.push(m[1]
+      ? el("mark", { class: "var", "data-var": m[1], "data-type": m[2], title: `variable ${m[1]} (${m[2]})` }, m[0])
+      : el("mark", { class: "partial", "data-partial": m[3], title: `message ${m[4]} of prompt ${m[3]} (${m[5] || "production"})` }, m[0]));
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) nodes.push(text.slice(last));
+  return nodes;
+}
+
+// A line diff as [op, line] pairs (" " kept, "-" only in a, "+" only in b): the common head and tail
+// are trimmed, then the longest common subsequence of what is left, within DIFF_CELLS.
+function lineDiff(a, b) {
+  let start = 0;
+  while (start < a.length && start < b.length && a[start] === b[start]) start++;
+  let endA = a.length;
+  let endB = b.length;
+  while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) { endA--; endB--; }
+  const x = a.slice(start, endA);
+  const y = b.slice(start, endB);
+  const middle = [];
+  if (x.length * y.length > DIFF_CELLS) {
+    for (const line of x) middle.push(["-", line]);
+    for (const line of y) middle.push(["+", line]);
+  } else {
+    const lcs = Array.from({ length: x.length + 1 }, () => new Uint32Array(y.length + 1));
+    for (let i = x.length - 1; i >= 0; i--) {
+      for (let j = y.length - 1; j >= 0; j--) lcs[i][j] = x[i] === y[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+    let i = 0;
+    let j = 0;
+    while (i < x.length && j < y.length) {
+      if (x[i] === y[j]) { middle.push([" ", x[i]]); i++; j++; }
+      else if (lcs[i + 1][j] >= lcs[i][j + 1]) middle.push(["-", x[i++]]);
+      else middle.push(["+", y[j++]]);
+    }
+    while (i < x.length) middle.push(["-", x[i++]]);
+    while (j < y.length) middle.push(["+", y[j++]]);
+  }
+  return [...a.slice(0, start).map((l) => [" ", l]), ...middle, ...a.slice(endA).map((l) => [" ", l])];
+}
+
+// A prompt body typed as JSON: [body, null] or [null, why not]. The API checks the rest (and says so).
+function parseBody(text) {
+  let body;
+  try { body = JSON.parse(text); } catch (error) { return [null, "Not valid JSON: " + error.message]; }
+  if (!isObject(body)) return [null, "The body must be a JSON object (an OpenAI chat completion request)."];
+  if (body.messages !== undefined && !Array.isArray(body.messages)) return [null, "messages must be a list of message objects."];
+  return [body, null];
+}
+
+// A textarea for a body with its validation shown as it is typed; read() is the body or null.
+function bodyEditor(id, text) {
+  const area = el("textarea", { id, rows: 14, spellcheck: "false", "aria-describedby": id + "-check" });
+  area.value = text;
+  const check = el("p", { id: id + "-check", role: "status" });
+  const read = () => {
+    const [body, problem] = parseBody(area.value);
+    area.setAttribute("aria-invalid", problem ? "true" : "false");
+    check.className = problem ? "error" : "muted";
+    if (problem) { check.textContent = problem; return null; }
+    const { variables, partials } = templateTags(area.value);
+    check.textContent = `Valid JSON · ${num((body.messages || []).length)} message${(body.messages || []).length === 1 ? "" : "s"}` +
+      (variables.size ? " · variables: " + [...variables].map(([n, t]) => `${n} (${t})`).join(", ") : "") +
+      (partials.size ? ` · ${partials.size} partial${partials.size === 1 ? "" : "s"}` : "");
+    return body;
+  };
+  area.addEventListener("input", read);
+  read();
+  return { area, check, read };
+}
+
+const environmentOptions = (id, names) => el("datalist", { id }, names.map((n) => el("option", { value: n })));
+
+// Submits a form's API call: the button disabled meanwhile, the API's refusal shown in `error`.
+async function submitting(form, error, action) {
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  error.textContent = "";
+  try { await action(); } catch (failure) { error.textContent = failure.message; } finally { button.disabled = false; }
+}
+
+async function promptsPage(view) {
+  closeDetail();
+  const s = state.prompts;
+  const [allTags, total] = await Promise.all([api("GET", PROMPTS + "/tags"), api("GET", PROMPTS + "/count")]);
+  s.tags = s.tags.filter((t) => allTags.includes(t));
+  const found = await api("POST", PROMPTS + "/query", { search: s.search, tagsFilter: s.tags, page: s.page, pageSize: PAGE + 1 });
+  const more = found.length > PAGE;
+  const prompts = found.slice(0, PAGE);
+
+  const form = el("form", { class: "filters", id: "prompt-filters", onsubmit: (e) => {
+    e.preventDefault();
+    s.search = $("prompt-search").value.trim();
+    s.page = 0;
+    route();
+  } },
+  el("label", { for: "prompt-search" }, "Search", el("input", { id: "prompt-search", type: "search", value: s.search, placeholder: "prompt name" })),
+  el("button", { type: "submit", class: "primary" }, "Search"),
+  allTags.length ? el("div", { class: "row", id: "prompt-tags", role: "group", "aria-label": "Filter by tag" },
+    el("span", { class: "muted" }, "Tags"),
+    allTags.map((tag) => el("button", { type: "button", "data-tag": tag, "aria-pressed": s.tags.includes(tag) ? "true" : "false", onclick: () => {
+      s.tags = s.tags.includes(tag) ? s.tags.filter((t) => t !== tag) : [...s.tags, tag];
+      s.page = 0;
+      route();
+    } }, tag))) : null);
+
+  const name = el("input", { id: "np-name", required: true, maxlength: 256, placeholder: "support-agent" });
+  const tags = el("input", { id: "np-tags", placeholder: "support, v2" });
+  const editor = bodyEditor("np-body", pretty(NEW_PROMPT_BODY));
+  const error = el("p", { class: "error", id: "np-error", role: "alert" });
+  const create = el("form", { class: "stack", id: "new-prompt-form", onsubmit: (e) => {
+    e.preventDefault();
+    const body = editor.read();
+    if (!body) { error.textContent = "Fix the body first: " + editor.check.textContent; return; }
+    submitting(create, error, async () => {
+      const made = await api("POST", PROMPTS, { name: name.value.trim(), tags: tags.value.split(",").map((t) => t.trim()).filter(Boolean), promptBody: body });
+      state.promptFlash = `Created prompt ${made.id} (v0.0, in production).`;
+      location.hash = promptHref(made.id);
+    });
+  } },
+  el("label", { for: "np-name" }, "Name"), name,
+  el("label", { for: "np-tags" }, "Tags (comma-separated)"), tags,
+  el("label", { for: "np-body" }, "Body (JSON: an OpenAI chat completion request)"), editor.area, editor.check,
+  el("div", { class: "row" }, el("button", { type: "submit" }, "Create prompt")), error);
+
+  const filtered = s.search || s.tags.length;
+  let table;
+  if (total === 0) {
+    table = el("div", { class: "empty", "data-testid": "no-prompts" }, el("h2", {}, "No prompts yet"),
+      el("p", {}, "Create one below, or with the Prompts API (POST /v1/prompt-2025). Use it on the AI gateway with prompt_id and inputs:"),
+      el("pre", {}, el("code", {}, 'client.chat.completions.create(model="gpt-4o-mini", extra_body={"prompt_id": "<id>", "inputs": {"company": "Acme"}})')));
+  } else if (prompts.length === 0) {
+    table = el("p", { class: "muted", "data-testid": "no-prompt-results" }, filtered ? "No prompts match this search." : "No more prompts.");
+  } else {
+    table = el("div", { class: "panel" }, el("table", { id: "prompts-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Id"), el("th", {}, "Tags"), el("th", {}, "Created"))),
+      el("tbody", {}, prompts.map((p) => clickable(el("tr", { "data-prompt-id": p.id },
+        el("td", { class: "wrap" }, p.name), el("td", {}, el("code", {}, p.id)),
+        el("td", { class: "wrap" }, p.tags.map((t) => el("span", { class: "chip", "data-tag": t }, t))), el("td", {}, when(p.created_at))),
+      () => { location.hash = promptHref(p.id); })))));
+  }
+  const pager = el("div", { class: "pager" },
+    el("button", { type: "button", disabled: s.page === 0, onclick: () => { s.page = Math.max(0, s.page - 1); route(); } }, "Previous"),
+    el("span", { class: "muted" }, `${num(total)} prompt${total === 1 ? "" : "s"}`),
+    el("button", { type: "button", disabled: !more, onclick: () => { s.page += 1; route(); } }, "Next"));
+  view.replaceChildren(el("h1", {}, "Prompts"), form, table, pager,
+    el("details", { class: "panel", id: "new-prompt", open: total === 0 }, el("summary", {}, "New prompt"), create));
+}
+
+async function promptPage(view, arg) {
+  closeDetail();
+  const [promptId, wanted, requestId] = arg.split("/");
+  const back = el("p", {}, el("a", { href: "#/prompts" }, "← Prompts"));
+  let prompt;
+  try {
+    prompt = await api("GET", `${PROMPTS}/id/${encodeURIComponent(promptId)}`);
+  } catch (error) {
+    view.replaceChildren(back, el("h1", {}, "Prompt"), el("p", { class: "error", role: "alert", id: "prompt-error" }, error.message));
+    return;
+  }
+  const [versions, known] = await Promise.all([api("POST", PROMPTS + "/query/versions", { promptId }), api("GET", PROMPTS + "/environments")]);
+  const flash = state.promptFlash;
+  state.promptFlash = "";
+  const head = [back, el("h1", {}, prompt.name),
+    el("p", { class: "row" }, el("code", { id: "prompt-id" }, prompt.id), prompt.tags.map((t) => el("span", { class: "chip", "data-tag": t }, t)),
+      el("span", { class: "muted" }, "created " + when(prompt.created_at))),
+    flash ? el("p", { class: "notice", id: "prompt-flash", role: "status" }, flash) : null];
+  if (versions.length === 0) { view.replaceChildren(...head, el("p", { class: "muted" }, "This prompt has no versions left.")); return; }
+
+  const selected = versions.find((v) => v.id === wanted) || versions.find((v) => v.environments.includes("production")) || versions[0];
+  const missing = wanted && selected.id !== wanted
+    ? el("p", { class: "warning", role: "alert", id: "version-missing" }, `No version ${wanted} of this prompt (deleted?); showing ${versionLabel(selected)}.`) : null;
+  const bodies = new Map();
+  const bodyOf = async (id) => {
+    if (!bodies.has(id)) bodies.set(id, (await api("POST", PROMPTS + "/query/version", { promptVersionId: id })).prompt_body || {});
+    return bodies.get(id);
+  };
+  const selectedBody = await bodyOf(selected.id);
+  const environments = [...new Set([...STANDARD_ENVIRONMENTS, ...known])];
+
+  // Opened from a request's detail: the inputs the AI gateway compiled this version with, for that request.
+  let used = null;
+  if (requestId && selected.id === wanted) {
+    let inputs = null;
+    let problem = "";
+    try { inputs = await api("GET", `${PROMPTS}/id/${encodeURIComponent(promptId)}/${encodeURIComponent(wanted)}/inputs?requestId=${encodeURIComponent(requestId)}`); }
+    catch (error) { problem = error.message; }
+    used = el("section", { class: "panel", id: "request-inputs", "aria-labelledby": "request-inputs-title" },
+      el("h2", { id: "request-inputs-title" }, "Inputs of request ", el("a", { href: "#/requests/" + encodeURIComponent(requestId) }, requestId)),
+      inputs ? [facts(Object.entries(inputs.inputs).map(([k, x]) => [k, typeof x === "string" ? x : JSON.stringify(x)])),
+        inputs.environment ? el("p", { class: "muted" }, "Chosen by environment " + inputs.environment) : null]
+        : el("p", { class: "muted" }, "Not available: " + problem));
+  }
+
+  // The versions, newest first; a row opens that version.
+  const versionsTable = el("div", { class: "panel" }, el("h2", {}, "Versions"), el("table", { id: "versions-table" },
+    el("thead", {}, el("tr", {}, el("th", {}, "Version"), el("th", {}, "Environments"), el("th", {}, "Commit message"), el("th", {}, "Model"), el("th", {}, "Created"))),
+    el("tbody", {}, versions.map((v) => clickable(el("tr", { "data-version-id": v.id, "data-version": versionLabel(v),
+      class: v.id === selected.id ? "selected" : null, "aria-selected": v.id === selected.id ? "true" : "false" },
+    el("td", {}, versionLabel(v)), el("td", { class: "wrap" }, v.environments.map(envChip)),
+    el("td", { class: "wrap" }, v.commit_message), el("td", {}, v.model || "–"), el("td", {}, when(v.created_at))),
+    () => { location.hash = promptHref(promptId, v.id); })))));
+
+  // The selected version: its body with variables and partials marked, and what it needs as inputs.
+  const text = pretty(selectedBody);
+  const { variables, partials } = templateTags(text);
+  const versionPanel = el("section", { class: "panel", id: "version", "data-version-id": selected.id, "aria-labelledby": "version-title" },
+    el("h2", { id: "version-title" }, `Version ${versionLabel(selected)} `, selected.environments.map(envChip)),
+    facts([["Version id", selected.id], ["Model", selected.model || "–"], ["Created", when(selected.created_at)], ["Commit message", selected.commit_message || "–"]]),
+    el("h3", {}, "Variables"),
+    variables.size ? el("div", { id: "variables" }, [...variables].map(([n, t]) => el("span", { class: "chip var-chip", "data-var": n }, `${n}: ${t}`)))
+      : el("p", { class: "muted", id: "variables" }, "None"),
+    partials.size ? [el("h3", {}, "Partials"), el("ul", { id: "partials" }, [...partials.values()].map((p) =>
+      el("li", {}, el("a", { href: promptHref(p.promptId) }, p.promptId), ` message ${p.index}, ${p.environment}`)))] : null,
+    el("h3", {}, "Body"), el("pre", { id: "prompt-body", class: "body" }, highlighted(text)));
+
+  // A diff of two versions: by default from the one before the selected one to it (for the first
+  // version, from it to the one after).
+  const at = versions.indexOf(selected);
+  const [older, newer] = at + 1 < versions.length ? [versions[at + 1], selected] : [selected, versions[at - 1] || selected];
+  const pickVersion = (id, current) => el("select", { id }, versions.map((v) => el("option", { value: v.id, selected: v.id === current.id },
+    `${versionLabel(v)}${v.commit_message ? " · " + v.commit_message.slice(0, 60) : ""}`)));
+  const from = pickVersion("diff-from", older);
+  const to = pickVersion("diff-to", newer);
+  const diffView = el("div", { id: "diff" });
+  const renderDiff = async () => {
+    diffView.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+    try {
+      const [a, b] = await Promise.all([bodyOf(from.value), bodyOf(to.value)]);
+      const lines = lineDiff(pretty(a).split("\n"), pretty(b).split("\n"));
+      const added = lines.filter(([op]) => op === "+").length;
+      const removed = lines.filter(([op]) => op === "-").length;
+      diffView.replaceChildren(
+        el("p", { class: "muted", id: "diff-summary" }, added || removed ? `+${added} −${removed} lines` : "No differences"),
+        el("pre", { class: "diff", id: "diff-view" }, lines.map(([op, line]) =>
+          el("div", { class: "diff-line" + (op === "+" ? " add" : op === "-" ? " del" : ""), "data-op": op }, op + " " + line))));
+    } catch (error) { diffView.replaceChildren(el("p", { class: "error", role: "alert" }, error.message)); }
+  };
+  from.addEventListener("change", renderDiff);
+  to.addEventListener("change", renderDiff);
+  const diffPanel = el("section", { class: "panel", "aria-labelledby": "diff-title" }, el("h2", { id: "diff-title" }, "Compare versions"),
+    el("div", { class: "filters" }, el("label", { for: "diff-from" }, "From", from), el("label", { for: "diff-to" }, "To", to)), diffView);
+
+  // Point an environment at the selected version.
+  const envName = el("input", { id: "env-name", list: "env-options", required: true, placeholder: "production", autocomplete: "off" });
+  const envError = el("p", { class: "error", id: "env-error", role: "alert" });
+  const envForm = el("form", { class: "stack", id: "env-form", onsubmit: (e) => {
+    e.preventDefault();
+    const environment = envName.value.trim();
+    submitting(envForm, envError, async () => {
+      await api("POST", PROMPTS + "/update/environment", { promptId, promptVersionId: selected.id, environment });
+      state.promptFlash = `${environment} now points at ${versionLabel(selected)}.`;
+      route();
+    });
+  } },
+  el("h2", {}, `Move an environment to ${versionLabel(selected)}`),
+  el("p", { class: "muted" }, "Requests naming this environment get this version from the AI gateway within a minute (its cache)."),
+  el("label", { for: "env-name" }, "Environment"), envName, environmentOptions("env-options", environments),
+  el("div", { class: "row" }, el("button", { type: "submit" }, "Move here")), envError);
+
+  // A new version from the selected one: the numbers are the store's (a minor under the selected
+  // version's major, or the next major).
+  const nextMinor = 1 + Math.max(...versions.filter((v) => v.major_version === selected.major_version).map((v) => v.minor_version));
+  const nextMajor = 1 + Math.max(...versions.map((v) => v.major_version));
+  const editor = bodyEditor("nv-body", text);
+  const message = el("input", { id: "nv-message", maxlength: 10000, placeholder: "what changed" });
+  const nvEnv = el("input", { id: "nv-env", list: "env-options", placeholder: "none", autocomplete: "off" });
+  const nvError = el("p", { class: "error", id: "nv-error", role: "alert" });
+  const kind = (value, label) => el("label", { class: "choice" },
+    el("input", { type: "radio", name: "nv-kind", value, id: "nv-" + value, checked: value === "minor" }), " ", label);
+  const newForm = el("form", { class: "stack", id: "new-version-form", onsubmit: (e) => {
+    e.preventDefault();
+    const body = editor.read();
+    if (!body) { nvError.textContent = "Fix the body first: " + editor.check.textContent; return; }
+    const major = newForm.querySelector("input[name=nv-kind]:checked").value === "major";
+    const environment = nvEnv.value.trim();
+    submitting(newForm, nvError, async () => {
+      const made = await api("POST", PROMPTS + "/update", { promptId, promptVersionId: selected.id, newMajorVersion: major,
+        commitMessage: message.value.trim(), promptBody: body, ...(environment ? { environment } : {}) });
+      state.promptFlash = `Created ${major ? `v${nextMajor}.0` : `v${selected.major_version}.${nextMinor}`}` + (environment ? ` in ${environment}.` : ".");
+      location.hash = promptHref(promptId, made.id);
+    });
+  } },
+  el("h2", {}, `New version from ${versionLabel(selected)}`),
+  el("div", { class: "row", role: "radiogroup", "aria-label": "Version number" },
+    kind("minor", `Minor (v${selected.major_version}.${nextMinor})`), kind("major", `Major (v${nextMajor}.0)`)),
+  el("label", { for: "nv-message" }, "Commit message"), message,
+  el("label", { for: "nv-env" }, "Environment (optional)"), nvEnv,
+  el("label", { for: "nv-body" }, "Body (JSON)"), editor.area, editor.check,
+  el("div", { class: "row" }, el("button", { type: "submit" }, "Create version")), nvError);
+
+  view.replaceChildren(...head.filter(Boolean), el("div", { class: "stacked" }, missing, used, versionsTable,
+    el("div", { class: "grid2" }, versionPanel, diffPanel),
+    el("div", { class: "grid2" }, el("div", { class: "panel" }, envForm), el("div", { class: "panel" }, newForm))));
+  await renderDiff();
 }
 
 // --- start ----------------------------------------------------------------------------------------
