@@ -116,3 +116,10 @@ def test_a_bad_safety_check_setting_is_refused_by_name(name: str, raw: str, mess
     with pytest.raises(ConfigError, match=message) as caught:
         Settings.from_env({name: raw})
     assert str(caught.value).startswith(name)
+
+
+def test_the_prompt_cache_lifetime_is_read_from_the_environment() -> None:
+    assert Settings.from_env({"HELIPORT_PROMPT_CACHE_TTL": "0"}).prompt_cache_ttl == 0
+    assert Settings.from_env({}).prompt_cache_ttl == Settings.prompt_cache_ttl
+    with pytest.raises(ConfigError, match="HELIPORT_PROMPT_CACHE_TTL must be a number of seconds, 0 or more"):
+        Settings.from_env({"HELIPORT_PROMPT_CACHE_TTL": "-1"})

@@ -153,6 +153,9 @@ class Settings:
     #: A safety check the caller asked for (moderation, LLM security) whose classifier cannot be
     #: reached refuses the request (503) unless this is on: then it passes, and the row says why.
     safety_fail_open: bool = False
+    #: Seconds the AI gateway keeps a resolved prompt version in memory (``HELIPORT_PROMPT_CACHE_TTL``):
+    #: an environment moved through the Prompts API reaches every instance within this long. 0: no cache.
+    prompt_cache_ttl: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -205,7 +208,15 @@ class Settings:
             llama_guard_model=_pair(env, "LLAMA_GUARD_MODEL", "<provider>:<model>"),
             bedrock_guardrail=_pair(env, "BEDROCK_GUARDRAIL", "<guardrail id>:<version>"),
             safety_fail_open=_bool(env, "SAFETY_FAIL_OPEN", cls.safety_fail_open),
+            prompt_cache_ttl=_non_negative(env, "PROMPT_CACHE_TTL", cls.prompt_cache_ttl),
         )
+
+
+def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not 0 <= value < math.inf:
+        raise ConfigError(f"{_PREFIX}{name} must be a number of seconds, 0 or more, got {value:g}")
+    return value
 
 
 def _probability(env: Mapping[str, str], name: str, default: float) -> float:

@@ -158,7 +158,11 @@ def _not_found(call: PromptCall) -> UnknownPromptError:
 class PromptCompilation:
     """The pre-forward step that compiles ``prompt_id`` requests on the AI gateway (first in the stage)."""
 
-    def __init__(self, services: StepServices, *, ttl: float = DEFAULT_TTL, miss_ttl: float = MISS_TTL) -> None:
+    def __init__(self, services: StepServices, *, ttl: float | None = None, miss_ttl: float = MISS_TTL) -> None:
+        """``ttl`` defaults to the setting ``prompt_cache_ttl`` (misses are kept the shorter of the two)."""
+        if ttl is None:
+            ttl = services.settings.prompt_cache_ttl
+        miss_ttl = min(miss_ttl, ttl)
         self._reader = services.prompts
         self._max_depth = services.settings.max_json_depth
         self.cache = None if self._reader is None else VersionCache(self._reader, ttl=ttl, miss_ttl=miss_ttl)
