@@ -1033,7 +1033,7 @@ async function promptPage(view, arg) {
     });
   } },
   el("h2", {}, `Move an environment to ${versionLabel(selected)}`),
-  el("p", { class: "muted" }, "Requests naming this environment get this version from the AI gateway within a minute (its cache)."),
+  el("p", { class: "muted" }, "Requests naming this environment get this version from the AI gateway as soon as each instance's cache of it expires (HELIPORT_PROMPT_CACHE_TTL, 10 s by default)."),
   el("label", { for: "env-name" }, "Environment"), envName, environmentOptions("env-options", environments),
   el("div", { class: "row" }, el("button", { type: "submit" }, "Move here")), envError);
 
