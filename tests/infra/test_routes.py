@@ -287,6 +287,11 @@ ROUTES = [
     ("GET", "/dashboard", QUERY_API),
     ("GET", "/dashboard/app.js", QUERY_API),
     ("POST", "/v1/dashboard/overview", QUERY_API),
+    ("POST", "/v1/prompt-2025", QUERY_API),
+    ("POST", "/v1/prompt-2025/query", QUERY_API),
+    ("GET", "/v1/prompt-2025/id/AbC123", QUERY_API),
+    ("PATCH", "/v1/prompt-2025/id/AbC123/tags", QUERY_API),
+    ("DELETE", "/v1/prompt-2025/AbC123/0b6f4b9e-6d8c-4f7e-9c55-3f1d2a7b8c90", QUERY_API),
 ]
 
 

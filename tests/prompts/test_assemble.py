@@ -288,6 +288,26 @@ def test_a_variable_inside_a_partial_is_still_required() -> None:
     assert param_of(caught) == "inputs.company"
 
 
+def test_a_partial_tag_outside_message_content_is_left_as_written() -> None:
+    """Partials are read from message contents; a tag in a tool call's arguments was never resolved and
+    must not fail the request (it did: a KeyError, a 500), it stays as the prompt wrote it."""
+    arguments = '{"note": "{{hcp:other1:0}}"}'
+    saved = {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}],
+            },
+        ],
+    }
+    assert partial_refs(saved, "production") == []
+    body = chat(saved, {}, {})
+    assert body["messages"][1]["tool_calls"][0]["function"]["arguments"] == arguments
+
+
 def test_partial_text_reads_the_indexed_message_and_404s_past_the_end() -> None:
     messages = [{"role": "system", "content": "zero"}, {"role": "user", "content": [{"type": "text", "text": "one"}]}]
     assert partial_text(messages, PartialRef("p", 0, "production")) == "zero"

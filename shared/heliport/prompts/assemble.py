@@ -198,8 +198,10 @@ def _resolve_partials(text: str, partials: Mapping[PartialRef, str], default_env
         return text
 
     def replace(match: re.Match[str]) -> str:
+        # Partials are read from message contents only (partial_refs); a tag elsewhere in a message (a
+        # tool call's arguments, an image URL) was never resolved, and stays as the prompt wrote it.
         prompt_id, index, environment = match.groups()
-        return partials[PartialRef(prompt_id, int(index), environment or default_environment)]
+        return partials.get(PartialRef(prompt_id, int(index), environment or default_environment), match.group(0))
 
     return _PARTIAL.sub(replace, text)
 

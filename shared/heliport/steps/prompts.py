@@ -6,8 +6,8 @@ name, assembles the request (:mod:`heliport.prompts.assemble`) and hands the gat
 body, before the safety checks, which therefore screen the compiled prompt. The pass-through proxy
 never compiles: a ``prompt_id`` there is the provider's business and goes on unchanged.
 
-Cost. ``wanted`` cannot see the body, so it is true whenever a prompt store is configured; the call
-then returns at once off the AI gateway, and on it tests ``b'"prompt_id"' in body``, a byte search
+Cost. ``wanted`` sees the exchange: off the AI gateway it is one attribute test; on it, with a store
+configured, it tests ``b'"prompt_id"' in body``, a byte search
 (``bytes.__contains__``; measured on the 2-core test machine: 1.5 us for a 3 KB chat body, 0.5-0.8
 ms for 1 MB, against 1.0 ms for the msgspec decode of that body the gateway makes anyway). A body
 without the key is not decoded, costs no read and gets no fact. A quoted ``"prompt_id"`` elsewhere
@@ -15,9 +15,10 @@ without the key is not decoded, costs no read and gets no fact. A quoted ``"prom
 
 Reads. The version is one :meth:`~heliport.prompts.PromptReader.resolve`, through
 :class:`VersionCache`: an in-process cache keyed by (organisation, prompt, environment or version),
-answers (misses too) kept for a short TTL as the authenticator keeps keys, and concurrent misses of
-the same key sharing one read. A saved version's partials (``{{hcp:...}}``) are one more cached read
-per distinct (prompt, environment) they reference, made concurrently.
+answers kept for ``HELIPORT_PROMPT_CACHE_TTL`` (misses the shorter of 2 s and that) as the
+authenticator keeps keys, and concurrent misses of the same key sharing one read. A saved version's
+partials (``{{hcp:...}}``) are one more cached read per distinct (prompt, environment) they
+reference, made concurrently.
 
 Failure behaviour. A prompt the caller asked for cannot be skipped (the provider would get
 ``prompt_id`` and no prompt), so nothing here fails open: an unknown prompt, version or environment
