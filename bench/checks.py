@@ -42,11 +42,9 @@ import os
 import random
 import shutil
 import signal
-import statistics
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,20 +60,19 @@ from bench.run import (
     RESULTS,
     ROOT,
     STARTUP_TIMEOUT_S,
+    Case,
     Children,
     Noise,
     Target,
-    WrkRun,
     child_env,
     create_key,
     free_port,
     lambda_argv,
     machine,
+    measure_cases,
     post,
     raise_on_sigterm,
-    run_wrk,
     scratch_dir,
-    wait_quiet,
 )
 
 PATH = "/v1/gateway/oai/v1/chat/completions"
@@ -166,18 +163,6 @@ CHECKS = {
     "big": b'"chat.completion"',
     "big-fallback": b'"chat.completion"',
 }
-
-
-@dataclass(frozen=True)
-class Case:
-    """One request measured: a heliport, a body and the headers; ``base`` is the case without the header."""
-
-    name: str
-    target: Target
-    body: str
-    base: str | None = None
-    #: What the answer must contain besides the body's check (the model a fallback chose).
-    expect: bytes = b""
 
 
 def start(children: Children, scratch: Path) -> dict[str, Target]:
@@ -350,77 +335,6 @@ def is_live(target: Target, name: str) -> str | None:
     return f"a flagged prompt was not refused (HTTP {status}: {answer[:200].decode('utf-8', 'replace')})"
 
 
-def measure(
-    cases: Sequence[Case],
-    body_files: Mapping[str, Path],
-    *,
-    rounds: int,
-    round_s: int,
-    warmup_s: int,
-    noise: Noise,
-) -> dict[str, Any]:
-    """Interleaved rounds over ``cases`` (one connection); medians, and each case against its base."""
-    names = [case.name for case in cases]
-    by_name = {case.name: case for case in cases}
-
-    def run(case: Case, seconds: int) -> WrkRun:
-        return run_wrk(case.target, case.body, body_files[case.body], connections=1, threads=1, duration_s=seconds)
-
-    for case in cases:
-        run(case, warmup_s)
-    runs: dict[str, list[WrkRun]] = {name: [] for name in names}
-    attempts, disturbed = 0, 0
-    for index in range(rounds):
-        best: dict[str, WrkRun] | None = None
-        for _ in range(1 + noise.retries):
-            wait_quiet(noise.threshold, noise.max_wait_s)
-            attempts += 1
-            attempt = {name: run(by_name[name], round_s) for name in (names if index % 2 == 0 else names[::-1])}
-            worst = max(r.foreign_cores for r in attempt.values())
-            if best is None or worst < max(r.foreign_cores for r in best.values()):
-                best = attempt
-            if worst <= noise.threshold:
-                break
-        assert best is not None
-        disturbed += max(r.foreign_cores for r in best.values()) > noise.threshold
-        for name in names:
-            runs[name].append(best[name])
-    out: dict[str, Any] = {"attempts": attempts, "disturbed_rounds_kept": disturbed, "cases": {}}
-    for case in cases:
-        rs = runs[case.name]
-        entry: dict[str, Any] = {
-            "body": case.body,
-            "headers": [
-                h for h in case.target.headers if h.lower().startswith("helicone-") and "auth" not in h.lower()
-            ],
-            "median_p50_ms": statistics.median(r.p50_ms for r in rs),
-            "median_p99_ms": statistics.median(r.p99_ms for r in rs),
-            "median_rps": statistics.median(r.rps for r in rs),
-            "median_proxy_cpu_us": statistics.median(r.cpu_us_per_request.get("proxy", 0.0) for r in rs),
-            "errors": sum(sum(r.errors.values()) for r in rs),
-            "rounds": [{"p50_ms": r.p50_ms, "rps": round(r.rps, 1), "foreign_cores": r.foreign_cores} for r in rs],
-        }
-        if case.base is not None:
-            base = runs[case.base]
-            base_p50 = statistics.median(b.p50_ms for b in base)
-            entry["base"] = case.base
-            # The headline: median of this case's round p50s minus the base's, from the same rounds.
-            entry["added_p50_ms"] = entry["median_p50_ms"] - base_p50
-            entry["p50_ratio"] = entry["median_p50_ms"] / base_p50
-            entry["rps_ratio"] = entry["median_rps"] / statistics.median(b.rps for b in base)
-            entry["paired_added_p50_ms"] = spread([r.p50_ms - b.p50_ms for r, b in zip(rs, base, strict=True)])
-            entry["paired_p50_ratio"] = spread([r.p50_ms / b.p50_ms for r, b in zip(rs, base, strict=True)])
-            entry["added_proxy_cpu_us"] = entry["median_proxy_cpu_us"] - statistics.median(
-                b.cpu_us_per_request.get("proxy", 0.0) for b in base
-            )
-        out["cases"][case.name] = entry
-    return out
-
-
-def spread(values: Sequence[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
 def print_tables(results: Mapping[str, Any], unavailable: Mapping[str, str]) -> None:
     print("\nZero cost when off (no check header; empty step list vs the default steps, same rounds):\n")
     print("| body | empty steps p50 | default steps p50 | added p50 | p50 ratio (paired median) | req/s ratio |")
@@ -496,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not any(case.base is not None for case in kept):
                     continue
                 print(f"bench: {group}: {len(kept)} cases, {rounds} rounds x {round_s} s", flush=True)
-                results[group] = measure(
+                results[group] = measure_cases(
                     kept,
                     body_files,
                     rounds=rounds,

@@ -51,7 +51,6 @@ import os
 import shutil
 import signal
 import sqlite3
-import statistics
 import sys
 import time
 import timeit
@@ -72,20 +71,19 @@ from bench.run import (
     RESULTS,
     ROOT,
     STARTUP_TIMEOUT_S,
+    Case,
     Children,
     Noise,
     Target,
-    WrkRun,
     child_env,
     create_key,
     free_port,
     lambda_argv,
     machine,
+    measure_cases,
     post,
     raise_on_sigterm,
-    run_wrk,
     scratch_dir,
-    wait_quiet,
 )
 
 PATH = "/v1/chat/completions"
@@ -319,96 +317,6 @@ def parts(scratch: Path) -> dict[str, dict[str, float]]:
 # -- measurement --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Case:
-    name: str
-    target: Target
-    body: str
-    base: str | None = None
-
-
-def measure(
-    cases: Sequence[Case],
-    body_files: Mapping[str, Path],
-    *,
-    rounds: int,
-    round_s: int,
-    warmup_s: int,
-    noise: Noise,
-) -> dict[str, Any]:
-    """Interleaved rounds over ``cases`` (one connection); medians, and each case against its base."""
-    names = [case.name for case in cases]
-    by_name = {case.name: case for case in cases}
-
-    def run(case: Case, seconds: int) -> WrkRun:
-        return run_wrk(case.target, case.body, body_files[case.body], connections=1, threads=1, duration_s=seconds)
-
-    for case in cases:
-        run(case, warmup_s)
-    runs: dict[str, list[WrkRun]] = {name: [] for name in names}
-    attempts, disturbed = 0, 0
-    for index in range(rounds):
-        best: dict[str, WrkRun] | None = None
-        for _ in range(1 + noise.retries):
-            wait_quiet(noise.threshold, noise.max_wait_s)
-            attempts += 1
-            attempt = {name: run(by_name[name], round_s) for name in (names if index % 2 == 0 else names[::-1])}
-            worst = max(r.foreign_cores for r in attempt.values())
-            if best is None or worst < max(r.foreign_cores for r in best.values()):
-                best = attempt
-            if worst <= noise.threshold:
-                break
-        assert best is not None
-        disturbed += max(r.foreign_cores for r in best.values()) > noise.threshold
-        for name in names:
-            runs[name].append(best[name])
-    out: dict[str, Any] = {"attempts": attempts, "disturbed_rounds_kept": disturbed, "cases": {}}
-    for case in cases:
-        rs = runs[case.name]
-        entry: dict[str, Any] = {
-            "heliport": case.target.name,
-            "body": case.body,
-            "median_p50_ms": statistics.median(r.p50_ms for r in rs),
-            "median_p99_ms": statistics.median(r.p99_ms for r in rs),
-            "median_rps": statistics.median(r.rps for r in rs),
-            "median_proxy_cpu_us": statistics.median(r.cpu_us_per_request.get("proxy", 0.0) for r in rs),
-            "errors": sum(sum(r.errors.values()) for r in rs),
-            "rounds": [
-                {
-                    "p50_ms": r.p50_ms,
-                    "p99_ms": r.p99_ms,
-                    "rps": round(r.rps, 1),
-                    "proxy_cpu_us": r.cpu_us_per_request.get("proxy", 0.0),
-                    "foreign_cores": r.foreign_cores,
-                }
-                for r in rs
-            ],
-        }
-        if case.base is not None:
-            base = runs[case.base]
-            base_p50 = statistics.median(b.p50_ms for b in base)
-            entry["base"] = case.base
-            entry["added_p50_ms"] = entry["median_p50_ms"] - base_p50
-            entry["p50_ratio"] = entry["median_p50_ms"] / base_p50
-            entry["rps_ratio"] = entry["median_rps"] / statistics.median(b.rps for b in base)
-            entry["paired_added_p50_ms"] = spread([r.p50_ms - b.p50_ms for r, b in zip(rs, base, strict=True)])
-            entry["added_proxy_cpu_us"] = entry["median_proxy_cpu_us"] - statistics.median(
-                b.cpu_us_per_request.get("proxy", 0.0) for b in base
-            )
-            entry["paired_added_proxy_cpu_us"] = spread(
-                [
-                    r.cpu_us_per_request.get("proxy", 0.0) - b.cpu_us_per_request.get("proxy", 0.0)
-                    for r, b in zip(rs, base, strict=True)
-                ]
-            )
-        out["cases"][case.name] = entry
-    return out
-
-
-def spread(values: Sequence[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
 def print_tables(
     results: Mapping[str, Any], reads: Mapping[str, Mapping[str, float]], in_process: Mapping[str, Any]
 ) -> None:
@@ -501,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for group, cases in groups.items():
                 sizes = f"plain {len(raw[f'{group}-plain']):,} B, prompt_id {len(raw[cases[1].body]):,} B"
                 print(f"bench: {group} ({sizes}): {len(cases)} cases, {rounds} rounds x {round_s} s", flush=True)
-                results[group] = measure(
+                results[group] = measure_cases(
                     cases, body_files, rounds=rounds, round_s=round_s, warmup_s=1, noise=Noise(retries=args.retries)
                 )
             children.check_alive()

@@ -50,7 +50,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -467,6 +467,121 @@ class Noise:
     max_wait_s: float = 10.0
 
 
+def interleaved_rounds(
+    names: Sequence[str],
+    run: Callable[[str, int], WrkRun],
+    *,
+    rounds: int,
+    round_s: int,
+    noise: Noise,
+) -> tuple[dict[str, list[WrkRun]], int, int]:
+    """``rounds`` rounds of ``run(name, round_s)`` over every name, the order flipped each round.
+
+    A round that other load disturbed (see :class:`Noise`) is run again, a bounded number of times,
+    and the least disturbed attempt is kept. Returns each name's runs (one per round), the attempts
+    made and how many kept rounds were still disturbed.
+    """
+    runs: dict[str, list[WrkRun]] = {name: [] for name in names}
+    attempts, disturbed = 0, 0
+    for index in range(rounds):
+        best: dict[str, WrkRun] | None = None
+        for _ in range(1 + noise.retries):
+            wait_quiet(noise.threshold, noise.max_wait_s)
+            attempts += 1
+            attempt = {name: run(name, round_s) for name in (names if index % 2 == 0 else names[::-1])}
+            worst = max(r.foreign_cores for r in attempt.values())
+            if best is None or worst < max(r.foreign_cores for r in best.values()):
+                best = attempt
+            if worst <= noise.threshold:
+                break
+        assert best is not None
+        disturbed += max(r.foreign_cores for r in best.values()) > noise.threshold
+        for name in names:
+            runs[name].append(best[name])
+    return runs, attempts, disturbed
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request measured in :func:`measure_cases`: a target, a body (a key of ``body_files``) and
+    the name of ``base``, the same request without what is measured (None: a base itself)."""
+
+    name: str
+    target: Target
+    body: str
+    base: str | None = None
+    #: What the answer must contain besides the body's check (the model a fallback chose).
+    expect: bytes = b""
+
+
+def measure_cases(
+    cases: Sequence[Case],
+    body_files: Mapping[str, Path],
+    *,
+    rounds: int,
+    round_s: int,
+    warmup_s: int,
+    noise: Noise,
+) -> dict[str, Any]:
+    """Interleaved rounds over ``cases`` (one connection); medians, and each case against its base
+    measured in the same rounds (paired per round, then the median)."""
+    by_name = {case.name: case for case in cases}
+
+    def run(name: str, seconds: int) -> WrkRun:
+        case = by_name[name]
+        return run_wrk(case.target, case.body, body_files[case.body], connections=1, threads=1, duration_s=seconds)
+
+    for case in cases:
+        run(case.name, warmup_s)
+    runs, attempts, disturbed = interleaved_rounds(list(by_name), run, rounds=rounds, round_s=round_s, noise=noise)
+    out: dict[str, Any] = {"attempts": attempts, "disturbed_rounds_kept": disturbed, "cases": {}}
+    for case in cases:
+        rs = runs[case.name]
+        entry: dict[str, Any] = {
+            "heliport": case.target.name,
+            "body": case.body,
+            "headers": [
+                h for h in case.target.headers if h.lower().startswith("helicone-") and "auth" not in h.lower()
+            ],
+            "median_p50_ms": statistics.median(r.p50_ms for r in rs),
+            "median_p99_ms": statistics.median(r.p99_ms for r in rs),
+            "median_rps": statistics.median(r.rps for r in rs),
+            "median_proxy_cpu_us": statistics.median(r.cpu_us_per_request.get("proxy", 0.0) for r in rs),
+            "errors": sum(sum(r.errors.values()) for r in rs),
+            "rounds": [
+                {
+                    "p50_ms": r.p50_ms,
+                    "p99_ms": r.p99_ms,
+                    "rps": round(r.rps, 1),
+                    "proxy_cpu_us": r.cpu_us_per_request.get("proxy", 0.0),
+                    "foreign_cores": r.foreign_cores,
+                }
+                for r in rs
+            ],
+        }
+        if case.base is not None:
+            base = runs[case.base]
+            base_p50 = statistics.median(b.p50_ms for b in base)
+            entry["base"] = case.base
+            # The headline: median of this case's round p50s minus the base's, from the same rounds.
+            entry["added_p50_ms"] = entry["median_p50_ms"] - base_p50
+            entry["p50_ratio"] = entry["median_p50_ms"] / base_p50
+            entry["rps_ratio"] = entry["median_rps"] / statistics.median(b.rps for b in base)
+            entry["paired_added_p50_ms"] = _spread([r.p50_ms - b.p50_ms for r, b in zip(rs, base, strict=True)])
+            entry["paired_p50_ratio"] = _spread([r.p50_ms / b.p50_ms for r, b in zip(rs, base, strict=True)])
+            entry["added_proxy_cpu_us"] = entry["median_proxy_cpu_us"] - statistics.median(
+                b.cpu_us_per_request.get("proxy", 0.0) for b in base
+            )
+            entry["paired_added_proxy_cpu_us"] = _spread(
+                [
+                    r.cpu_us_per_request.get("proxy", 0.0) - b.cpu_us_per_request.get("proxy", 0.0)
+                    for r, b in zip(rs, base, strict=True)
+                ]
+            )
+        out["cases"][case.name] = entry
+    return out
+
+
 def interleaved(
     targets: Mapping[str, Target],
     body_files: Mapping[str, Path],
@@ -491,28 +606,13 @@ def interleaved(
     for scenario, body_file in body_files.items():
         for target in targets.values():
             run_wrk(target, scenario, body_file, connections=connections, threads=threads, duration_s=warmup_s)
-        runs: dict[str, list[WrkRun]] = {name: [] for name in names}
-        attempts_made, disturbed = 0, 0
-        for index in range(rounds):
-            best: dict[str, WrkRun] | None = None
-            for _ in range(1 + noise.retries):
-                wait_quiet(noise.threshold, noise.max_wait_s)
-                attempts_made += 1
-                attempt = {
-                    name: run_wrk(
-                        targets[name], scenario, body_file, connections=connections, threads=threads, duration_s=round_s
-                    )
-                    for name in (names if index % 2 == 0 else names[::-1])
-                }
-                worst = max(r.foreign_cores for r in attempt.values())
-                if best is None or worst < max(r.foreign_cores for r in best.values()):
-                    best = attempt
-                if worst <= noise.threshold:
-                    break
-            assert best is not None
-            disturbed += max(r.foreign_cores for r in best.values()) > noise.threshold
-            for name in names:
-                runs[name].append(best[name])
+
+        def run(name: str, seconds: int, scenario: str = scenario, body_file: Path = body_file) -> WrkRun:
+            return run_wrk(
+                targets[name], scenario, body_file, connections=connections, threads=threads, duration_s=seconds
+            )
+
+        runs, attempts_made, disturbed = interleaved_rounds(names, run, rounds=rounds, round_s=round_s, noise=noise)
         result: dict[str, Any] = {
             "connections": connections,
             "attempts": attempts_made,
