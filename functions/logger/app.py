@@ -14,6 +14,11 @@ Requests that carry ``Helicone-Posthog-Key`` are sent to PostHog after their bat
 within the invocation (at most the exporter's deadline, 10 s, of the 60 s timeout): PostHog's outcome
 is recorded on the rows and never makes SQS redeliver a message. Reaching PostHog needs egress from the
 consumer's subnets (a NAT gateway); without it, exports time out and the rows say so.
+
+With ``HELIPORT_OUTBOX_QUEUE_URL`` set, the stored requests are also handed to their organisations'
+webhooks (``heliport.webhooks.fanout``): the webhooks are read from DynamoDB (the gateway endpoint) and
+one signed delivery per (webhook, request) goes onto the outbox queue (the ``sqs`` interface endpoint),
+which the delivery function (``functions/delivery``) sends from outside the VPC.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from heliport.config import Settings
 from heliport.logs.consumer import BatchResponse, LogWriter, handle_sqs_batch
 from heliport.logs.posthog import PostHogExporter
 from heliport.logs.spool import respool
+from heliport.outbox_sqs import open_outbox
 from heliport.store.factory import open_blobs, open_inner_queue, open_logdb
+from heliport.webhooks.fanout import WebhookFanOut
 
 logger = logging.getLogger("heliport.consumer")
 
@@ -37,6 +44,19 @@ _writer = LogWriter(open_logdb(_settings), open_blobs(_settings))
 _exporter = PostHogExporter(_settings)
 _respooled = False
 _migrated = False
+
+
+def _open_webhooks(settings: Settings) -> WebhookFanOut | None:
+    """The hand-over to the webhooks; none when the deployment has no outbox queue. Opens nothing yet."""
+    outbox = open_outbox(settings)
+    if outbox is None:
+        return None
+    from heliport.webhooks.factory import open_webhook_store
+
+    return WebhookFanOut(open_webhook_store(settings), outbox)
+
+
+_webhooks = _open_webhooks(_settings)
 
 
 async def _migrate_once() -> None:
@@ -74,7 +94,7 @@ async def _handle(event: dict[str, Any]) -> BatchResponse:
         records = event.get("Records", [])
         logger.exception("could not migrate the log database; all %d messages will be redelivered", len(records))
         return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
-    return await handle_sqs_batch(event, _writer, exporter=_exporter)
+    return await handle_sqs_batch(event, _writer, exporter=_exporter, webhooks=_webhooks)
 
 
 def handler(event: dict[str, Any], context: object) -> BatchResponse:

@@ -43,6 +43,8 @@ from heliport.store.logdb import DeadLetter, LogDb, RowRejectedError, as_utc
 
 if TYPE_CHECKING:
     from heliport.store.queue import Queued
+    from heliport.webhooks.delivery import WebhookDispatcher
+    from heliport.webhooks.fanout import WebhookFanOut
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -436,6 +438,7 @@ async def handle_sqs_batch(
     *,
     max_attempts: int = MAX_ATTEMPTS,
     exporter: PostHogExporter | None = None,
+    webhooks: WebhookFanOut | None = None,
 ) -> BatchResponse:
     """The SQS event source's batch, reporting only the messages that failed (ReportBatchItemFailures).
 
@@ -447,6 +450,16 @@ async def handle_sqs_batch(
     With an ``exporter``, the stored requests that asked for it are then sent to PostHog, last: the
     invocation waits for it (a frozen Lambda sends nothing), at most the exporter's deadline, and its
     outcome never changes the batch's answer, so SQS never redelivers a message for PostHog's sake.
+
+    With ``webhooks``, the stored requests (not the parts of realtime sessions) are first handed to the
+    organisations' webhooks: one delivery per (webhook, request) put on the outbox queue, which the
+    delivery function sends. Nothing acknowledged may be lost, so when the hand-over fails (the webhooks
+    unreadable, the outbox queue refusing) the messages of the organisations concerned are reported
+    failed and SQS brings them back: storing them again changes nothing (rows are written
+    idempotently, PostHog de-duplicates on the event's uuid, the sample is drawn the same way), and the
+    hand-over is tried again; a receiver may then get a delivery twice, as SQS's at-least-once allows.
+    From the ``max_attempts``-th receive on, a failed hand-over is logged and the message acknowledged:
+    an outbox outage must never push stored log records to the log queue's DLQ.
     """
     messages = list(event.get("Records", []))
     decoded: list[tuple[dict[str, Any], LogRecord]] = []
@@ -485,9 +498,38 @@ async def handle_sqs_batch(
         except Exception:
             logger.exception("could not keep %d dead letters; SQS will redeliver them", len(letters))
             failures.extend({"itemIdentifier": message_id} for message_id, _ in letters)
+    if webhooks is not None and outcome.stored:
+        handed = await webhooks.hand_over(outcome.stored)  # never raises
+        if handed.failed_orgs:
+            failures.extend(_again_for_webhooks(decoded, failures, handed.failed_orgs, max_attempts))
     if exporter is not None and PostHogExporter.wanted(outcome.stored):
         await exporter.export(outcome.stored, writer.logdb)  # never raises; bounded by its deadline
     return {"batchItemFailures": failures}
+
+
+def _again_for_webhooks(
+    decoded: Sequence[tuple[Mapping[str, Any], LogRecord]],
+    failures: Sequence[BatchItemFailure],
+    orgs: frozenset[str],
+    max_attempts: int,
+) -> list[BatchItemFailure]:
+    """The messages to bring back because their webhook deliveries could not be queued: the whole
+    requests of ``orgs`` not already failed, while their receives are below ``max_attempts``."""
+    already = {failure["itemIdentifier"] for failure in failures}
+    again: list[BatchItemFailure] = []
+    lost = 0
+    for message, record in decoded:
+        if record.org_id not in orgs or record.part is not None or message["messageId"] in already:
+            continue
+        if _receives(message) < max_attempts:
+            again.append({"itemIdentifier": message["messageId"]})
+        else:
+            lost += 1
+    if again:
+        logger.error("webhook deliveries not queued; %d stored records will be redelivered for them", len(again))
+    if lost:
+        logger.error("webhook deliveries of %d stored requests given up after %d receives", lost, max_attempts)
+    return again
 
 
 def _receives(message: Mapping[str, Any]) -> int:
@@ -496,6 +538,10 @@ def _receives(message: Mapping[str, Any]) -> int:
         return int(message.get("attributes", {}).get("ApproximateReceiveCount", 1))
     except (TypeError, ValueError):
         return 1
+
+
+#: Seconds ``heliport serve`` waits, when stopping, for webhook deliveries still in flight.
+WEBHOOK_GRACE = 10.0
 
 
 class LocalConsumer:
@@ -520,6 +566,7 @@ class LocalConsumer:
         max_attempts: int = MAX_ATTEMPTS,
         exporter: PostHogExporter | None = None,
         max_exports: int = 16,
+        webhooks: WebhookDispatcher | None = None,
     ) -> None:
         self._queue = queue
         self._writer = writer
@@ -530,6 +577,7 @@ class LocalConsumer:
         self._exporter = exporter
         self._max_exports = max_exports
         self._exports: set[asyncio.Task[object]] = set()
+        self._webhooks = webhooks
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="heliport-consumer")
@@ -565,7 +613,24 @@ class LocalConsumer:
             await asyncio.to_thread(self._queue.retry_later, again)
         if self._exporter is not None:
             await self._export(self._exporter, PostHogExporter.wanted(outcome.stored))
+        if self._webhooks is not None:
+            self._deliver(self._webhooks, outcome.stored)
         return len(items)
+
+    @staticmethod
+    def _deliver(webhooks: WebhookDispatcher, stored: Sequence[tuple[LogRecord, RequestRow]]) -> None:
+        """Hand the batch's stored requests to the webhooks, which deliver them in tasks of their own.
+
+        Records logged in parts (realtime sessions) are left out: each part rewrites one row, and a
+        receiver must get a request once, not once per part.
+        """
+        whole = [pair for pair in stored if pair[0].part is None]
+        if not whole:
+            return
+        try:
+            webhooks.submit(whole)
+        except Exception:  # a webhook bug must never fail a batch whose rows are stored
+            logger.exception("could not hand %d stored requests to the webhooks", len(whole))
 
     async def _export(self, exporter: PostHogExporter, wanted: Sequence[tuple[LogRecord, RequestRow]]) -> None:
         if not wanted:
@@ -581,9 +646,12 @@ class LocalConsumer:
         task.add_done_callback(self._exports.discard)
 
     async def settle_exports(self) -> None:
-        """Wait for the exports in flight (each ends by its deadline)."""
+        """Wait for the exports in flight (each ends by its deadline), and the webhook deliveries."""
         while self._exports:
             await asyncio.gather(*self._exports, return_exceptions=True)
+        if self._webhooks is not None:
+            # A receiver may take minutes; stopping waits this long, then keeps the rest as dead letters.
+            await self._webhooks.settle(grace=WEBHOOK_GRACE)
 
     async def _run(self) -> None:
         backoff = self._idle
@@ -616,7 +684,8 @@ class LocalPipeline:
     drains what is left on the way out, PostHog exports included.
 
     ``settings`` supply the PostHog exporter's address rules (``trusted_origins``) and timeouts;
-    without them the defaults apply (public https hosts only).
+    without them the defaults apply (public https hosts only). With them, stored requests are also
+    delivered to their organisations' webhooks (:mod:`heliport.webhooks`), in tasks of their own.
     """
 
     def __init__(
@@ -628,11 +697,15 @@ class LocalPipeline:
         *,
         settings: Settings | None = None,
         exporter: PostHogExporter | None = None,
+        webhooks: WebhookDispatcher | None = None,
     ) -> None:
         self.logdb = logdb
         self.writer = LogWriter(logdb, blobs)
         self.exporter = exporter or PostHogExporter(settings or Settings())
-        self.consumer = LocalConsumer(queue, self.writer, exporter=self.exporter)
+        # Webhooks need the settings (which log database, which origins are trusted); without them, none.
+        self._owns_webhooks = webhooks is None and settings is not None
+        self.webhooks = webhooks if webhooks is not None else (_local_webhooks(settings) if settings else None)
+        self.consumer = LocalConsumer(queue, self.writer, exporter=self.exporter, webhooks=self.webhooks)
         self._spooling_queue = spooling_queue
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -673,6 +746,10 @@ class LocalPipeline:
             await self.consumer.settle_exports()
         finally:
             await self.exporter.aclose()
+            if self.webhooks is not None:
+                await self.webhooks.aclose()
+                if self._owns_webhooks:
+                    await self.webhooks.store.aclose()
             await self.logdb.aclose()
 
     async def stop(self) -> None:
@@ -680,3 +757,12 @@ class LocalPipeline:
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
+
+
+def _local_webhooks(settings: Settings) -> WebhookDispatcher:
+    """The webhook deliveries of ``heliport serve``: the webhooks read through the query API's reader of
+    the same log database (per organisation, as the API reads them), delivered in this process."""
+    from heliport.webhooks.delivery import WebhookDispatcher
+    from heliport.webhooks.factory import open_webhook_store
+
+    return WebhookDispatcher(settings, open_webhook_store(settings))

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -45,6 +44,8 @@ import msgspec
 
 from heliport.config import Settings, Timeouts
 from heliport.errors import TargetRefusedError, UpstreamError
+from heliport.outbox import FinalDelivery, RetryableDelivery
+from heliport.retry import send_with_retries
 
 if TYPE_CHECKING:
     from heliport.logs.record import LogRecord
@@ -235,19 +236,17 @@ class _Group:
     events: list[CaptureEvent]
 
 
-class _Retryable(Exception):
-    """An attempt that may succeed if tried again: 5xx/408/429, timeout, connection failure."""
+class _Retryable(RetryableDelivery):
+    """An attempt that may succeed if tried again: 5xx/408/429, timeout, connection failure; with the
+    ``Retry-After`` PostHog asked for, if any."""
 
     def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status)
         self.retry_after = retry_after
 
 
-class _Final(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+def _retry_after_of(exc: RetryableDelivery) -> float | None:
+    return exc.retry_after if isinstance(exc, _Retryable) else None
 
 
 class PostHogExporter:
@@ -396,33 +395,26 @@ class PostHogExporter:
         else:
             body = _encoder.encode(BatchPayload(api_key=group.key, batch=group.events))
             url += "/batch/"
-        last_status: int | None = None
-        last_error = "not attempted"
-        for attempt in range(1, limits.attempts + 1):
-            remaining = ends - time.monotonic()
-            if remaining <= 0:
-                break
-            attempts[index] = attempt
-            try:
-                status = await self._post(url, body, guarded, min(limits.attempt_timeout, remaining), group.key)
-                return Delivery(True, group.host, status, attempt, None, count)
-            except _Final as exc:
-                return Delivery(False, group.host, exc.status, attempt, str(exc), count)
-            except _Retryable as exc:
-                last_status, last_error = exc.status, str(exc)
-                if attempt == limits.attempts:
-                    break
-                wait = limits.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
-                if exc.retry_after is not None:
-                    wait = max(wait, exc.retry_after)
-                if wait >= ends - time.monotonic():
-                    last_error += f" (no time left for attempt {attempt + 1} within the export deadline)"
-                    break
-                await asyncio.sleep(wait)
-        return Delivery(False, group.host, last_status, attempts[index], last_error, count)
+
+        async def attempt(remaining: float | None) -> int:
+            within = limits.attempt_timeout if remaining is None else min(limits.attempt_timeout, remaining)
+            return await self._post(url, body, guarded, within, group.key)
+
+        def started(number: int) -> None:
+            attempts[index] = number  # read if the deadline cancels this group mid-attempt
+
+        sent = await send_with_retries(
+            attempt,
+            attempts=limits.attempts,
+            base=limits.backoff,
+            ends=ends,
+            least_wait=_retry_after_of,
+            started=started,
+        )
+        return Delivery(sent.ok, group.host, sent.value if sent.ok else sent.status, sent.attempts, sent.error, count)
 
     async def _post(self, url: str, body: bytes, guarded: bool, within: float, key: str) -> int:
-        """One attempt: the status on a 2xx, else :class:`_Retryable` or :class:`_Final`."""
+        """One attempt: the status on a 2xx, else :class:`_Retryable` or :class:`FinalDelivery`."""
         from heliport.proxy.transport import UpstreamRequest
 
         transport = self._upstream()
@@ -441,7 +433,7 @@ class PostHogExporter:
                 finally:
                     response.close()
         except TargetRefusedError as exc:  # the guarded resolver found a non-public address
-            raise _Final(f"{HOST_HEADER} refused: {exc}") from exc
+            raise FinalDelivery(f"{HOST_HEADER} refused: {exc}") from exc
         except TimeoutError as exc:  # UpstreamTimeoutError is one too
             raise _Retryable(f"no answer within {within:.1f} s") from exc
         except UpstreamError as exc:
@@ -453,7 +445,7 @@ class PostHogExporter:
         message = f"PostHog answered {status}" + (f": {detail}" if detail else "")
         if status >= 500 or status in (408, 429):
             raise _Retryable(message, status, _retry_after(response.headers))
-        raise _Final(message, status)
+        raise FinalDelivery(message, status)
 
     def _upstream(self) -> UpstreamTransport:
         if self._transport is None:

@@ -212,6 +212,22 @@ class TargetResolver:
         origin, guarded = self._checked_origin(target_url, "Helicone-Fallbacks", self._hosts)
         return Target(provider=_label_for(origin), url=_join(origin, path, query), guarded=guarded)
 
+    def checked_callback(self, url: str, field: str) -> tuple[str, bool]:
+        """A URL a caller chose for heliport to send to after the fact (a webhook destination, a Slack
+        incoming webhook): the rules of caller-chosen targets without the provider-host allow-list (a
+        receiver lives anywhere). The URL to post to (path and query kept as given) and whether it goes
+        through the guarded resolver; :class:`TargetRefusedError` naming ``field`` when refused."""
+        try:
+            parts = urlsplit(url.strip())
+            name = (parts.hostname or "").lower()
+        except ValueError:
+            raise TargetRefusedError(f"{field} is not a valid URL", param=field) from None
+        origin, guarded = self._checked_origin(url, field, (name,))
+        rest = parts.path or "/"
+        if parts.query:
+            rest += "?" + parts.query
+        return origin + rest, guarded
+
     def _checked_origin(self, url: str, header: str, hosts: tuple[str, ...]) -> tuple[str, bool]:
         try:
             parts = urlsplit(url.strip())

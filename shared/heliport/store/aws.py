@@ -18,6 +18,9 @@ other features share the table under other ``pk`` prefixes)::
     org#<org_id>        apikey#<key_id>     the same attributes           (listing for list_keys)
     cache#<key>:<slot>  cache               v (B) or blob (S), expires_at  (store/cache_store.py)
     rl#<counter key>    rl                  n (N), expires_at             (store/counter_store.py)
+    prompt#<org_id>     ...                 prompts, versions, environments (prompts/store.py)
+    webhook#<org_id>    w#<id>, d#<id>#...  webhooks and their dead letters (webhooks/dynamo_store.py)
+    alerts#orgs         <org_id>            version                       (alerts/index.py)
 
 Every write touching a pair of items does so in one ``TransactWriteItems``, so the pair never
 disagrees. Datetimes are ISO-8601 strings, which round-trip exactly through ``fromisoformat``.
@@ -26,6 +29,7 @@ disagrees. Datetimes are ISO-8601 strings, which round-trip exactly through ``fr
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
-__all__ = ["Item", "LazyClient", "create_table", "retryable_error"]
+__all__ = ["Item", "LazyClient", "SqsAdapter", "create_table", "retryable_error"]
 
 #: A DynamoDB item in the low-level client's shape: ``{"name": {"S": "value"}}``.
 Item = dict[str, dict[str, str]]
@@ -167,3 +171,47 @@ async def create_table(table_name: str, *, region: str | None = None, endpoint_u
         return created
     finally:
         await holder.aclose()
+
+
+class SqsAdapter:
+    """What every adapter over one SQS queue shares (the log queue, the outbox): the queue's URL, one
+    client whose botocore retries are off, so that the adapter's own bounded attempts (``_attempts``,
+    waiting :meth:`_backoff` between them) are the only ones, and its timeouts."""
+
+    def __init__(
+        self,
+        queue_url: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        attempts: int = 3,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 2.0,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 5.0,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self._url = queue_url
+        self._attempts = attempts
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._read_timeout = read_timeout
+        self._client = LazyClient(
+            "sqs",
+            region=region,
+            endpoint_url=endpoint_url,
+            config={
+                "retries": {"mode": "standard", "total_max_attempts": 1},
+                "connect_timeout": connect_timeout,
+                "read_timeout": read_timeout,
+            },
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with "equal jitter": half the step fixed, half random."""
+        step: float = min(self._backoff_cap, self._backoff_base * 2**attempt)
+        return step / 2 + random.uniform(0, step / 2)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import sqlite3
 import threading
 from collections import deque
@@ -21,7 +20,7 @@ import msgspec
 
 from heliport.errors import HeliportError
 from heliport.logs.record import LogRecord
-from heliport.store.aws import LazyClient, retryable_error
+from heliport.store.aws import SqsAdapter, retryable_error
 from heliport.store.sqlite import connect
 
 __all__ = ["LogQueue", "MemoryQueue", "QueueUnavailableError", "Queued", "SqliteQueue", "SqsQueue"]
@@ -188,7 +187,7 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
 # --- SQS ----------------------------------------------------------------------------------------
 
 
-class SqsQueue:
+class SqsQueue(SqsAdapter):
     """The log queue on SQS: ``send`` returns once SQS has stored the record.
 
     botocore's own retries are off so that this class's are the only ones: a bounded number of
@@ -200,37 +199,8 @@ class SqsQueue:
     consumer that wants 20 s polls makes its queue with a longer ``read_timeout``.
     """
 
-    def __init__(
-        self,
-        queue_url: str,
-        *,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-        attempts: int = 3,
-        backoff_base: float = 0.1,
-        backoff_cap: float = 2.0,
-        connect_timeout: float = 2.0,
-        read_timeout: float = 5.0,
-    ) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        self._url = queue_url
-        self._attempts = attempts
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._read_timeout = read_timeout
-        self._client = LazyClient(
-            "sqs",
-            region=region,
-            endpoint_url=endpoint_url,
-            config={
-                "retries": {"mode": "standard", "total_max_attempts": 1},
-                "connect_timeout": connect_timeout,
-                "read_timeout": read_timeout,
-            },
-        )
-        self._encoder = msgspec.json.Encoder()
-        self._decoder = msgspec.json.Decoder(LogRecord)
+    _encoder = msgspec.json.Encoder()
+    _decoder = msgspec.json.Decoder(LogRecord)
 
     async def send(self, record: LogRecord) -> None:
         body = self._encoder.encode(record).decode()
@@ -308,11 +278,3 @@ class SqsQueue:
             if attempt + 1 < self._attempts:
                 await asyncio.sleep(self._backoff(attempt))
         raise QueueUnavailableError(f"log queue unavailable for {operation} after {self._attempts} attempts") from error
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with "equal jitter": half the step fixed, half random."""
-        step: float = min(self._backoff_cap, self._backoff_base * 2**attempt)
-        return step / 2 + random.uniform(0, step / 2)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
