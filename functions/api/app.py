@@ -25,16 +25,19 @@ from typing import Any
 from mangum import Mangum
 from starlette.responses import Response
 
+from heliport.alerts.index import open_alert_index
 from heliport.api.app import QueryApi, error_response
 from heliport.api.bodies import BodyLinks
 from heliport.auth import Authenticator
 from heliport.config import Settings
 from heliport.dashboard import serve_dashboard
 from heliport.errors import HeliportError
+from heliport.outbox_sqs import open_outbox
 from heliport.prompts.factory import open_prompt_store
 from heliport.store.aurora import database_credentials
 from heliport.store.factory import open_blobs, open_key_store, open_logdb, open_query_db
 from heliport.store.logdb_postgres import DatabaseUnavailableError
+from heliport.webhooks.factory import open_webhook_store
 
 logger = logging.getLogger("heliport.api")
 
@@ -51,6 +54,11 @@ _api = QueryApi(
     max_json_depth=_settings.max_json_depth,
     max_body_bytes=_settings.max_query_body_bytes,
     prompts=open_prompt_store(_settings),
+    trusted_origins=_settings.trusted_origins,
+    settings=_settings,
+    webhooks=open_webhook_store(_settings),
+    outbox=open_outbox(_settings),
+    alert_index=open_alert_index(_settings),
 )
 _routes = _api.asgi()
 

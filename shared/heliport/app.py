@@ -35,6 +35,7 @@ from heliport.store.keys import KeyStore
 from heliport.store.queue import LogQueue
 
 if TYPE_CHECKING:
+    from heliport.alerts.schedule import AlertTimer
     from heliport.api.app import QueryApi
     from heliport.gateway.registry import Registry
     from heliport.logs.consumer import LocalPipeline
@@ -51,8 +52,11 @@ PROXY_PREFIX = "/v1/gateway/"
 PUBLIC_ROUTES = frozenset({"/healthcheck", "/v1/public/model-registry/models"})
 _KEY_SEGMENT = "/" + KEY_PREFIX
 #: Paths of the query API (``heliport.api``), which is built on its first request.
-API_PREFIXES = ("/v1/request/", "/v1/session/", "/v1/user/", "/v1/property/", "/v1/dashboard/", "/v1/prompt-2025/")
-API_ROUTES = frozenset({"/openapi.json", "/v1/feedback", "/v1/prompt-2025"})
+API_PREFIXES = (
+    "/v1/request/", "/v1/session/", "/v1/user/", "/v1/property/", "/v1/dashboard/", "/v1/prompt-2025/", "/v1/webhooks/",
+    "/v1/alerts/",
+)  # fmt: skip
+API_ROUTES = frozenset({"/openapi.json", "/v1/feedback", "/v1/prompt-2025", "/v1/webhooks", "/v1/alerts"})
 #: Makes the query API; given the app's authenticator, so keys are checked (and cached) once.
 ApiFactory = Callable[[Authenticator], "QueryApi"]
 
@@ -74,6 +78,7 @@ class Heliport:
         counter_store: CounterStore,
         transport_factory: Callable[[], UpstreamTransport] | None = None,
         pipeline: LocalPipeline | None = None,
+        alert_timer: AlertTimer | None = None,
         provider_env: Mapping[str, str] | None = None,
         api_factory: ApiFactory | None = None,
         steps: Sequence[RequestStep] | None = None,
@@ -84,6 +89,9 @@ class Heliport:
         self.cache_store = cache_store
         self.counter_store = counter_store
         self.pipeline = pipeline
+        #: ``heliport serve``'s alert evaluator on a timer (``heliport.alerts.schedule``), run beside the
+        #: local pipeline; None in AWS, where EventBridge Scheduler runs functions/alerts.
+        self.alert_timer = alert_timer
         self._transport_factory = transport_factory or (lambda: AiohttpTransport(settings.timeouts))
         self._transport: UpstreamTransport | None = None
         authenticator = Authenticator(key_store, settings.auth_cache_ttl)
@@ -164,6 +172,8 @@ class Heliport:
                 self._upstream()
                 if self.pipeline is not None:
                     await self.pipeline.start()
+                if self.alert_timer is not None:
+                    await self.alert_timer.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
@@ -171,6 +181,9 @@ class Heliport:
                 return
 
     async def aclose(self) -> None:
+        if self.alert_timer is not None:
+            await self.alert_timer.stop()
+            self.alert_timer = None
         if self.pipeline is not None:
             await self.pipeline.stop()
         if self._transport is not None:
@@ -191,19 +204,27 @@ def _default_api(settings: Settings, blobs: BlobStore | None = None) -> ApiFacto
     """The query API over the log database and blob store the settings name."""
 
     def make(authenticator: Authenticator) -> QueryApi:
+        from heliport.alerts.index import open_alert_index
         from heliport.api.app import QueryApi
         from heliport.api.bodies import BodyLinks
         from heliport.prompts.factory import open_prompt_store
         from heliport.store.factory import open_blobs, open_query_db
+        from heliport.webhooks.factory import open_webhook_store
 
         links = BodyLinks(blobs or open_blobs(settings), secret=settings.body_url_secret)
+        db = open_query_db(settings)
         return QueryApi(
-            open_query_db(settings),
+            db,
             authenticator,
             links,
             max_json_depth=settings.max_json_depth,
             max_body_bytes=settings.max_query_body_bytes,
             prompts=open_prompt_store(settings),
+            trusted_origins=settings.trusted_origins,
+            # The consumer's store too: DynamoDB when a table is named, else this reader's database.
+            webhooks=open_webhook_store(settings, db),
+            alert_index=open_alert_index(settings),
+            settings=settings,
         )
 
     return make
@@ -239,8 +260,8 @@ def _move_key_to_header(scope: Scope, path: str) -> str:
 def create_app(settings: Settings | None = None, *, local_pipeline: bool = False, **overrides: Any) -> Heliport:
     """The app with the adapters the settings name (AWS in Lambda, local files elsewhere).
 
-    ``local_pipeline`` also runs the log consumer in-process (``heliport serve``); in AWS the
-    consumer is its own function.
+    ``local_pipeline`` also runs the log consumer in-process (``heliport serve``), and the alert
+    evaluator on a timer beside it; in AWS both are functions of their own.
     """
     from heliport.store.factory import (
         open_blobs,
@@ -258,10 +279,13 @@ def create_app(settings: Settings | None = None, *, local_pipeline: bool = False
     inner = open_inner_queue(settings)
     queue = open_queue(settings, blobs, inner)
     pipeline = None
+    alert_timer = overrides.pop("alert_timer", None)
     if local_pipeline:
+        from heliport.alerts.schedule import local_timer
         from heliport.logs.consumer import LocalPipeline
 
         pipeline = LocalPipeline(inner, queue, open_logdb(settings), blobs, settings=settings)
+        alert_timer = alert_timer or local_timer(settings)
     cache_store = overrides.pop("cache_store", None) or open_cache_store(settings, blobs)
     counter_store = overrides.pop("counter_store", None) or open_counter_store(settings)
     return Heliport(
@@ -271,6 +295,7 @@ def create_app(settings: Settings | None = None, *, local_pipeline: bool = False
         cache_store=cache_store,
         counter_store=counter_store,
         pipeline=pipeline,
+        alert_timer=alert_timer,
         api_factory=overrides.pop("api_factory", None) or _default_api(settings, blobs),
         **overrides,
     )

@@ -156,6 +156,19 @@ class Settings:
     #: Seconds the AI gateway keeps a resolved prompt version in memory (``HELIPORT_PROMPT_CACHE_TTL``):
     #: an environment moved through the Prompts API reaches every instance within this long. 0: no cache.
     prompt_cache_ttl: float = 10.0
+    #: In AWS, the queue of outbound messages (webhook deliveries, alert notifications) that the delivery
+    #: function sends from outside the VPC (:mod:`heliport.outbox`); unset locally, where they are sent
+    #: in process.
+    outbox_queue_url: str | None = None
+    #: Where people reach this deployment (``https://.../v1``): links in alert notifications point here.
+    public_url: str | None = None
+    #: The sender of alert e-mails: an Amazon SES verified identity in AWS, the From address locally.
+    alert_email_from: str | None = None
+    #: Locally, the SMTP server alert e-mails go through: ``smtp://[user:password@]host[:port]`` (STARTTLS
+    #: when the server offers it) or ``smtps://...`` (TLS from the start).
+    smtp_url: str | None = None
+    #: Locally, seconds between two evaluations of the alerts by ``heliport serve``.
+    alert_interval: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -209,6 +222,11 @@ class Settings:
             bedrock_guardrail=_pair(env, "BEDROCK_GUARDRAIL", "<guardrail id>:<version>"),
             safety_fail_open=_bool(env, "SAFETY_FAIL_OPEN", cls.safety_fail_open),
             prompt_cache_ttl=_non_negative(env, "PROMPT_CACHE_TTL", cls.prompt_cache_ttl),
+            outbox_queue_url=env.get(_PREFIX + "OUTBOX_QUEUE_URL") or None,
+            public_url=(env.get(_PREFIX + "PUBLIC_URL") or "").rstrip("/") or None,
+            alert_email_from=env.get(_PREFIX + "ALERT_EMAIL_FROM") or None,
+            smtp_url=env.get(_PREFIX + "SMTP_URL") or None,
+            alert_interval=_float(env, "ALERT_INTERVAL", cls.alert_interval, positive=True),
         )
 
 

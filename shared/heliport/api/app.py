@@ -43,7 +43,7 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from heliport.api import aggregates as agg
-from heliport.api import filters, overview, prompts, requests
+from heliport.api import alerts, filters, overview, prompts, requests, webhooks
 from heliport.api import schemas as s
 from heliport.api.bodies import BodyLinks
 from heliport.api.database import QueryDb
@@ -63,9 +63,13 @@ from heliport.errors import (
 )
 from heliport.headers import bearer_token
 from heliport.store.logdb_postgres import DatabaseUnavailableError
+from heliport.webhooks.store import QueryWebhookStore
 
 if TYPE_CHECKING:
+    from heliport.alerts.index import AlertIndex
+    from heliport.outbox import Outbox
     from heliport.prompts.store import PromptStore
+    from heliport.webhooks import WebhookStore
 
 __all__ = ["ENDPOINTS", "QueryApi", "error_response"]
 
@@ -88,6 +92,11 @@ class QueryApi:
         max_json_depth: int = Settings.max_json_depth,
         max_body_bytes: int = Settings.max_query_body_bytes,
         prompts: PromptStore | None = None,
+        trusted_origins: frozenset[str] | None = None,
+        settings: Settings | None = None,
+        webhooks: WebhookStore | None = None,
+        outbox: Outbox | None = None,
+        alert_index: AlertIndex | None = None,
     ) -> None:
         self.db = db
         self.authenticator = authenticator
@@ -95,6 +104,22 @@ class QueryApi:
         #: The prompt store (``heliport.prompts.factory.open_prompt_store``); None: the prompt routes
         #: answer 503 ``prompts not configured`` (a deployment that wired none).
         self._prompts = prompts
+        #: Origins a webhook destination may use without the address rules (``HELIPORT_TRUSTED_ORIGINS``:
+        #: the deployment's; read from the environment when the caller gives none).
+        #: The deployment's settings, for what the alert routes send (SMTP or SES, the public URL); read
+        #: from the environment when the caller gives none.
+        self.settings = Settings.from_env() if settings is None else settings
+        self.trusted_origins = self.settings.trusted_origins if trusted_origins is None else trusted_origins
+        #: The webhook store (``heliport.webhooks.factory.open_webhook_store``: DynamoDB in AWS); by default
+        #: the SQL one over ``db``.
+        self._owns_webhooks = webhooks is not None
+        self.webhook_store: WebhookStore = webhooks if webhooks is not None else QueryWebhookStore(db)
+        #: Where test sends go when this process has no route to the internet (AWS: the SQS outbox that the
+        #: delivery function, outside the VPC, drains); None: they are sent from here.
+        self.outbox = outbox
+        #: AWS: which organisations may have an enabled alert (``heliport.alerts.index``), kept so the
+        #: evaluator leaves an idle Aurora paused; None locally.
+        self.alert_index = alert_index
         #: ``HELIPORT_MAX_JSON_DEPTH``: deeper bodies are a 400 before any handler sees them.
         self.max_json_depth = max_json_depth
         #: ``HELIPORT_MAX_QUERY_BODY_BYTES``: larger bodies are a 413, refused while they are read.
@@ -132,6 +157,12 @@ class QueryApi:
         await self.db.aclose()
         if self._prompts is not None:
             await self._prompts.aclose()
+        if self._owns_webhooks:
+            await self.webhook_store.aclose()
+        if self.outbox is not None:
+            await self.outbox.aclose()
+        if self.alert_index is not None:
+            await self.alert_index.aclose()
 
     async def _openapi(self, request: Request) -> Response:
         if self._document is None:
@@ -496,6 +527,8 @@ class _ApiRoute(Route):
 
 _REQUEST = "Request"
 _PROMPT = "Prompt"
+_WEBHOOK = "Webhooks"
+_ALERT = "Alerts"
 ENDPOINTS: tuple[Endpoint[QueryApi], ...] = (
     Endpoint("POST", "/v1/request/query", "GetRequests", "Requests matching a filter, one page",
              _REQUEST, QueryApi.query_requests, s.RequestQueryBody, list[s.HeliconeRequest]),
@@ -511,6 +544,9 @@ ENDPOINTS: tuple[Endpoint[QueryApi], ...] = (
              "A request's bodies through a signed URL (signed_body_url), no key needed until it expires",
              _REQUEST, QueryApi.request_body, None, dict[str, Any], public=True,
              query={"org": {"type": "string"}, "expires": {"type": "string"}, "signature": {"type": "string"}}),
+    Endpoint("POST", "/v1/webhooks/{webhookId}/test", "TestWebhook",
+             "Send one signed sample delivery to the destination now (queued for the delivery function in AWS)",
+             _WEBHOOK, webhooks.test_delivery, None, webhooks.WebhookTestResult),
     Endpoint("POST", "/v1/request/{requestId}/feedback", "FeedbackRequest", "Rate a request",
              _REQUEST, QueryApi.feedback, s.FeedbackBody, None),
     Endpoint("PUT", "/v1/request/{requestId}/property", "PutProperty", "Add or replace a property of a request",
@@ -580,4 +616,36 @@ ENDPOINTS: tuple[Endpoint[QueryApi], ...] = (
              _PROMPT, prompts.environments, None, list[str]),
     Endpoint("GET", "/v1/prompt-2025/count", "GetPrompt2025Count", "How many prompts", _PROMPT, prompts.count, None,
              int),
+    # Helicone's Webhooks API (api/webhooks.py), then heliport's dead letters and the signed body link.
+    Endpoint("POST", "/v1/webhooks", "NewWebhook", "Create a webhook (its hmac_key is generated)",
+             _WEBHOOK, webhooks.create, s.WebhookCreateBody, s.Webhook),
+    Endpoint("GET", "/v1/webhooks", "GetWebhooks", "The organisation's webhooks, with their delivery logs",
+             _WEBHOOK, webhooks.listed, None, list[s.Webhook]),
+    Endpoint("DELETE", "/v1/webhooks/{webhookId}", "DeleteWebhook", "Delete a webhook and its dead letters",
+             _WEBHOOK, webhooks.delete, None, None),
+    Endpoint("GET", "/v1/webhooks/{webhookId}/dead-letters", "GetWebhookDeadLetters",
+             "Deliveries given up on, newest first, with the body that was sent",
+             _WEBHOOK, webhooks.dead_letters, None, list[s.WebhookDeadLetter]),
+    Endpoint("GET", "/v1/webhooks/{webhookId}/bodies/{requestId}", "GetWebhookBodies",
+             "A delivery's request_response_url: the full bodies, no key needed until it expires",
+             _WEBHOOK, webhooks.bodies, None, s.WebhookBodies, public=True,
+             query={"org": {"type": "string"}, "expires": {"type": "string"}, "signature": {"type": "string"}}),
+    # heliport's alerts (api/alerts.py): Helicone configures alerts in its UI only.
+    Endpoint("POST", "/v1/alerts", "NewAlert", "Create an alert", _ALERT, alerts.create, s.AlertCreateBody, s.Alert),
+    Endpoint("GET", "/v1/alerts", "GetAlerts", "The organisation's alerts, oldest first, with their state",
+             _ALERT, alerts.listed, None, list[s.Alert]),
+    Endpoint("POST", "/v1/alerts/preview", "PreviewAlert",
+             "An alert's metric per group over its window now, nothing stored",
+             _ALERT, alerts.preview, s.AlertPreviewBody, s.AlertPreview),
+    Endpoint("GET", "/v1/alerts/{alertId}", "GetAlert", "One alert, with its state", _ALERT, alerts.get, None, s.Alert),
+    Endpoint("PATCH", "/v1/alerts/{alertId}", "UpdateAlert", "Change any of an alert's fields",
+             _ALERT, alerts.patch, s.AlertPatchBody, s.Alert),
+    Endpoint("DELETE", "/v1/alerts/{alertId}", "DeleteAlert", "Delete an alert, its state and its history",
+             _ALERT, alerts.delete, None, s.Deleted),
+    Endpoint("GET", "/v1/alerts/{alertId}/history", "GetAlertHistory",
+             "The alert's triggers and resolutions, newest first",
+             _ALERT, alerts.history, None, list[s.AlertHistoryEntry],
+             query={"limit": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_HISTORY, "default": 50}}),
+    Endpoint("POST", "/v1/alerts/{alertId}/test", "TestAlert", "Send a test notification to every channel now",
+             _ALERT, alerts.test, None, list[s.AlertTestResult]),
 )  # fmt: skip

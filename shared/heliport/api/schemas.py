@@ -16,6 +16,7 @@ the server enforces and cannot drift from what it accepts and returns. Names fol
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, Protocol
 
@@ -31,6 +32,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from heliport.alerts import Metric
 from heliport.api.filters import MAX_PATTERN_LENGTH
 from heliport.api.requests import DEFAULT_LIMIT, MAX_IDS, MAX_LIMIT, MAX_OFFSET
 
@@ -596,6 +598,236 @@ class Prompt2025Inputs(BaseModel):
     environment: str | None = None
 
 
+# --- webhooks (api/webhooks.py) ---------------------------------------------------------------------------
+
+#: Longest destination URL accepted.
+MAX_DESTINATION_LENGTH: Final = 2048
+#: Most property filters on one webhook (each is checked for every logged request).
+MAX_PROPERTY_FILTERS: Final = 20
+
+
+class WebhookPropertyFilter(_Body):
+    key: Annotated[str, Field(min_length=1, max_length=256)]
+    value: Annotated[str, Field(max_length=1024)]
+
+
+class WebhookConfigBody(_Body):
+    """Helicone's webhook ``config``: the share of matching requests sent, and the properties they must have."""
+
+    sampleRate: Annotated[float, Field(ge=0, le=100)] = 100
+    propertyFilters: Annotated[list[WebhookPropertyFilter], Field(max_length=MAX_PROPERTY_FILTERS)] = Field(
+        default_factory=list
+    )
+
+
+class WebhookCreateBody(_Body):
+    destination: Annotated[str, Field(min_length=1, max_length=MAX_DESTINATION_LENGTH)]
+    config: WebhookConfigBody = Field(default_factory=WebhookConfigBody)
+    includeData: bool = False
+
+
+class WebhookDeliveryLog(BaseModel):
+    delivered: int
+    failed: int
+    last_status: int | None
+    last_error: str | None
+    last_attempt_at: str | None
+
+
+class Webhook(BaseModel):
+    """Helicone's webhook listing (``config`` as JSON text, as its schema has it), plus heliport's
+    ``includeData`` and delivery log."""
+
+    id: str
+    created_at: str
+    destination: str
+    version: str
+    config: str
+    hmac_key: str
+    includeData: bool
+    delivery: WebhookDeliveryLog
+
+
+class WebhookDeadLetter(BaseModel):
+    id: str
+    webhook_id: str
+    request_id: str
+    failed_at: str
+    attempts: int
+    status: int | None
+    error: str
+    #: The body that was (or would have been) sent, as text.
+    payload: str
+
+
+class WebhookBodies(BaseModel):
+    request: Any
+    response: Any
+
+
+# --- alerts (api/alerts.py) -------------------------------------------------------------------------------
+
+#: Longest alert window: 30 days, in minutes.
+MAX_WINDOW_MINUTES: Final = 43200
+#: Most channels on one alert.
+MAX_ALERT_CHANNELS: Final = 20
+#: Longest custom property name an alert may group by.
+MAX_PROPERTY_NAME: Final = 256
+#: An e-mail address as alerts accept it: one address, no display name, nothing that could end a header.
+_EMAIL = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[^@\s<>,;:\"()\[\]\\]+\.[^@\s<>,;:\"()\[\]\\]+")
+
+#: The alert metrics, as the alert records name them (one list).
+AlertMetric = Metric
+
+
+def _group_by(value: str | None) -> str | None:
+    if value is None or value in ("user", "model", "provider"):
+        return value
+    name = value[len("property:") :] if value.startswith("property:") else ""
+    if not name or len(name) > MAX_PROPERTY_NAME:
+        raise ValueError(f'must be null, "user", "model", "provider" or "property:<name>" (name 1-{MAX_PROPERTY_NAME})')
+    return value
+
+
+def _email(value: str) -> str:
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        raise ValueError("must be one e-mail address, like ops@example.com")
+    return value
+
+
+AlertGroupBy = Annotated[
+    str | None,
+    AfterValidator(_group_by),
+    Field(description='null, "user", "model", "provider" or "property:<name>"'),
+]
+AlertAggregation = Annotated[
+    str,
+    Field(pattern=r"^(sum|avg|min|max|p([1-9]|[1-9][0-9]))$", description='"sum", "avg", "min", "max" or "p1".."p99"'),
+]
+AlertWindow = Annotated[int, Field(ge=1, le=MAX_WINDOW_MINUTES)]
+AlertThreshold = Annotated[float, Field(allow_inf_nan=False)]
+AlertName = Annotated[str, Field(min_length=1, max_length=200)]
+MinimumRequests = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+class SlackChannelBody(_Body):
+    type: Literal["slack"]
+    #: An https incoming-webhook URL; a masked one (as answers show it) keeps the alert's stored URL.
+    url: Annotated[str, Field(min_length=1, max_length=MAX_DESTINATION_LENGTH)]
+
+
+class EmailChannelBody(_Body):
+    type: Literal["email"]
+    address: Annotated[str, AfterValidator(_email)]
+
+
+AlertChannelBody = Annotated[SlackChannelBody | EmailChannelBody, Field(discriminator="type")]
+AlertChannels = Annotated[list[AlertChannelBody], Field(min_length=1, max_length=MAX_ALERT_CHANNELS)]
+
+
+class AlertPreviewBody(_Body):
+    metric: AlertMetric
+    windowMinutes: AlertWindow
+    minimumRequests: MinimumRequests = 1
+    groupBy: AlertGroupBy = None
+    aggregation: AlertAggregation = "sum"
+    filter: FilterNode = "all"
+    threshold: AlertThreshold | None = None
+
+
+class AlertCreateBody(_Body):
+    name: AlertName
+    metric: AlertMetric
+    threshold: AlertThreshold
+    windowMinutes: AlertWindow
+    minimumRequests: MinimumRequests = 1
+    groupBy: AlertGroupBy = None
+    aggregation: AlertAggregation = "sum"
+    filter: FilterNode = "all"
+    channels: AlertChannels
+    enabled: bool = True
+
+
+class AlertPatchBody(_Body):
+    """Any subset of the create fields; a field left out keeps its value (``groupBy: null`` ungroups)."""
+
+    name: AlertName | None = None
+    metric: AlertMetric | None = None
+    threshold: AlertThreshold | None = None
+    windowMinutes: AlertWindow | None = None
+    minimumRequests: MinimumRequests | None = None
+    groupBy: AlertGroupBy = None
+    aggregation: AlertAggregation | None = None
+    filter: FilterNode = None
+    channels: AlertChannels | None = None
+    enabled: bool | None = None
+
+
+class AlertChannel(BaseModel):
+    type: Literal["slack", "email"]
+    #: Slack: the URL masked (only its last 4 characters shown).
+    url: str | None = None
+    address: str | None = None
+
+
+class Alert(BaseModel):
+    id: str
+    created_at: str
+    updated_at: str
+    name: str
+    metric: str
+    threshold: float
+    windowMinutes: int
+    minimumRequests: int
+    groupBy: str | None
+    aggregation: str | None
+    filter: Any
+    channels: list[AlertChannel]
+    enabled: bool
+    state: Literal["ok", "triggered"]
+    triggeredGroups: list[str]
+    lastEvaluatedAt: str | None
+    lastError: str | None = None
+
+
+class AlertHistoryEntry(BaseModel):
+    id: str
+    alertId: str
+    at: str
+    state: Literal["triggered", "resolved"]
+    group: str | None
+    value: float
+    threshold: float
+    requests: int
+    requestsUrl: str
+
+
+class AlertTestResult(BaseModel):
+    channel: Literal["slack", "email"]
+    target: str
+    ok: bool
+    error: str | None
+    #: Handed to the delivery function rather than sent from here (AWS); its outcome is in that function's log.
+    queued: bool = False
+
+
+class AlertPreviewGroup(BaseModel):
+    group: str | None
+    value: float | None
+    requests: int
+    over: bool
+
+
+class AlertPreview(BaseModel):
+    groups: list[AlertPreviewGroup]
+    from_: str = Field(alias="from")
+    to: str
+
+
+class Deleted(BaseModel):
+    deleted: bool
+
+
 #: Every body model, for the OpenAPI components.
 BODY_MODELS: tuple[type[BaseModel], ...] = (
     RequestQueryBody,
@@ -620,4 +852,8 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (
     PromptSetEnvironmentBody,
     PromptTagsBody,
     PromptRenameBody,
+    WebhookCreateBody,
+    AlertCreateBody,
+    AlertPatchBody,
+    AlertPreviewBody,
 )
