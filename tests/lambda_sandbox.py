@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 # The runtime interface client of the managed Python runtime, for this machine's architecture.
 AWSLAMBDARIC = "awslambdaric==4.2.2"
-FUNCTIONS = ("ProxyFunction", "QueryApiFunction", "LoggerFunction")
+FUNCTIONS = ("ProxyFunction", "QueryApiFunction", "LoggerFunction", "DeliveryFunction", "AlertsFunction")
 
 
 def unavailable(reason: str) -> None:

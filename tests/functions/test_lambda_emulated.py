@@ -33,11 +33,15 @@ import pytest
 from heliport.auth import create_key
 from heliport.store.aws import create_table
 from heliport.store.keys import DynamoKeyStore, Organisation
+from heliport.webhooks import VERSION, Webhook, WebhookConfig
+from heliport.webhooks.dynamo_store import DynamoWebhookStore
+from heliport.webhooks.signing import new_hmac_key, verify
 from tests.aws import REGION
 from tests.infra.test_template import _template
 from tests.lambda_sandbox import ROOT, LambdaBuild, Sandbox, free_port, function_environment, stop
 from tests.mock_provider import MockProvider
 from tests.postgres import throwaway_database_sync
+from tests.webhooks.receiver import Receiver
 
 EVENTS = ROOT / "events"
 PROXY_EVENTS = sorted(EVENTS.glob("proxy-*.json"))
@@ -57,6 +61,9 @@ class Stack:
     extra: dict[str, str]
     queue_url: str
     template: dict[str, Any] = field(repr=False)
+    #: The key's organisation, and the outbox queue (webhook deliveries, alert notifications).
+    org_id: str = ""
+    outbox_url: str = ""
 
     def environment(self, function: str) -> dict[str, str]:
         return {**function_environment(self.template, function, self.refs), **self.extra}
@@ -70,6 +77,7 @@ def stack(aws_endpoint: str, mock_provider: MockProvider) -> Iterator[Stack]:
     assert asyncio.run(create_table(table, region=REGION, endpoint_url=aws_endpoint))
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=aws_endpoint)
     queue_url = sqs.create_queue(QueueName=f"heliport-logs-{suffix}")["QueueUrl"]
+    outbox_url = sqs.create_queue(QueueName=f"heliport-outbox-{suffix}")["QueueUrl"]
     bucket = f"heliport-bodies-{suffix}"
     boto3.client("s3", region_name=REGION, endpoint_url=aws_endpoint).create_bucket(Bucket=bucket)
     secrets = boto3.client("secretsmanager", region_name=REGION, endpoint_url=aws_endpoint)
@@ -77,7 +85,7 @@ def stack(aws_endpoint: str, mock_provider: MockProvider) -> Iterator[Stack]:
         Name=f"heliport/providers-{suffix}",
         SecretString=json.dumps({"OPENAI_API_KEY": "sk-emulated", "ANTHROPIC_API_KEY": "sk-ant-emulated"}),
     )["ARN"]
-    key = asyncio.run(_key(table, aws_endpoint))
+    key, org_id = asyncio.run(_key(table, aws_endpoint))
     with throwaway_database_sync() as dsn:
         database = urlsplit(dsn)
         # As RDS manages it: the secret holds only the user name and the password (trust auth here).
@@ -88,6 +96,7 @@ def stack(aws_endpoint: str, mock_provider: MockProvider) -> Iterator[Stack]:
         refs = {
             "StateTable": table,
             "LogQueue": queue_url,
+            "OutboxQueue": outbox_url,
             "BodiesBucket": bucket,
             "DatabaseSecretArn": database_secret,
             "DatabaseEndpoint": database.hostname or "127.0.0.1",
@@ -108,18 +117,18 @@ def stack(aws_endpoint: str, mock_provider: MockProvider) -> Iterator[Stack]:
             "HELIPORT_UPSTREAM_OAI": mock_provider.url,
             "HELIPORT_UPSTREAM_ANTHROPIC": mock_provider.url,
         }
-        yield Stack(key, refs, extra, queue_url, template)
+        yield Stack(key, refs, extra, queue_url, template, org_id, outbox_url)
     if MEASURED:
         print("\nLambda emulation, measured:", json.dumps({k: round(v, 1) for k, v in MEASURED.items()}, indent=1))
 
 
-async def _key(table: str, aws_endpoint: str) -> str:
+async def _key(table: str, aws_endpoint: str) -> tuple[str, str]:
     keys = DynamoKeyStore(table, region=REGION, endpoint_url=aws_endpoint)
     try:
         org = Organisation(id=str(uuid.uuid4()), name="emulated", created_at=datetime.now(UTC))
         await keys.put_org(org)
         plain, _ = await create_key(keys, org.id, "lambda-emulation")
-        return plain
+        return plain, org.id
     finally:
         await keys.aclose()
 
@@ -281,13 +290,15 @@ class Emulated:
 
 
 @contextlib.contextmanager
-def _emulated(lambda_build: LambdaBuild, stack: Stack, function: str, workdir: Path) -> Iterator[Emulated]:
-    """``function`` behind its own emulator, stopped (with its runtime) on exit."""
+def _emulated(
+    lambda_build: LambdaBuild, stack: Stack, function: str, workdir: Path, extra: dict[str, str] | None = None
+) -> Iterator[Emulated]:
+    """``function`` behind its own emulator, stopped (with its runtime) on exit; ``extra`` variables added."""
     properties = stack.template["Resources"][function]["Properties"]
     handler = properties["Handler"]
     sandbox = Sandbox(lambda_build, function, workdir, handler=handler)
     port = free_port()
-    environment = stack.environment(function)
+    environment = {**stack.environment(function), **(extra or {})}
     # What the Python runtime's bootstrap puts on sys.path: the function, the layers, the runtime.
     environment["PYTHONPATH"] = f"{sandbox.task_root}:/opt/python:{lambda_build.runtime_dir}"
     environment["AWS_LAMBDA_FUNCTION_TIMEOUT"] = str(properties["Timeout"])
@@ -411,3 +422,81 @@ def test_a_proxied_call_travels_through_sqs_and_the_logger_to_the_query_api(
     assert row["properties"] == {"trip": "emulated"}
     assert row["model"].startswith("gpt-4o-mini")
     assert row["completion_tokens"] > 0, "usage was read from the stream"
+
+
+# --- webhooks in AWS: the logger puts deliveries on the outbox, the delivery function sends them ---------
+
+
+@pytest.fixture(scope="module")
+def webhook_receiver() -> Iterator[Receiver]:
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def delivery(
+    lambda_build: LambdaBuild, stack: Stack, webhook_receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Emulated]:
+    # The receiver is on loopback: a trusted origin here, where in AWS a receiver is a public https host.
+    extra = {"HELIPORT_TRUSTED_ORIGINS": webhook_receiver.url}
+    workdir = tmp_path_factory.mktemp("delivery")
+    with _emulated(lambda_build, stack, "DeliveryFunction", workdir, extra) as emulated:
+        yield emulated
+
+
+async def _webhook(stack: Stack, destination: str) -> Webhook:
+    store = DynamoWebhookStore(
+        stack.refs["StateTable"], region=REGION, endpoint_url=stack.extra["HELIPORT_AWS_ENDPOINT_URL"]
+    )
+    hook = Webhook(
+        id=str(uuid.uuid4()),
+        org_id=stack.org_id,
+        created_at=datetime.now(UTC),
+        destination=destination,
+        version=VERSION,
+        config=WebhookConfig(),
+        include_data=True,
+        hmac_key=new_hmac_key(),
+        base_url="https://api.example.com/v1",
+    )
+    try:
+        await store.create(hook)
+        return hook
+    finally:
+        await store.aclose()
+
+
+async def _delivery_log(stack: Stack, hook: Webhook) -> Webhook | None:
+    store = DynamoWebhookStore(
+        stack.refs["StateTable"], region=REGION, endpoint_url=stack.extra["HELIPORT_AWS_ENDPOINT_URL"]
+    )
+    try:
+        return await store.get(hook.org_id, hook.id)
+    finally:
+        await store.aclose()
+
+
+def test_a_proxied_call_reaches_its_webhook_through_the_outbox_and_the_delivery_function(
+    proxy: Proxy, logger: Emulated, delivery: Emulated, stack: Stack, webhook_receiver: Receiver
+) -> None:
+    hook = asyncio.run(_webhook(stack, f"{webhook_receiver.url}/emulated"))
+    event = _load(EVENTS / "proxy-chat-completion.json")
+    with httpx.Client(timeout=30) as client:
+        response = client.send(_adapter_request(proxy, event, stack.key))
+    assert response.status_code == 200
+    request_id = response.headers["helicone-id"]
+    assert logger.invoke(_sqs_event(_received(stack, request_id), stack.queue_url)) == {"batchItemFailures": []}
+
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=stack.extra["HELIPORT_AWS_ENDPOINT_URL"])
+    queued = sqs.receive_message(
+        QueueUrl=stack.outbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=2, AttributeNames=["All"]
+    )["Messages"]
+    mine = [m for m in queued if json.loads(m["Body"])["webhook_id"] == hook.id]
+    assert [json.loads(json.loads(m["Body"])["body"])["request_id"] for m in mine] == [request_id]
+    assert delivery.invoke(_sqs_event(mine, stack.outbox_url)) == {"batchItemFailures": []}
+
+    [received] = webhook_receiver.received("/emulated")
+    assert verify(hook.hmac_key, received.raw, received.headers["helicone-signature"])
+    assert received.body["request_id"] == request_id and received.body["model"].startswith("gpt-4o-mini")
+    logged = asyncio.run(_delivery_log(stack, hook))
+    assert logged is not None and (logged.log.delivered, logged.log.last_status) == (1, 200)

@@ -117,6 +117,8 @@ def _imports(module: Path) -> list[str]:
         ("ProxyFunction", ["uvicorn", "httptools", "uvloop"]),
         ("QueryApiFunction", ["asyncpg"]),
         ("LoggerFunction", ["asyncpg", "aioboto3"]),
+        ("DeliveryFunction", ["aioboto3", "aiohttp"]),
+        ("AlertsFunction", ["asyncpg", "aioboto3"]),
     ],
 )
 def test_each_handler_imports_from_the_artifact_and_the_layer_alone(

@@ -292,6 +292,18 @@ ROUTES = [
     ("GET", "/v1/prompt-2025/id/AbC123", QUERY_API),
     ("PATCH", "/v1/prompt-2025/id/AbC123/tags", QUERY_API),
     ("DELETE", "/v1/prompt-2025/AbC123/0b6f4b9e-6d8c-4f7e-9c55-3f1d2a7b8c90", QUERY_API),
+    # Webhooks and alerts (issue 22).
+    ("POST", "/v1/webhooks", QUERY_API),
+    ("GET", "/v1/webhooks", QUERY_API),
+    ("DELETE", "/v1/webhooks/0b6f4b9e-6d8c-4f7e-9c55-3f1d2a7b8c90", QUERY_API),
+    ("POST", "/v1/webhooks/0b6f4b9e-6d8c-4f7e-9c55-3f1d2a7b8c90/test", QUERY_API),
+    ("GET", "/v1/webhooks/0b6f4b9e-6d8c-4f7e-9c55-3f1d2a7b8c90/dead-letters", QUERY_API),
+    ("GET", "/v1/webhooks/0b6f4b9e-6d8c-4f7e-9c55-3f1d2a7b8c90/bodies/0b6f4b9e-6d8c-4f7e-9c55-3f1d2a7b8c91", QUERY_API),
+    ("POST", "/v1/alerts", QUERY_API),
+    ("GET", "/v1/alerts", QUERY_API),
+    ("PATCH", "/v1/alerts/0b6f4b9e-6d8c-4f7e-9c55-3f1d2a7b8c90", QUERY_API),
+    ("GET", "/v1/alerts/0b6f4b9e-6d8c-4f7e-9c55-3f1d2a7b8c90/history", QUERY_API),
+    ("POST", "/v1/alerts/preview", QUERY_API),
 ]
 
 

@@ -267,6 +267,7 @@ def test_the_proxy_gives_up_on_a_silent_upstream_before_api_gateway_does() -> No
         ("ProxyFunction", {"kms:GenerateDataKey", "kms:Decrypt"}),
         ("QueryApiFunction", {"kms:Decrypt"}),
         ("LoggerFunction", {"kms:GenerateDataKey", "kms:Decrypt"}),
+        ("AlertsFunction", {"kms:Decrypt"}),
     ],
 )
 def test_a_customer_managed_key_is_usable_by_each_function_through_its_services(
@@ -410,3 +411,75 @@ def test_the_proxy_may_apply_that_guardrail_and_nothing_else() -> None:
     assert mentions == json.dumps(grants[0]).count("Guardrail")
     condition = _template()["Conditions"]["HasGuardrail"]
     assert condition == {"Fn::Or": [{"Condition": "CreatesGuardrail"}, {"Condition": "HasExistingGuardrail"}]}
+
+
+# -- webhooks and alerts (issue 22): the outbox queue, the delivery function, the evaluator -------------
+
+
+def _leading_keys(function: str) -> dict[str, set[str]]:
+    """DynamoDB actions of ``function`` by the partitions (LeadingKeys) they are confined to."""
+    confined: dict[str, set[str]] = {}
+    for statement in _statements(function):
+        if not isinstance(statement, dict) or "Action" not in statement:
+            continue
+        actions = [a for a in statement["Action"] if str(a).startswith("dynamodb:")]
+        if not actions:
+            continue
+        keys = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        for key in keys:
+            confined.setdefault(key, set()).update(actions)
+    return confined
+
+
+def test_the_delivery_function_runs_outside_the_vpc_and_judges_the_last_receive_itself() -> None:
+    from heliport.outbound import MAX_RECEIVES
+
+    resources = _template()["Resources"]
+    function = resources["DeliveryFunction"]["Properties"]
+    assert "VpcConfig" not in function, "receivers are on the internet; nothing private may be reachable"
+    queue = resources["OutboxQueue"]["Properties"]
+    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) == MAX_RECEIVES
+    assert int(queue["VisibilityTimeout"]) >= 6 * int(function["Timeout"])
+    assert int(function["Timeout"]) > 120, "one attempt may wait 2 minutes"
+    source = function["Events"]["Outbox"]["Properties"]
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["Queue"] == {"Fn::GetAtt": ["OutboxQueue", "Arn"]}
+    alarm = resources["OutboxDeadLetterAlarm"]["Properties"]
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["OutboxDeadLetterQueue", "QueueName"]}
+
+
+def test_webhook_items_are_the_only_ones_the_new_paths_touch() -> None:
+    assert _leading_keys("DeliveryFunction") == {
+        "webhook#*": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    }
+    assert _leading_keys("LoggerFunction") == {"webhook#*": {"dynamodb:GetItem", "dynamodb:Query"}}
+    assert "dynamodb:Scan" not in _leading_keys("QueryApiFunction")["webhook#*"]
+
+
+def test_the_delivery_function_sends_email_as_the_configured_sender_only() -> None:
+    template = _template()
+    assert template["Conditions"]["HasAlertEmailSender"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlertEmailSender"}, "none"]}]
+    }
+    [ses] = [s["Fn::If"] for s in _statements("DeliveryFunction") if isinstance(s, dict) and "Fn::If" in s]
+    assert ses[0] == "HasAlertEmailSender" and ses[2] == {"Ref": "AWS::NoValue"}
+    statement = ses[1]
+    assert statement["Action"] == ["ses:SendEmail"]
+    assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "AlertEmailSender"}}}
+    assert all("identity/" in str(resource) for resource in statement["Resource"])
+    variables = template["Resources"]["DeliveryFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["HELIPORT_ALERT_EMAIL_FROM"]["Fn::If"][0] == "HasAlertEmailSender"
+
+
+def test_the_evaluator_runs_every_minute_in_the_vpc_one_at_a_time() -> None:
+    function = _template()["Resources"]["AlertsFunction"]["Properties"]
+    assert function["VpcConfig"] == {
+        "SubnetIds": {"Ref": "ConsumerSubnetIds"},
+        "SecurityGroupIds": {"Ref": "ConsumerSecurityGroupIds"},
+    }
+    schedule = function["Events"]["EveryMinute"]
+    assert schedule["Type"] == "ScheduleV2" and schedule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    assert int(function["Timeout"]) < 60 and function["ReservedConcurrentExecutions"] == 1
+    assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+    assert set(function["Environment"]["Variables"]) >= {"HELIPORT_OUTBOX_QUEUE_URL", "HELIPORT_PUBLIC_URL"}

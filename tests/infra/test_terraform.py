@@ -43,6 +43,8 @@ SSM_PARAMETERS = {
     "aurora-cluster-arn",
     # The customer managed KMS key the functions need kms:Decrypt/GenerateDataKey on, or "none".
     "kms-key-arn",
+    # The SES identity alert e-mails are sent from, or "none".
+    "alert-email-sender",
 }
 
 # Checkov findings accepted on purpose. Each is suppressed next to its resource with a

@@ -39,6 +39,17 @@ module "bodies" {
   body_retention_days = var.body_retention_days
 }
 
+# Alert e-mails (issue 22): the SES identity the delivery function sends from. The template's
+# DeliveryFunction may call ses:SendEmail as this address only. An address identity is verified by the
+# link SES mails to it; to send from a whole domain, verify the domain in SES instead (DKIM records) and
+# still name one address of it here. A new SES account is in the sandbox: it delivers only to verified
+# recipients until production access is granted.
+resource "aws_sesv2_email_identity" "alerts" {
+  count = var.alert_email_sender == "" ? 0 : 1
+
+  email_identity = var.alert_email_sender
+}
+
 # The contract with template.yaml: SAM reads these parameters at deploy time.
 locals {
   ssm_parameters = {
@@ -82,6 +93,12 @@ locals {
       type        = "String"
       value       = coalesce(var.kms_key_arn, "none")
       description = "Customer managed KMS key of Aurora, its secret and the bucket (the functions decrypt with it), or none."
+    }
+    # The sender of alert e-mails (the SES identity above), or "none": e-mail channels off.
+    "alert-email-sender" = {
+      type        = "String"
+      value       = var.alert_email_sender == "" ? "none" : aws_sesv2_email_identity.alerts[0].email_identity
+      description = "SES identity (e-mail address) alert notifications are sent from, or none."
     }
   }
 }

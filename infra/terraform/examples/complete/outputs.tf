@@ -37,3 +37,8 @@ output "aurora_cluster_arn" {
   description = "Aurora cluster ARN."
   value       = module.aurora.cluster_arn
 }
+
+output "alert_email_identity_arn" {
+  description = "ARN of the SES identity alert e-mails are sent from, or null without alert_email_sender."
+  value       = one(aws_sesv2_email_identity.alerts[*].arn)
+}

@@ -80,6 +80,17 @@ variable "body_retention_days" {
   default     = 90
 }
 
+variable "alert_email_sender" {
+  description = "E-mail address alert notifications are sent from: an Amazon SES identity is created for it (SES mails it a verification link) and written to /<name>/alert-email-sender for the delivery function. Empty: no identity, the parameter is none and e-mail alert channels are off (Slack still works)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.alert_email_sender == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email_sender))
+    error_message = "alert_email_sender must be an e-mail address (name@example.com) or empty."
+  }
+}
+
 variable "tags" {
   description = "Default tags for every resource."
   type        = map(string)

@@ -44,6 +44,7 @@ variables {
     "/heliport/database-name",
     "/heliport/aurora-cluster-arn",
     "/heliport/kms-key-arn",
+    "/heliport/alert-email-sender",
   ]
 }
 
@@ -58,6 +59,11 @@ run "defaults" {
   assert {
     condition     = aws_ssm_parameter.sam["kms-key-arn"].value == "none" && aws_ssm_parameter.sam["kms-key-arn"].type == "String"
     error_message = "Without kms_key_arn, /heliport/kms-key-arn must be the String \"none\" (SSM refuses an empty value)."
+  }
+
+  assert {
+    condition     = length(aws_sesv2_email_identity.alerts) == 0 && aws_ssm_parameter.sam["alert-email-sender"].value == "none"
+    error_message = "Without alert_email_sender: no SES identity, and /heliport/alert-email-sender is \"none\"."
   }
 
   # The consumer's route to Secrets Manager and SQS: both endpoints, each in one AZ (the first subnet).
@@ -125,6 +131,34 @@ run "with_a_kms_key" {
     condition     = toset([for parameter in aws_ssm_parameter.sam : parameter.name]) == toset(var.expected_ssm_parameter_names)
     error_message = "A KMS key must not change the SSM parameter names."
   }
+}
+
+run "with_an_alert_email_sender" {
+  command = apply
+
+  variables {
+    alert_email_sender = "alerts@example.com"
+  }
+
+  assert {
+    condition     = length(aws_sesv2_email_identity.alerts) == 1 && aws_sesv2_email_identity.alerts[0].email_identity == "alerts@example.com"
+    error_message = "An alert_email_sender must get its SES identity."
+  }
+
+  assert {
+    condition     = aws_ssm_parameter.sam["alert-email-sender"].value == "alerts@example.com"
+    error_message = "/heliport/alert-email-sender must carry the sender given."
+  }
+}
+
+run "rejects_an_alert_email_sender_that_is_not_an_address" {
+  command = plan
+
+  variables {
+    alert_email_sender = "example.com"
+  }
+
+  expect_failures = [var.alert_email_sender]
 }
 
 run "rejects_a_kms_alias" {
