@@ -78,7 +78,7 @@ function signOut(message) {
   closeDetail();
   $("view").replaceChildren();
   Object.assign(state, { requests: freshRequestsState(), overviewProperty: "", sessionSearch: "", usersOffset: 0,
-    prompts: freshPromptsState(), promptFlash: "" });
+    prompts: freshPromptsState(), promptFlash: "", flash: "" });
   showChrome(false);
   $("sign-in-error").textContent = message || "";
   $("key").value = "";
@@ -114,24 +114,74 @@ async function signIn(event) {
 
 // --- routing --------------------------------------------------------------------------------------
 
-const state = { requests: freshRequestsState(), overviewProperty: "", prompts: freshPromptsState(), promptFlash: "" };
+// flash: a one-time notice for the next page shown (webhooks and alerts: "Created ...", "Deleted ...").
+const state = { requests: freshRequestsState(), overviewProperty: "", prompts: freshPromptsState(), promptFlash: "", flash: "" };
 
+// window ({start, end} in ms) and extra (a filter AST) come from a link such as an alert's history
+// ("#/requests?from=...&to=...&filter=..."): they replace the time range and add to the filters.
 function freshRequestsState() {
-  return { offset: 0, sort: { created_at: "desc" }, model: "", provider: "", status: "", user: "", propKey: "", propValue: "", search: "" };
+  return { offset: 0, sort: { created_at: "desc" }, model: "", provider: "", status: "", user: "", propKey: "", propValue: "", search: "",
+    window: null, extra: null };
 }
 
+// A link into the requests page, as an alert's notification and history make them
+// (heliport/alerts/messages.py): "#/requests?from=&to=&model=&provider=&user=&propKey=&propValue=&alert=".
+// from/to are ISO-8601 or epoch milliseconds; alert an alert's id, whose filter is added; model,
+// provider, user and propKey/propValue name a group, so they match exactly. Also taken: filter (a JSON
+// filter AST), status (ok|error) and search; anything else is ignored.
+async function applyRequestsQuery(query) {
+  const q = new URLSearchParams(query);
+  const s = freshRequestsState();
+  const instant = (v) => { if (!v) return NaN; const n = Number(v); return Number.isFinite(n) ? n : Date.parse(v); };
+  const from = instant(q.get("from") || q.get("start"));
+  const to = instant(q.get("to") || q.get("end"));
+  if (Number.isFinite(from) || Number.isFinite(to)) s.window = { start: Number.isFinite(from) ? from : 0, end: Number.isFinite(to) ? to : Date.now() + 60_000 };
+  if (q.get("filter")) { try { const ast = JSON.parse(q.get("filter")); if (ast && ast !== "all") s.extra = ast; } catch { /* not JSON: ignored */ } }
+  const leaves = [];
+  if (q.get("alert")) {
+    try {
+      const alert = await api("GET", `${ALERTS}/${encodeURIComponent(q.get("alert"))}`);
+      if (alert.filter && alert.filter !== "all") leaves.push(alert.filter);
+    } catch { /* deleted since: the window and the group still narrow the list */ }
+  }
+  if (s.extra) leaves.push(s.extra);
+  if (q.get("model")) leaves.push({ request_response_rmt: { model: { equals: q.get("model") } } });
+  if (q.get("provider")) s.provider = q.get("provider");
+  if (q.get("user")) s.user = q.get("user");
+  if (q.get("propKey")) { s.propKey = q.get("propKey"); s.propValue = q.get("propValue") || ""; }
+  if (q.get("search")) s.search = q.get("search");
+  if (["ok", "error"].includes(q.get("status"))) s.status = q.get("status");
+  s.extra = leaves.length ? and(leaves) : null;
+  state.requests = s;
+}
+
+// Each route() is a turn; only the latest may draw, so a slow page asked for earlier (the overview
+// right after sign-in, say) cannot overwrite the page asked for last.
+let routeTurn = 0;
+
 async function route() {
+  const turn = ++routeTurn;
   if (!sessionStorage.getItem(KEY)) { showChrome(false); $("key").focus(); return; }
   showChrome(true);
-  const [page, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+  let path = location.hash.replace(/^#\/?/, "");
+  const question = path.indexOf("?");
+  if (question >= 0) {
+    // Only the requests page takes a query; it becomes the page's state, and the address a plain one.
+    if (path.startsWith("requests")) await applyRequestsQuery(path.slice(question + 1));
+    path = path.slice(0, question);
+    history.replaceState(null, "", "#/" + path);
+  }
+  const [page, ...rest] = path.split("/");
   const arg = rest.length ? decodeURIComponent(rest.join("/")) : "";
   for (const link of document.querySelectorAll("#nav a")) {
     if (link.dataset.page === (page || "overview")) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  $("range-label").hidden = page === "prompts"; // prompts are not in time
-  const view = $("view");
-  view.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  // prompts, webhooks and alerts are not in time; an alert's window replaces the range on requests
+  $("range-label").hidden = ["prompts", "webhooks", "alerts"].includes(page) || (page === "requests" && !!state.requests.window);
+  const target = $("view");
+  target.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  const view = { replaceChildren: (...nodes) => { if (turn === routeTurn) target.replaceChildren(...nodes); } };
   try {
     if (page === "requests") await requestsPage(view, arg);
     else if (page === "sessions" && arg) await sessionPage(view, arg);
@@ -139,6 +189,9 @@ async function route() {
     else if (page === "users") await usersPage(view);
     else if (page === "prompts" && arg) await promptPage(view, arg);
     else if (page === "prompts") await promptsPage(view);
+    else if (page === "webhooks") await webhooksPage(view);
+    else if (page === "alerts" && arg) await alertPage(view, arg);
+    else if (page === "alerts") await alertsPage(view);
     else await overviewPage(view);
   } catch (error) {
     if (!sessionStorage.getItem(KEY)) return;
@@ -226,11 +279,9 @@ async function overviewPage(view) {
 
 // --- requests -------------------------------------------------------------------------------------
 
-function requestFilter() {
-  const s = state.requests;
+// The leaves of the filter controls shared by the requests page and the alert form (no time, no text).
+function filterLeaves(s) {
   const leaves = [];
-  const r = range();
-  if ($("range").value !== "all") leaves.push(timeLeaf(r));
   if (s.model) leaves.push({ request_response_rmt: { model: { contains: s.model } } });
   if (s.provider) leaves.push({ request_response_rmt: { provider: { equals: s.provider } } });
   if (s.user) leaves.push({ request_response_rmt: { user_id: { equals: s.user } } });
@@ -240,6 +291,17 @@ function requestFilter() {
     const ops = s.propValue ? { equals: s.propValue } : null;
     leaves.push(ops ? { request_response_rmt: { properties: { [s.propKey]: ops } } } : { request_response_rmt: { property_key: { equals: s.propKey } } });
   }
+  return leaves;
+}
+
+function requestFilter() {
+  const s = state.requests;
+  const leaves = [];
+  if (s.window) {
+    leaves.push(timeLeaf(s.window), { request_response_rmt: { request_created_at: { lte: new Date(s.window.end).toISOString() } } });
+  } else if ($("range").value !== "all") leaves.push(timeLeaf(range()));
+  leaves.push(...filterLeaves(s));
+  if (s.extra) leaves.push(s.extra);
   if (s.search) {
     const pattern = likeLiteral(s.search);
     leaves.push({ left: { request_response_rmt: { request_body: { ilike: pattern } } }, operator: "or", right: { request_response_rmt: { response_body: { ilike: pattern } } } });
@@ -310,7 +372,11 @@ async function requestsPage(view, openId) {
     el("button", { type: "button", disabled: s.offset === 0, onclick: () => { s.offset = Math.max(0, s.offset - PAGE); route(); } }, "Previous"),
     el("span", { class: "muted" }, page.length ? `${s.offset + 1}–${s.offset + page.length}` : ""),
     el("button", { type: "button", disabled: !more, onclick: () => { s.offset += PAGE; route(); } }, "Next"));
-  view.replaceChildren(el("h1", {}, "Requests"), form, table, pager);
+  const scoped = s.window || s.extra ? el("p", { class: "notice", id: "requests-scope", role: "status" },
+    s.window ? `The requests of an alert's window: from ${when(new Date(s.window.start).toISOString())} to ${when(new Date(s.window.end).toISOString())}` : "",
+    s.window && s.extra ? ", " : "", s.extra ? "with the filter " : "", s.extra ? el("code", {}, JSON.stringify(s.extra)) : null, ". ",
+    el("button", { type: "button", id: "requests-scope-clear", onclick: () => { s.window = null; s.extra = null; s.offset = 0; route(); } }, s.extra ? "Clear the window and filter" : "Clear the window")) : null;
+  view.replaceChildren(...[el("h1", {}, "Requests"), scoped, form, table, pager].filter(Boolean));
   if (openId) await openDetail(openId);
   else closeDetail();
 }
@@ -1074,11 +1140,459 @@ async function promptPage(view, arg) {
   await renderDiff();
 }
 
+// --- webhooks -------------------------------------------------------------------------------------
+// Helicone's Webhooks API (/v1/webhooks) and heliport's additions to it: each webhook with its
+// delivery log, its dead letters and a test delivery. The API words every refusal (a destination the
+// delivery rules refuse is a 400 naming `destination`); the form shows it as it is.
+
+const WEBHOOKS = "/v1/webhooks";
+
+// Shows a flash notice once (the page after a create or a delete).
+function takeFlash(id) {
+  const text = state.flash;
+  state.flash = "";
+  return text ? el("p", { class: "notice", id, role: "status" }, text) : null;
+}
+
+// Copies a secret shown in a read-only input; where the clipboard is refused, selects it instead.
+async function copyField(input, status) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+    status.textContent = "Copied to the clipboard.";
+  } catch {
+    input.focus();
+    input.select();
+    status.textContent = "The browser refused the clipboard: the key is selected, press Ctrl+C (⌘C) to copy it.";
+  }
+}
+
+// A "Delete" button that asks first: the same place then holds "Delete …? [Yes, delete] [Cancel]".
+function confirmDelete(what, action, error) {
+  const slot = el("span", { class: "row confirm" });
+  const ask = () => slot.replaceChildren(
+    el("span", { class: "confirm-question", role: "alert" }, `Delete ${what}?`),
+    el("button", { type: "button", class: "danger confirm-yes", onclick: async (e) => {
+      e.target.disabled = true;
+      try { await action(); } catch (failure) { error.textContent = failure.message; idle(); }
+    } }, "Yes, delete"),
+    el("button", { type: "button", class: "confirm-no", onclick: () => { idle(); slot.querySelector("button").focus(); } }, "Cancel"));
+  const idle = () => slot.replaceChildren(el("button", { type: "button", class: "delete", onclick: () => { ask(); slot.querySelector(".confirm-no").focus(); } }, "Delete"));
+  idle();
+  return slot;
+}
+
+function parseConfig(text) {
+  try { const c = typeof text === "string" ? JSON.parse(text) : text; return { sampleRate: c.sampleRate ?? 100, propertyFilters: c.propertyFilters || [] }; }
+  catch { return { sampleRate: 100, propertyFilters: [] }; }
+}
+
+// Rows of key = value inputs with add and remove; read() is [{key, value}] of the filled rows.
+function pairRows(id, labels) {
+  const list = el("div", { class: "pairs", id });
+  const add = () => {
+    const n = list.children.length;
+    const key = el("input", { class: "pair-key", "aria-label": `${labels[0]} ${n + 1}`, placeholder: labels[0].toLowerCase() });
+    const value = el("input", { class: "pair-value", "aria-label": `${labels[1]} ${n + 1}`, placeholder: labels[1].toLowerCase() });
+    const row = el("div", { class: "row pair" }, key, el("span", { class: "muted" }, "="), value,
+      el("button", { type: "button", "aria-label": `Remove ${labels[0].toLowerCase()} ${n + 1}`, onclick: () => { row.remove(); } }, "Remove"));
+    list.append(row);
+    key.focus();
+  };
+  const read = () => [...list.querySelectorAll(".pair")].map((row) => ({ key: row.querySelector(".pair-key").value.trim(), value: row.querySelector(".pair-value").value }))
+    .filter((p) => p.key);
+  return { list, add, read };
+}
+
+function webhookView(w) {
+  const config = parseConfig(w.config);
+  const d = w.delivery || {};
+  const error = el("p", { class: "error webhook-error", role: "alert" });
+  const key = el("input", { class: "hmac-key", readonly: true, value: w.hmac_key, "aria-label": "HMAC key of " + w.destination, spellcheck: "false", size: 66 });
+  const copied = el("span", { class: "muted copy-status", role: "status" });
+  const testResult = el("p", { class: "test-result", role: "status" });
+  const letters = el("div", { class: "dead-letters" });
+  const test = el("button", { type: "button", class: "send-test", onclick: async () => {
+    test.disabled = true;
+    error.textContent = "";
+    testResult.className = "test-result muted";
+    testResult.textContent = "Sending a test delivery…";
+    try {
+      const r = await api("POST", `${WEBHOOKS}/${encodeURIComponent(w.id)}/test`, {});
+      testResult.className = "test-result " + (r.ok ? "status-ok" : "status-bad");
+      testResult.dataset.ok = String(r.ok);
+      // queued: in AWS the API cannot reach the internet; the delivery function sends it and logs the outcome.
+      testResult.textContent = r.queued ? "Test queued: the delivery function sends it; its outcome shows in the delivery log (Reload)."
+        : (r.ok ? "Test delivered" : "Test failed") + (r.status ? ` (HTTP ${r.status})` : "") + (r.error ? ": " + r.error : ".");
+    } catch (failure) { testResult.textContent = ""; error.textContent = failure.message; } finally { test.disabled = false; }
+  } }, "Send a test");
+  const showLetters = el("button", { type: "button", class: "show-dead-letters", "aria-expanded": "false", onclick: async () => {
+    if (showLetters.getAttribute("aria-expanded") === "true") { letters.replaceChildren(); showLetters.setAttribute("aria-expanded", "false"); return; }
+    error.textContent = "";
+    try {
+      const found = await api("GET", `${WEBHOOKS}/${encodeURIComponent(w.id)}/dead-letters`);
+      showLetters.setAttribute("aria-expanded", "true");
+      letters.replaceChildren(el("h3", {}, "Dead letters"), found.length === 0 ? el("p", { class: "muted no-dead-letters" }, "None: no delivery was given up on.")
+        : el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Failed"), el("th", {}, "Request"), el("th", { class: "num" }, "Attempts"),
+          el("th", {}, "Status"), el("th", {}, "Error"), el("th", {}, "Payload"))),
+        el("tbody", {}, found.map((l) => el("tr", { "data-dead-letter-id": l.id }, el("td", {}, when(l.failed_at)),
+          el("td", {}, el("a", { href: "#/requests/" + encodeURIComponent(l.request_id) }, l.request_id)), el("td", { class: "num" }, num(l.attempts)),
+          el("td", {}, l.status ?? "–"), el("td", { class: "wrap" }, l.error),
+          el("td", { class: "wrap" }, el("details", {}, el("summary", {}, "Body"), el("pre", {}, l.payload))))))));
+    } catch (failure) { error.textContent = failure.message; }
+  } }, "Dead letters");
+  const remove = confirmDelete("this webhook (deliveries stop, its dead letters go)", async () => {
+    await api("DELETE", `${WEBHOOKS}/${encodeURIComponent(w.id)}`);
+    state.flash = `Deleted the webhook to ${w.destination}.`;
+    route();
+  }, error);
+  const filters = config.propertyFilters.length ? config.propertyFilters.map((f) => el("span", { class: "chip" }, `${f.key} = ${f.value}`)) : "none (every request)";
+  return el("section", { class: "panel webhook", "data-webhook-id": w.id, "aria-label": "Webhook to " + w.destination },
+    el("h2", { class: "destination" }, w.destination),
+    el("div", { class: "grid2 tight" },
+      facts([["Id", el("code", {}, w.id)], ["Created", when(w.created_at)], ["Sample rate", `${config.sampleRate}%`],
+        ["Property filters", el("span", { class: "filters-cell" }, filters)], ["Include data", w.includeData ? "yes (bodies in the payload)" : "no"],
+        ["Version", w.version]]),
+      facts([["Delivered", el("span", { class: "delivered status-ok" }, num(d.delivered))],
+        ["Failed", el("span", { class: "failed" + (d.failed ? " status-bad" : "") }, num(d.failed))],
+        ["Last status", el("span", { class: "last-status" }, d.last_status ?? "–")],
+        ["Last error", el("span", { class: "last-error wrap" }, d.last_error || "–")],
+        ["Last attempt", el("span", { class: "last-attempt" }, when(d.last_attempt_at))]])),
+    el("div", { class: "row key-row" }, el("span", { class: "muted" }, "HMAC key"), key,
+      el("button", { type: "button", class: "copy-key", onclick: () => copyField(key, copied) }, "Copy key"), copied),
+    el("div", { class: "row" }, test, showLetters, remove),
+    testResult, error, letters);
+}
+
+async function webhooksPage(view) {
+  closeDetail();
+  const hooks = await api("GET", WEBHOOKS);
+  const destination = el("input", { id: "nw-destination", type: "url", required: true, placeholder: "an https URL: your receiver", size: 48, autocomplete: "off" });
+  const rate = el("input", { id: "nw-rate", type: "number", min: 0, max: 100, step: "any", value: 100, required: true });
+  const props = pairRows("nw-filters", ["Property", "Value"]);
+  const include = el("input", { id: "nw-include", type: "checkbox" });
+  const error = el("p", { class: "error", id: "nw-error", role: "alert" });
+  const form = el("form", { class: "stack", id: "new-webhook-form", onsubmit: (e) => {
+    e.preventDefault();
+    submitting(form, error, async () => {
+      const made = await api("POST", WEBHOOKS, { destination: destination.value.trim(),
+        config: { sampleRate: Number(rate.value), propertyFilters: props.read() }, includeData: include.checked });
+      state.flash = `Added the webhook to ${made.destination}. Its HMAC key is below.`;
+      route();
+    });
+  } },
+  el("label", { for: "nw-destination" }, "Destination (receives a signed POST per logged request)"), destination,
+  el("label", { for: "nw-rate" }, "Sample rate (% of matching requests)"), rate,
+  el("span", { class: "label-like" }, "Property filters (all must match)"), props.list,
+  el("div", { class: "row" }, el("button", { type: "button", id: "nw-add-filter", onclick: props.add }, "Add property filter")),
+  el("label", { class: "choice", for: "nw-include" }, include, " Include the request and response bodies"),
+  el("div", { class: "row" }, el("button", { type: "submit" }, "Add webhook")), error);
+  view.replaceChildren(...[el("h1", {}, "Webhooks"), takeFlash("webhook-flash"),
+    el("p", { class: "muted" }, "Every logged request that matches a webhook's filters and sample rate is POSTed to it, signed: receivers check the ",
+      el("code", {}, "Helicone-Signature"), " header, the HMAC-SHA256 of the raw body with the webhook's key. Failures are retried, then kept as dead letters."),
+    el("div", { class: "row" }, el("button", { type: "button", id: "webhooks-reload", onclick: () => route() }, "Reload")),
+    hooks.length === 0 ? el("div", { class: "empty", "data-testid": "no-webhooks" }, el("h2", {}, "No webhooks yet"), el("p", {}, "Add one below."))
+      : el("div", { class: "stacked", id: "webhooks" }, hooks.map(webhookView)),
+    el("details", { class: "panel", id: "new-webhook", open: hooks.length === 0 }, el("summary", {}, "Add a webhook"), form)].filter(Boolean));
+}
+
+// --- alerts ---------------------------------------------------------------------------------------
+// Alerts (/v1/alerts): a metric over a trailing window, per group, compared with a threshold; the
+// evaluator notifies the channels when a group goes over and when it comes back. The form previews
+// the metric over the chosen window as it is edited (POST /v1/alerts/preview, debounced).
+
+const ALERTS = "/v1/alerts";
+// [metric, label, unit]
+const METRICS = [
+  ["error_rate", "Error rate", "%"], ["cost", "Cost", "USD"], ["latency", "Latency", "ms"],
+  ["total_tokens", "Total tokens", "tokens"], ["prompt_tokens", "Prompt tokens", "tokens"],
+  ["completion_tokens", "Completion tokens", "tokens"], ["prompt_cache_read_tokens", "Cache read tokens", "tokens"],
+  ["prompt_cache_write_tokens", "Cache write tokens", "tokens"], ["count", "Requests", "requests"]];
+const UNATTACHED = new Set(["error_rate", "count"]); // metrics the aggregation does not apply to
+const WINDOWS = [[30, "30 min"], [60, "1 h"], [1440, "24 h"], [10080, "7 d"], [43200, "30 d"]];
+const AGGREGATIONS = [["sum", "Sum"], ["avg", "Average"], ["min", "Minimum"], ["max", "Maximum"], ["p50", "p50"], ["p90", "p90"],
+  ["p95", "p95"], ["p99", "p99"], ["pN", "Other percentile…"]];
+const PREVIEW_DELAY_MS = 400;
+
+const metricOf = (name) => METRICS.find(([m]) => m === name) || [name, name, ""];
+const unitOf = (name) => metricOf(name)[2];
+
+function metricValue(metric, v) {
+  if (v === null || v === undefined) return "–";
+  if (metric === "error_rate") return Number(v).toFixed(2) + "%";
+  if (metric === "cost") return usd(Number(v));
+  if (metric === "latency") return ms(Number(v));
+  return Number(v).toLocaleString("en-US", { maximumFractionDigits: 2 }) + (metric === "count" ? "" : " tokens");
+}
+
+function windowLabel(minutes) {
+  const preset = WINDOWS.find(([m]) => m === minutes);
+  if (preset) return preset[1];
+  if (minutes % 1440 === 0) return `${minutes / 1440} d`;
+  if (minutes % 60 === 0) return `${minutes / 60} h`;
+  return `${minutes} min`;
+}
+
+const groupLabel = (groupBy) => (!groupBy ? "none" : groupBy.startsWith("property:") ? "property " + groupBy.slice(9) : groupBy);
+const channelLabel = (c) => (c.type === "slack" ? "Slack " + c.url : "E-mail " + c.address);
+
+// "p95 of latency" and "p95 of latency ≥ 2.00 s over 1 h, per model"
+const measure = (a) => (UNATTACHED.has(a.metric) || !a.aggregation ? metricOf(a.metric)[1] : `${a.aggregation} of ${metricOf(a.metric)[1].toLowerCase()}`);
+const per = (a) => (a.groupBy ? `, per ${groupLabel(a.groupBy)}` : "");
+const condition = (a) => `${measure(a)} ≥ ${metricValue(a.metric, a.threshold)} over ${windowLabel(a.windowMinutes)}${per(a)}`;
+
+function stateBadge(a) {
+  if (!a.enabled) return el("span", { class: "badge alert-state", "data-state": "disabled" }, "disabled");
+  const triggered = a.state === "triggered";
+  return el("span", { class: "badge alert-state " + (triggered ? "bad" : "ok"), "data-state": a.state },
+    triggered ? "triggered" + (a.triggeredGroups && a.triggeredGroups.length && a.triggeredGroups[0] !== "*" ? ": " + a.triggeredGroups.join(", ") : "") : "ok");
+}
+
+// The filter leaf of one group's value, for a link to the requests behind it.
+function groupLeaf(groupBy, group) {
+  if (!groupBy || group === null || group === undefined || group === "*") return null;
+  if (groupBy === "user") return { request_response_rmt: { user_id: { equals: group } } };
+  if (groupBy === "model") return { request_response_rmt: { model: { equals: group } } };
+  if (groupBy === "provider") return { request_response_rmt: { provider: { equals: group } } };
+  if (groupBy.startsWith("property:")) return { request_response_rmt: { properties: { [groupBy.slice(9)]: { equals: group } } } };
+  return null;
+}
+
+// The requests a history entry counted: its window before `at`, the alert's filter, its group.
+function historyHref(alert, entry) {
+  if (entry.requestsUrl) {
+    // The API's link is absolute (the deployment's public URL); on this dashboard, follow its hash.
+    try { const url = new URL(entry.requestsUrl, location.href); if (url.pathname.replace(/\/$/, "") === location.pathname.replace(/\/$/, "") && url.hash) return url.hash; }
+    catch { /* not a URL: build one below */ }
+  }
+  const end = Date.parse(entry.at);
+  const leaves = [alert.filter && alert.filter !== "all" ? alert.filter : null, groupLeaf(alert.groupBy, entry.group)].filter(Boolean);
+  const q = new URLSearchParams({ from: new Date(end - alert.windowMinutes * 60_000).toISOString(), to: new Date(end).toISOString() });
+  if (leaves.length) q.set("filter", JSON.stringify(and(leaves)));
+  return "#/requests?" + q.toString();
+}
+
+async function alertsPage(view) {
+  closeDetail();
+  const alerts = await api("GET", ALERTS);
+  const props = (await api("POST", "/v1/property/query", {})).map((p) => p.property);
+  const listError = el("p", { class: "error", id: "alerts-error", role: "alert" });
+  const toggle = (a) => el("button", { type: "button", class: "toggle-enabled", "aria-pressed": a.enabled ? "true" : "false",
+    "aria-label": (a.enabled ? "Disable " : "Enable ") + a.name, onclick: async (e) => {
+      e.target.disabled = true;
+      try { await api("PATCH", `${ALERTS}/${encodeURIComponent(a.id)}`, { enabled: !a.enabled }); route(); }
+      catch (failure) { listError.textContent = failure.message; e.target.disabled = false; }
+    } }, a.enabled ? "Enabled" : "Disabled");
+  const table = alerts.length === 0
+    ? el("div", { class: "empty", "data-testid": "no-alerts" }, el("h2", {}, "No alerts yet"),
+      el("p", {}, "Create one below: pick a metric and a window, watch its current value, set the threshold and where to send the notice."))
+    : el("div", { class: "panel" }, el("table", { id: "alerts-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Condition"), el("th", {}, "State"), el("th", {}, "Last evaluated"),
+        el("th", {}, "Channels"), el("th", {}, "Enabled"), el("th", {}, ""))),
+      el("tbody", {}, alerts.map((a) => el("tr", { "data-alert-id": a.id },
+        el("td", {}, el("a", { href: "#/alerts/" + encodeURIComponent(a.id), class: "alert-name" }, a.name)),
+        el("td", { class: "wrap" }, condition(a)), el("td", { class: "wrap" }, stateBadge(a)), el("td", {}, when(a.lastEvaluatedAt)),
+        el("td", { class: "wrap" }, a.channels.map((c) => el("span", { class: "chip" }, c.type === "slack" ? "Slack" : c.address))),
+        el("td", {}, toggle(a)),
+        el("td", {}, confirmDelete(`the alert ${a.name}`, async () => {
+          await api("DELETE", `${ALERTS}/${encodeURIComponent(a.id)}`);
+          state.flash = `Deleted the alert ${a.name}.`;
+          route();
+        }, listError)))))));
+  view.replaceChildren(...[el("h1", {}, "Alerts"), takeFlash("alert-flash"), table, listError,
+    alertForm(props, alerts.length === 0)].filter(Boolean));
+}
+
+// The new-alert form in a <details> (open when there is no alert yet), previewing once opened.
+function alertForm(props, open) {
+  const field = (id, label, control, hint) => el("div", { class: "field" }, el("label", { for: id }, label), control, hint || null);
+  const name = el("input", { id: "na-name", required: true, maxlength: 200, placeholder: "High error rate" });
+  const metric = el("select", { id: "na-metric" }, METRICS.map(([m, label, unit]) => el("option", { value: m }, `${label} (${unit})`)));
+  const aggregation = el("select", { id: "na-aggregation" }, AGGREGATIONS.map(([v, label]) => el("option", { value: v }, label)));
+  const percentile = el("input", { id: "na-percentile", type: "number", min: 1, max: 99, step: 1, value: 95, "aria-label": "Percentile", hidden: true });
+  const threshold = el("input", { id: "na-threshold", type: "number", step: "any", min: 0, required: true, value: 5 });
+  const unit = el("span", { class: "muted", id: "na-unit" });
+  const windowSelect = el("select", { id: "na-window" }, WINDOWS.map(([m, label]) => el("option", { value: m, selected: m === 60 }, label)),
+    el("option", { value: "custom" }, "Custom…"));
+  const customWindow = el("input", { id: "na-window-minutes", type: "number", min: 1, max: 43200, step: 1, value: 90, "aria-label": "Window in minutes", title: "minutes", hidden: true });
+  const minimum = el("input", { id: "na-minimum", type: "number", min: 0, step: 1, value: 1 });
+  const groupBy = el("select", { id: "na-group" }, [["", "None"], ["user", "User"], ["model", "Model"], ["provider", "Provider"], ["property", "Property…"]]
+    .map(([v, label]) => el("option", { value: v }, label)));
+  const groupProperty = el("input", { id: "na-group-property", list: "na-properties", placeholder: "property name", "aria-label": "Group by property", hidden: true });
+  const f = {
+    model: el("input", { id: "na-f-model", placeholder: "contains" }), provider: el("input", { id: "na-f-provider", placeholder: "e.g. OPENAI" }),
+    user: el("input", { id: "na-f-user" }),
+    status: el("select", { id: "na-f-status" }, [["", "Any"], ["ok", "Success (2xx)"], ["error", "Error"]].map(([v, t]) => el("option", { value: v }, t))),
+    propKey: el("input", { id: "na-f-propKey", list: "na-properties", placeholder: "name" }), propValue: el("input", { id: "na-f-propValue", placeholder: "any value" }),
+  };
+  const channels = el("div", { class: "channels", id: "na-channels" });
+  const addChannel = (type, value = "") => {
+    const n = channels.children.length + 1;
+    const input = el("input", { class: "channel-target", "data-type": type, value, type: type === "email" ? "email" : "url", size: 44, required: true,
+      "aria-label": (type === "slack" ? "Slack webhook URL " : "E-mail address ") + n,
+      placeholder: type === "slack" ? "Slack incoming webhook URL (hooks.slack.com/services/…)" : "ops@example.com" });
+    const row = el("div", { class: "row channel", "data-type": type }, el("span", { class: "chip" }, type === "slack" ? "Slack" : "E-mail"), input,
+      el("button", { type: "button", "aria-label": "Remove channel " + n, onclick: () => row.remove() }, "Remove"));
+    channels.append(row);
+    return input;
+  };
+  const enabled = el("input", { id: "na-enabled", type: "checkbox", checked: true });
+  const error = el("p", { class: "error", id: "na-error", role: "alert" });
+  const preview = el("div", { id: "alert-preview", "aria-live": "polite" }, el("p", { class: "muted" }, "Pick a metric and a window to see its value."));
+
+  const windowMinutes = () => (windowSelect.value === "custom" ? Math.round(Number(customWindow.value)) : Number(windowSelect.value));
+  const aggregationValue = () => (aggregation.value === "pN" ? "p" + Math.round(Number(percentile.value)) : aggregation.value);
+  const groupValue = () => (groupBy.value === "property" ? (groupProperty.value.trim() ? "property:" + groupProperty.value.trim() : null) : groupBy.value || null);
+  const filterValue = () => and(filterLeaves(Object.fromEntries(Object.entries(f).map(([k, c]) => [k, c.value.trim()]))));
+  const common = () => {
+    const body = { metric: metric.value, windowMinutes: windowMinutes(), minimumRequests: Math.round(Number(minimum.value || 0)),
+      groupBy: groupValue(), filter: filterValue() };
+    if (!UNATTACHED.has(metric.value)) body.aggregation = aggregationValue();
+    return body;
+  };
+  const sync = () => {
+    unit.textContent = unitOf(metric.value);
+    aggregation.disabled = UNATTACHED.has(metric.value);
+    percentile.hidden = aggregation.value !== "pN" || aggregation.disabled;
+    customWindow.hidden = windowSelect.value !== "custom";
+    groupProperty.hidden = groupBy.value !== "property";
+  };
+
+  let timer = null;
+  let asked = 0;
+  const refresh = async () => {
+    const number = ++asked;
+    const body = common();
+    if (threshold.value !== "" && Number.isFinite(Number(threshold.value))) body.threshold = Number(threshold.value);
+    preview.setAttribute("aria-busy", "true");
+    try {
+      const data = await api("POST", ALERTS + "/preview", body);
+      if (number !== asked) return; // a newer edit's answer is coming
+      const groups = data.groups || [];
+      const over = groups.filter((g) => g.over).length;
+      preview.replaceChildren(
+        el("p", { class: "muted", id: "preview-window" }, `${measure(body)} over ${windowLabel(body.windowMinutes)}${per(body)}: from ${when(data.from)} to ${when(data.to)}`),
+        groups.length === 0 ? el("p", { class: "muted", id: "preview-empty" }, "No requests in this window match.")
+          : el("table", { id: "preview-table" },
+            el("thead", {}, el("tr", {}, el("th", {}, "Group"), el("th", { class: "num" }, "Value"), el("th", { class: "num" }, "Requests"), el("th", {}, "Threshold"))),
+            el("tbody", {}, groups.map((g) => el("tr", { "data-group": g.group ?? "", "data-over": String(g.over) },
+              el("td", {}, g.group ?? (body.groupBy ? "(none)" : "all requests")), el("td", { class: "num preview-value" }, metricValue(body.metric, g.value)),
+              el("td", { class: "num preview-requests" }, num(g.requests)),
+              el("td", {}, el("span", { class: "badge preview-over " + (g.over ? "bad" : "ok") }, g.over ? "over" : "under")))))),
+        el("p", { class: "muted", id: "preview-summary" }, groups.length ? `${over} of ${groups.length} group${groups.length === 1 ? "" : "s"} over the threshold now.` : ""));
+    } catch (failure) {
+      if (number !== asked) return;
+      preview.replaceChildren(el("p", { class: "error", id: "preview-error", role: "alert" }, failure.message));
+    } finally { if (number === asked) preview.removeAttribute("aria-busy"); }
+  };
+  const edited = () => { sync(); clearTimeout(timer); timer = setTimeout(refresh, PREVIEW_DELAY_MS); };
+
+  const form = el("form", { class: "stack", id: "new-alert-form", oninput: edited, onchange: edited, onsubmit: (e) => {
+    e.preventDefault();
+    const body = { name: name.value.trim(), ...common(), threshold: Number(threshold.value), enabled: enabled.checked,
+      channels: [...channels.querySelectorAll(".channel-target")].map((c) => (c.dataset.type === "slack" ? { type: "slack", url: c.value.trim() } : { type: "email", address: c.value.trim() })) };
+    submitting(form, error, async () => {
+      const made = await api("POST", ALERTS, body);
+      state.flash = `Created the alert ${made.name}.`;
+      location.hash = "#/alerts/" + encodeURIComponent(made.id);
+    });
+  } },
+  field("na-name", "Name", name),
+  el("div", { class: "row fields" }, field("na-metric", "Metric", metric), field("na-aggregation", "Aggregation", el("span", { class: "row" }, aggregation, percentile))),
+  el("div", { class: "row fields" }, field("na-threshold", "Threshold (value ≥ threshold is over)", el("span", { class: "row" }, threshold, unit)),
+    field("na-window", "Window", el("span", { class: "row" }, windowSelect, customWindow)),
+    field("na-minimum", "Minimum requests", minimum)),
+  field("na-group", "Group by", el("span", { class: "row" }, groupBy, groupProperty)),
+  el("fieldset", { class: "filters", id: "na-filter" }, el("legend", {}, "Only requests matching (empty: all)"),
+    el("label", { for: "na-f-model" }, "Model", f.model), el("label", { for: "na-f-provider" }, "Provider", f.provider),
+    el("label", { for: "na-f-user" }, "User", f.user), el("label", { for: "na-f-status" }, "Status", f.status),
+    el("label", { for: "na-f-propKey" }, "Property", f.propKey), el("label", { for: "na-f-propValue" }, "Property value", f.propValue)),
+  el("datalist", { id: "na-properties" }, props.map((p) => el("option", { value: p }))),
+  el("span", { class: "label-like" }, "Notify (when a group goes over, and when it is back under)"), channels,
+  el("div", { class: "row" }, el("button", { type: "button", id: "na-add-slack", onclick: () => addChannel("slack").focus() }, "Add Slack channel"),
+    el("button", { type: "button", id: "na-add-email", onclick: () => addChannel("email").focus() }, "Add e-mail address")),
+  el("label", { class: "choice", for: "na-enabled" }, enabled, " Enabled"),
+  el("div", { class: "row" }, el("button", { type: "submit" }, "Create alert")), error);
+  addChannel("email");
+  sync();
+  let previewed = false;
+  return el("details", { class: "panel", id: "new-alert", open, ontoggle: (e) => { if (e.target.open && !previewed) { previewed = true; refresh(); } } },
+    el("summary", {}, "New alert"),
+    el("div", { class: "grid2" }, form, el("section", { class: "preview", "aria-labelledby": "preview-title" },
+      el("h2", { id: "preview-title" }, "Now, over the window"), preview)));
+}
+
+async function alertPage(view, alertId) {
+  closeDetail();
+  const back = el("p", {}, el("a", { href: "#/alerts" }, "← Alerts"));
+  let alert;
+  try {
+    alert = await api("GET", `${ALERTS}/${encodeURIComponent(alertId)}`);
+  } catch (failure) {
+    view.replaceChildren(back, el("h1", {}, "Alert"), el("p", { class: "error", role: "alert", id: "alert-missing" }, failure.message));
+    return;
+  }
+  const history = await api("GET", `${ALERTS}/${encodeURIComponent(alertId)}/history?limit=50`);
+  const error = el("p", { class: "error", id: "alert-error", role: "alert" });
+  const results = el("div", { id: "test-results", "aria-live": "polite" });
+  const test = el("button", { type: "button", id: "alert-test", onclick: async () => {
+    test.disabled = true;
+    error.textContent = "";
+    results.replaceChildren(el("p", { class: "muted" }, "Sending…"));
+    try {
+      const sent = await api("POST", `${ALERTS}/${encodeURIComponent(alertId)}/test`, {});
+      results.replaceChildren(el("table", { id: "test-results-table" },
+        el("thead", {}, el("tr", {}, el("th", {}, "Channel"), el("th", {}, "Target"), el("th", {}, "Result"))),
+        el("tbody", {}, sent.map((r) => el("tr", { "data-channel": r.channel, "data-ok": String(r.ok) }, el("td", {}, r.channel === "slack" ? "Slack" : "E-mail"),
+          el("td", { class: "wrap" }, r.target),
+          el("td", { class: "wrap" }, el("span", { class: r.ok ? "status-ok" : "status-bad" }, r.ok ? "sent" : "failed"), r.error ? ": " + r.error : ""))))));
+    } catch (failure) { results.replaceChildren(); error.textContent = failure.message; } finally { test.disabled = false; }
+  } }, "Send test notification");
+  const toggle = el("button", { type: "button", id: "alert-toggle", "aria-pressed": alert.enabled ? "true" : "false", onclick: async () => {
+    toggle.disabled = true;
+    try {
+      await api("PATCH", `${ALERTS}/${encodeURIComponent(alertId)}`, { enabled: !alert.enabled });
+      state.flash = alert.enabled ? "Disabled: it is not evaluated until enabled again." : "Enabled.";
+      route();
+    } catch (failure) { error.textContent = failure.message; toggle.disabled = false; }
+  } }, alert.enabled ? "Disable" : "Enable");
+  const remove = confirmDelete(`the alert ${alert.name}`, async () => {
+    await api("DELETE", `${ALERTS}/${encodeURIComponent(alertId)}`);
+    state.flash = `Deleted the alert ${alert.name}.`;
+    location.hash = "#/alerts";
+  }, error);
+  const config = el("section", { class: "panel", id: "alert-config", "aria-labelledby": "alert-config-title" }, el("h2", { id: "alert-config-title" }, "Configuration"),
+    facts([["Condition", condition(alert)], ["Metric", `${metricOf(alert.metric)[1]} (${unitOf(alert.metric)})`],
+      ["Aggregation", alert.aggregation || "– (not applicable)"], ["Threshold", metricValue(alert.metric, alert.threshold)],
+      ["Window", windowLabel(alert.windowMinutes) + ` (${num(alert.windowMinutes)} minutes)`], ["Minimum requests", num(alert.minimumRequests)],
+      ["Group by", groupLabel(alert.groupBy)],
+      ["Filter", alert.filter === "all" || !alert.filter ? "all requests" : el("code", { id: "alert-filter" }, JSON.stringify(alert.filter))],
+      ["Channels", el("ul", { class: "plain", id: "alert-channels" }, alert.channels.map((c) => el("li", { "data-type": c.type }, channelLabel(c))))],
+      ["Enabled", alert.enabled ? "yes" : "no"], ["Id", el("code", {}, alert.id)], ["Created", when(alert.created_at)], ["Updated", when(alert.updated_at)]]));
+  const status = el("section", { class: "panel", id: "alert-status", "aria-labelledby": "alert-status-title" }, el("h2", { id: "alert-status-title" }, "State"),
+    facts([["State", stateBadge(alert)], ["Triggered groups", alert.triggeredGroups && alert.triggeredGroups.length ? alert.triggeredGroups.join(", ") : "none"],
+      ["Last evaluated", el("span", { id: "alert-evaluated" }, when(alert.lastEvaluatedAt))],
+      alert.lastError ? ["Last error", el("span", { class: "status-bad", id: "alert-last-error" }, alert.lastError)] : ["Last error", "none"]]),
+    el("div", { class: "row" }, test, toggle, el("button", { type: "button", id: "alert-reload", onclick: () => route() }, "Reload"), remove),
+    error, results);
+  const historyPanel = el("section", { class: "panel", "aria-labelledby": "history-title" }, el("h2", { id: "history-title" }, "History"),
+    history.length === 0 ? el("p", { class: "muted", id: "no-history" }, "Nothing yet: an entry is written when a group goes over or comes back under.")
+      : el("table", { id: "alert-history" },
+        el("thead", {}, el("tr", {}, el("th", {}, "Time"), el("th", {}, "State"), el("th", {}, "Group"), el("th", { class: "num" }, "Value"),
+          el("th", { class: "num" }, "Threshold"), el("th", { class: "num" }, "Requests"), el("th", {}, ""))),
+        el("tbody", {}, history.map((h) => el("tr", { "data-state": h.state, "data-group": h.group ?? "" },
+          el("td", {}, when(h.at)), el("td", {}, el("span", { class: "badge " + (h.state === "triggered" ? "bad" : "ok") }, h.state)),
+          el("td", {}, h.group ?? "all requests"), el("td", { class: "num history-value" }, metricValue(alert.metric, h.value)),
+          el("td", { class: "num" }, metricValue(alert.metric, h.threshold)), el("td", { class: "num" }, num(h.requests)),
+          el("td", {}, el("a", { class: "history-requests", href: historyHref(alert, h) }, "Requests")))))));
+  view.replaceChildren(...[back, el("h1", {}, alert.name, " ", stateBadge(alert)), takeFlash("alert-flash"),
+    el("div", { class: "grid2" }, config, status), historyPanel].filter(Boolean));
+}
+
 // --- start ----------------------------------------------------------------------------------------
 
 $("sign-in-form").addEventListener("submit", signIn);
 $("sign-out").addEventListener("click", () => signOut(""));
-$("range").addEventListener("change", () => { state.requests.offset = 0; state.usersOffset = 0; route(); });
+$("range").addEventListener("change", () => { state.requests.offset = 0; state.requests.window = null; state.usersOffset = 0; route(); });
 $("detail-close").addEventListener("click", () => {
   closeDetail();
   if (location.hash.startsWith("#/requests/")) history.replaceState(null, "", "#/requests");
