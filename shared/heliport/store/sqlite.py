@@ -38,4 +38,3 @@ def _switch_to_wal(conn: sqlite3.Connection, within: float = 5.0) -> None:
             if "locked" not in str(exc) or time.monotonic() > ends:
                 raise
             time.sleep(0.005)
-
