@@ -22,6 +22,36 @@ from heliport.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
 REGION = "us-east-1"
 
 
+_dynamodb_lock = threading.RLock()  # re-entrant: a transaction calls put_item and friends itself
+
+
+def _serialise_dynamodb() -> None:
+    """One DynamoDB call at a time in moto's server, as DynamoDB itself isolates them.
+
+    moto serves each request on its own thread, and its ``TransactWriteItems`` checks the conditions and
+    applies the writes without a lock (and on failure restores a copy of the whole table taken before),
+    so two concurrent transactions can both pass conditions the real service would let only one pass:
+    ``test_concurrent_environment_moves_leave_one_holder[dynamo]`` then saw two holders of one
+    environment. Serialising DynamoDB's calls (never SQS's or S3's, whose long polls would stall the rest)
+    gives the tests DynamoDB's serializable transactions back.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_heliport_serialised", False):
+        return
+    for name in ("transact_write_items", "transact_get_items", "put_item", "update_item", "delete_item",
+                 "get_item", "query", "scan", "batch_write_item", "batch_get_item"):  # fmt: skip
+        original = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(original)
+        def locked(self: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            with _dynamodb_lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, locked)
+    DynamoDBBackend._heliport_serialised = True  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def aws_endpoint() -> Iterator[str]:
     """moto's server on a free local port, with fake credentials in the environment meanwhile."""
@@ -32,6 +62,7 @@ def aws_endpoint() -> Iterator[str]:
         for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
             env.delenv(name, raising=False)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        _serialise_dynamodb()
         server.start()
         host, port = server.get_host_and_port()
         try:
