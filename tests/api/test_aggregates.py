@@ -206,6 +206,8 @@ SESSION_RESULT = {
     "total_tokens": int,
     "avg_latency": float,
     "user_ids": list,
+    # heliport's own (api/session_feedback.py); no session here has feedback (tests/api/test_session_feedback.py).
+    "feedback_rating": type(None),
 }
 USER_METRICS_RESULT = {
     "id": str,
@@ -274,6 +276,7 @@ async def test_sessions_are_aggregated_exactly(db: Db) -> None:
         "total_tokens": 45,
         "avg_latency": 200.0,
         "user_ids": ["u1", "u2"],
+        "feedback_rating": None,
     }
     assert s2 == {
         "created_at": iso(T0 + timedelta(hours=1)),
@@ -287,6 +290,7 @@ async def test_sessions_are_aggregated_exactly(db: Db) -> None:
         "total_tokens": 150,
         "avg_latency": 50.0,
         "user_ids": [],
+        "feedback_rating": None,
     }
     assert s3["session_name"] == EVIL_NAME
     assert (s3["total_cost"], s3["total_requests"], s3["total_tokens"], s3["avg_latency"]) == (0.25, 2, 8, 20.0)

@@ -34,6 +34,9 @@ Decisions where the documentation is silent:
   figures always add up; ``average_tokens_per_request`` uses the same sum.
 * A session's name is the name on its most recent named request ("" when it has none), so a renamed
   session shows one row under its current name.
+* ``feedback_rating`` (not in Helicone's ``SessionResult``, whose web client reads the rating from the
+  ``Helicone-Session-Feedback`` property of the session's first request): the rating given with
+  ``POST /v1/session/{id}/feedback`` (``api/session_feedback.py``), null when none was.
 * Timestamps are returned as UTC instants in JavaScript's ``toISOString`` form
   (``2026-05-14T09:30:15.123Z``). ``timezoneDifference``/``timeZoneDifferenceMinutes`` use the
   JavaScript ``Date.getTimezoneOffset()`` convention (local = UTC - minutes), which is what Helicone's
@@ -318,6 +321,12 @@ def session_query(
     scope.append(f"created_at > {params.add(params.dialect.timestamp(start))}")
     scope.append(f"created_at < {params.add(params.dialect.timestamp(end))}")
     statement = f"WITH {_sessions_ctes(sql, scope)}"
+    # The session's feedback (api/session_feedback.py), renamed so no column of ``sessions`` that a
+    # condition below names becomes ambiguous. Bound here: it comes next in the text.
+    statement += (
+        ", feedback AS (SELECT session_id AS feedback_session_id, rating AS feedback_rating"
+        f" FROM session_feedback WHERE org_id = {params.add(org_id)})"
+    )
     # Name and search select whole sessions (a session's totals never depend on them), so they are
     # tested on the aggregated row, after the request-level scope.
     chosen: list[str] = []
@@ -333,7 +342,8 @@ def session_query(
         chosen.append(f"({having(params)})")
     statement += (
         " SELECT session_id, session_name, created_at, latest_request_created_at, total_cost, total_requests,"
-        " prompt_tokens, completion_tokens, total_tokens, avg_latency, user_ids FROM sessions"
+        " prompt_tokens, completion_tokens, total_tokens, avg_latency, user_ids, feedback_rating"
+        " FROM sessions LEFT JOIN feedback ON feedback_session_id = session_id"
     )
     if chosen:
         statement += f" WHERE {_conditions(chosen)}"
@@ -357,6 +367,7 @@ def to_session_query_result(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "total_tokens": _int(row["total_tokens"]),
             "avg_latency": _float(row["avg_latency"]),
             "user_ids": _user_ids(row["user_ids"]),
+            "feedback_rating": None if row["feedback_rating"] is None else bool(row["feedback_rating"]),
         }
         for row in rows
     ]

@@ -25,6 +25,9 @@ Decisions where the documentation is silent:
   request), ``feedback_id`` too when there is feedback; ``cache_enabled`` is true for cache hits.
 * Scores are numbers; a boolean score is stored as 1 or 0, as Helicone does. Scores and properties
   are merged into what the row has: an existing name is overwritten, others are kept.
+* ``request_properties`` is the custom properties as stored plus ``Helicone-Session-Id``,
+  ``Helicone-Session-Path``, ``Helicone-Session-Name`` and ``Helicone-Prompt-Id`` when the request had
+  them (Helicone keeps those headers among its properties); ``properties`` is the stored object alone.
 * ``heliport_checks`` (not in Helicone's shape, which has no place for it): what the checks the
   request asked for found, by check name (``moderation``, ``llm_security``, ``token_limit``,
   ``posthog``), each an object; ``{}`` when none ran. A blocked request is its row with the 400.
@@ -165,6 +168,27 @@ def _checks(checks: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: value if isinstance(value, dict) else {"value": value} for name, value in checks.items()}
 
 
+#: Request headers Helicone keeps among a row's properties, and the row fields heliport keeps them in.
+_HEADER_PROPERTIES: Final = (
+    ("Helicone-Session-Id", "session_id"),
+    ("Helicone-Session-Path", "session_path"),
+    ("Helicone-Session-Name", "session_name"),
+    ("Helicone-Prompt-Id", "prompt_id"),
+)
+
+
+def _request_properties(row: RequestRow) -> dict[str, str]:
+    """The custom properties as stored (header names lower-cased without ``Helicone-Property-``), plus
+    the session and prompt headers under their header names when the request had them: Helicone's
+    sessions cookbook reads ``request_properties["Helicone-Session-Id"]`` and its neighbours there."""
+    properties = dict(row.properties)
+    for name, field in _HEADER_PROPERTIES:
+        value = getattr(row, field)
+        if value is not None:
+            properties[name] = value
+    return properties
+
+
 def to_helicone_request(
     row: RequestRow,
     *,
@@ -186,7 +210,7 @@ def to_helicone_request(
         "request_body": request_body,
         "request_path": row.path,
         "request_user_id": row.user_id,
-        "request_properties": row.properties,
+        "request_properties": _request_properties(row),
         "request_model": row.request_model,
         "model_override": row.model_override,
         "helicone_user": None,

@@ -387,6 +387,8 @@ class SessionResult(BaseModel):
     total_tokens: int
     avg_latency: float
     user_ids: list[str]
+    #: heliport: the session's feedback (POST /v1/session/{sessionId}/feedback); null when none was given.
+    feedback_rating: bool | None
 
 
 class HistogramRow(BaseModel):
