@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -54,6 +55,13 @@ class QueryDb(Protocol):
 
     async def execute(self, org_id: str, sql: str, values: Sequence[object]) -> int:
         """Run a write for ``org_id``; how many rows it changed."""
+        ...
+
+    async def read_only(
+        self, org_id: str, sql: str, values: Sequence[object], *, time_limit: float, max_rows: int
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a caller-written read (HQL) for ``org_id`` in a read-only transaction, stopped after
+        ``time_limit`` seconds; the column names and at most ``max_rows`` rows. Times read in UTC."""
         ...
 
     async def aclose(self) -> None: ...
@@ -110,6 +118,21 @@ class PostgresQueries:
         status: str = await self._run(org_id, "execute", sql, values)
         return int(status.rsplit(" ", 1)[1])  # "UPDATE <n>"
 
+    async def read_only(
+        self, org_id: str, sql: str, values: Sequence[object], *, time_limit: float, max_rows: int
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        pool = await self._connections()
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            await conn.execute(f"SET LOCAL ROLE {API_ROLE}")
+            await conn.execute("SELECT set_config('heliport.org_id', $1, true)", org_id)
+            # The limit and the time zone end with the transaction (is_local), like the role.
+            await conn.execute("SELECT set_config('statement_timeout', $1, true)", f"{int(time_limit * 1000)}ms")
+            await conn.execute("SELECT set_config('TimeZone', 'UTC', true)")
+            statement = await conn.prepare(sql)
+            names = [attribute.name for attribute in statement.get_attributes()]
+            cursor = await statement.cursor(*values)
+            return names, [tuple(record) for record in await cursor.fetch(max_rows)]
+
     async def aclose(self) -> None:
         if self._pool is not None:
             await self._pool.close()
@@ -127,6 +150,7 @@ class SqliteQueries:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._migrated = False
+        self._hql_ready = False
 
     async def _ready(self) -> sqlite3.Connection:
         # The API may answer before serve's consumer has written (and so created) the table.
@@ -150,6 +174,29 @@ class SqliteQueries:
 
     async def execute(self, org_id: str, sql: str, values: Sequence[object]) -> int:
         return (await self._ready()).execute(sql, list(values)).rowcount
+
+    async def read_only(
+        self, org_id: str, sql: str, values: Sequence[object], *, time_limit: float, max_rows: int
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        conn = await self._ready()
+        if not self._hql_ready:
+            from heliport.hql.sqlite_functions import install  # the helpers HQL's SQLite form calls
+
+            install(conn)
+            self._hql_ready = True
+        deadline = time.monotonic() + time_limit
+        # A progress handler that answers non-zero interrupts the statement (sqlite3.OperationalError).
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        conn.execute("BEGIN")
+        conn.execute("PRAGMA query_only = ON")
+        try:
+            cursor = conn.execute(sql, list(values))
+            names = [d[0] for d in cursor.description]
+            return names, [tuple(row) for row in cursor.fetchmany(max_rows)]
+        finally:
+            conn.set_progress_handler(None, 0)  # first, so a passed deadline cannot stop the cleanup
+            conn.execute("PRAGMA query_only = OFF")
+            conn.execute("ROLLBACK")
 
     async def aclose(self) -> None:
         self._conn.close()

@@ -71,6 +71,13 @@ def _schema(annotation: Any, components: dict[str, Any], mode: str) -> dict[str,
     return schema
 
 
+#: Signed-URL routes that answer a file, not the JSON envelope (their failures are still JSON).
+_RAW_ANSWERS: dict[str, tuple[str, ...]] = {
+    "GetCsvDownload": ("text/csv",),
+    "GetRequestAsset": ("image/*", "application/octet-stream"),
+}
+
+
 def _operation(endpoint: Endpoint[Any], components: dict[str, Any]) -> dict[str, Any]:
     data = _schema(endpoint.result, components, "serialization") if endpoint.result is not None else {"type": "null"}
     success: dict[str, Any] = {
@@ -80,7 +87,13 @@ def _operation(endpoint: Endpoint[Any], components: dict[str, Any]) -> dict[str,
     }
     if endpoint.operation_id == "GetRequestBody":
         success = data  # the body URL answers the stored {request, response} itself
-    responses: dict[str, Any] = {"200": {"description": "OK", "content": {"application/json": {"schema": success}}}}
+    raw = _RAW_ANSWERS.get(endpoint.operation_id)
+    content = (
+        {media: {"schema": {"type": "string", "format": "binary"}} for media in raw}
+        if raw is not None
+        else {"application/json": {"schema": success}}
+    )
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": content}}
     for status, description in _FAILURES.items():
         if status == "401" and endpoint.public:
             continue
