@@ -21,6 +21,7 @@ from heliport.gateway.handler import GATEWAY_ROUTES, GatewayHandler
 from heliport.gateway.providers import load_accounts
 from heliport.logs.async_log import ASYNC_LOG_ROUTES, AsyncLogHandler
 from heliport.logs.backlog import LogBacklog
+from heliport.logs.otel_ingest import OTEL_ROUTES, OtelIngestHandler
 from heliport.proxy.forward import ProxyHandler
 from heliport.proxy.targets import TargetResolver
 from heliport.proxy.transport import AiohttpTransport, UpstreamTransport
@@ -54,9 +55,11 @@ _KEY_SEGMENT = "/" + KEY_PREFIX
 #: Paths of the query API (``heliport.api``), which is built on its first request.
 API_PREFIXES = (
     "/v1/request/", "/v1/session/", "/v1/user/", "/v1/property/", "/v1/dashboard/", "/v1/prompt-2025/", "/v1/webhooks/",
-    "/v1/alerts/",
+    "/v1/alerts/", "/v1/evals/", "/v1/helicone-dataset/", "/v1/helicone-sql/",
 )  # fmt: skip
-API_ROUTES = frozenset({"/openapi.json", "/v1/feedback", "/v1/prompt-2025", "/v1/webhooks", "/v1/alerts"})
+API_ROUTES = frozenset(
+    {"/openapi.json", "/v1/feedback", "/v1/prompt-2025", "/v1/webhooks", "/v1/alerts", "/v1/helicone-dataset"}
+)
 #: Makes the query API; given the app's authenticator, so keys are checked (and cached) once.
 ApiFactory = Callable[[Authenticator], "QueryApi"]
 
@@ -128,6 +131,7 @@ class Heliport:
         self._proxy = ProxyHandler(deps, targets=TargetResolver(settings))
         self._gateway = GatewayHandler(deps, accounts=accounts, registry=_registry)
         self._async_log = AsyncLogHandler(settings, authenticator=authenticator, queue=queue)
+        self._otel_ingest = OtelIngestHandler(settings, authenticator=authenticator, queue=queue)
         self._realtime = RealtimeRelay(settings, authenticator=authenticator, queue=queue)
 
     def _upstream(self) -> UpstreamTransport:
@@ -147,6 +151,8 @@ class Heliport:
                 await self._gateway(scope, receive, send, path)
             elif path in ASYNC_LOG_ROUTES:
                 await self._async_log(scope, receive, send, ASYNC_LOG_ROUTES[path])
+            elif path in OTEL_ROUTES:
+                await self._otel_ingest(scope, receive, send, OTEL_ROUTES[path])
             elif path.startswith(API_PREFIXES) or path in API_ROUTES:
                 await self._query_api().asgi()(scope, receive, send)
             elif path == "/dashboard" or path.startswith("/dashboard/"):
