@@ -31,7 +31,16 @@ _TYPES = {
     ".css": b"text/css; charset=utf-8",
     ".svg": b"image/svg+xml",
 }
-_NAMES = ("index.html", "app.js", "app.css", "favicon.svg")
+#: Served by exact name; ``vendor/uplot/`` is uPlot as published (its README there says which version).
+_NAMES = (
+    "index.html",
+    "app.js",
+    "app.css",
+    "favicon.svg",
+    "charts.js",
+    "vendor/uplot/uPlot.esm.js",
+    "vendor/uplot/uPlot.min.css",
+)
 
 
 @functools.cache
@@ -40,7 +49,7 @@ def assets() -> dict[str, tuple[bytes, bytes, bytes]]:
     folder = resources.files(__package__) / "static"
     assets: dict[str, tuple[bytes, bytes, bytes]] = {}
     for name in _NAMES:
-        body = (folder / name).read_bytes()
+        body = folder.joinpath(*name.split("/")).read_bytes()
         etag = b'"' + hashlib.sha256(body).hexdigest()[:20].encode() + b'"'
         assets[name] = (_TYPES[name[name.rindex(".") :]], body, etag)
     return assets

@@ -78,7 +78,7 @@ function signOut(message) {
   closeDetail();
   $("view").replaceChildren();
   Object.assign(state, { requests: freshRequestsState(), overviewProperty: "", sessionSearch: "", usersOffset: 0,
-    prompts: freshPromptsState(), promptFlash: "", flash: "" });
+    prompts: freshPromptsState(), promptFlash: "", flash: "", datasetItems: { id: "", offset: 0 }, selected: new Set() });
   showChrome(false);
   $("sign-in-error").textContent = message || "";
   $("key").value = "";
@@ -115,7 +115,9 @@ async function signIn(event) {
 // --- routing --------------------------------------------------------------------------------------
 
 // flash: a one-time notice for the next page shown (webhooks and alerts: "Created ...", "Deleted ...").
-const state = { requests: freshRequestsState(), overviewProperty: "", prompts: freshPromptsState(), promptFlash: "", flash: "" };
+// datasetItems: the dataset page's paging ({id, offset}); selected: request ids ticked in the requests table.
+const state = { requests: freshRequestsState(), overviewProperty: "", prompts: freshPromptsState(), promptFlash: "", flash: "",
+  datasetItems: { id: "", offset: 0 }, selected: new Set() };
 
 // window ({start, end} in ms) and extra (a filter AST) come from a link such as an alert's history
 // ("#/requests?from=...&to=...&filter=..."): they replace the time range and add to the filters.
@@ -178,7 +180,7 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   // prompts, webhooks and alerts are not in time; an alert's window replaces the range on requests
-  $("range-label").hidden = ["prompts", "webhooks", "alerts"].includes(page) || (page === "requests" && !!state.requests.window);
+  $("range-label").hidden = ["prompts", "webhooks", "alerts", "datasets"].includes(page) || (page === "requests" && !!state.requests.window);
   const target = $("view");
   target.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   const view = { replaceChildren: (...nodes) => { if (turn === routeTurn) target.replaceChildren(...nodes); } };
@@ -192,6 +194,8 @@ async function route() {
     else if (page === "webhooks") await webhooksPage(view);
     else if (page === "alerts" && arg) await alertPage(view, arg);
     else if (page === "alerts") await alertsPage(view);
+    else if (page === "datasets" && arg) await datasetPage(view, arg);
+    else if (page === "datasets") await datasetsPage(view);
     else await overviewPage(view);
   } catch (error) {
     if (!sessionStorage.getItem(KEY)) return;
@@ -242,7 +246,16 @@ async function overviewPage(view) {
   if (!props.includes(state.overviewProperty)) state.overviewProperty = props[0] || "";
   const body = { timeFilter: { startTimeUnixMs: r.start, endTimeUnixMs: r.end }, filter: "all" };
   if (state.overviewProperty) body.property = state.overviewProperty;
-  const data = await api("POST", "/v1/dashboard/overview", body);
+  // The charts' series: over the selected range, or for "All time" the requests' own first to last.
+  const seriesBody = { filter: "all", timeZoneDifference: new Date().getTimezoneOffset() };
+  if ($("range").value !== "all") seriesBody.timeFilter = body.timeFilter;
+  const [data, series, charts] = await Promise.all([api("POST", "/v1/dashboard/overview", body),
+    api("POST", "/v1/dashboard/timeseries", seriesBody), import("./charts.js")]);
+  // Scores over the series' range (Helicone's scores query); the other charts stand without them.
+  const scores = series.start === null ? null : await api("POST", "/v1/dashboard/scores/query", {
+    timeFilter: { start: series.start, end: new Date(Date.parse(series.end) - 1).toISOString() }, userFilter: "all",
+    dbIncrement: charts.scoresIncrement(series), timeZoneDifference: seriesBody.timeZoneDifference,
+  }).catch(() => null);
   const t = data.totals;
   if (t.requests === 0 && !data.dead_letters) {
     const ever = await api("POST", "/v1/request/query", { filter: "all", limit: 1, offset: 0 });
@@ -268,6 +281,7 @@ async function overviewPage(view) {
       card("TTFT p50 / p95", `${ms(t.ttft_p50)} / ${ms(t.ttft_p95)}`, "time to first token", "card-ttft"),
       card("Cache hits", num(t.cache_hits), t.requests ? pct(t.cache_hits / t.requests) + " of requests" : null, "card-cache"),
       card("Saved by cache", usd(t.cache_saved_cost), ms(t.cache_saved_latency_ms) + " of latency", "card-saved")),
+    charts.chartsView(series, $("range").selectedOptions[0].textContent, scores),
     el("div", { class: "grid2" },
       groupTable("By model", data.by_model, "(no model)"),
       groupTable("By provider", data.by_provider, "(none)"),
@@ -321,10 +335,24 @@ function sortHeader(label, key, numeric) {
   return th;
 }
 
+// A row's tick box: it selects the row for "Add selected to dataset" and never opens the detail.
+let selectionChanged = () => {};
+function selectBox(requestId) {
+  const stop = (e) => e.stopPropagation();
+  return el("input", { type: "checkbox", class: "select-request", "aria-label": "Select request " + requestId, checked: state.selected.has(requestId),
+    onclick: stop, onkeydown: stop, onchange: (e) => {
+      if (e.target.checked) state.selected.add(requestId);
+      else state.selected.delete(requestId);
+      selectionChanged();
+    } });
+}
+
 async function requestsPage(view, openId) {
   const s = state.requests;
   const props = (await api("POST", "/v1/property/query", {})).map((p) => p.property);
-  const rows = await api("POST", "/v1/request/query", { filter: requestFilter(), sort: s.sort, limit: PAGE + 1, offset: s.offset });
+  const [rows, datasets] = await Promise.all([
+    api("POST", "/v1/request/query", { filter: requestFilter(), sort: s.sort, limit: PAGE + 1, offset: s.offset }),
+    api("POST", DATASETS + "/query", {}).catch(() => [])]); // no datasets to offer must not cost the table
   const more = rows.length > PAGE;
   const page = rows.slice(0, PAGE);
 
@@ -359,15 +387,30 @@ async function requestsPage(view, openId) {
       el("thead", {}, el("tr", {}, sortHeader("Time", "created_at"), el("th", {}, "Status"), sortHeader("Model", "body_model"),
         el("th", {}, "Provider"), sortHeader("User", "user_id"), el("th", {}, "Properties"),
         sortHeader("Latency", "latency", true), sortHeader("TTFT", "time_to_first_token", true),
-        sortHeader("Tokens", "total_tokens", true), sortHeader("Cost", "cost", true))),
+        sortHeader("Tokens", "total_tokens", true), sortHeader("Cost", "cost", true), el("th", {}, "Select"))),
       el("tbody", {}, page.map((row) => clickable(el("tr", { "data-request-id": row.request_id },
         el("td", {}, when(row.request_created_at)), el("td", {}, statusCell(row.response_status), blockedBy(row) ? el("span", { class: "chip blocked-chip" }, "blocked") : null), el("td", {}, row.model),
         el("td", {}, row.provider), el("td", {}, row.request_user_id || "–"),
         el("td", { class: "wrap" }, Object.entries(row.properties || {}).map(([k, v]) => el("span", { class: "chip" }, `${k}: ${v}`))),
         el("td", { class: "num" }, ms(row.delay_ms)), el("td", { class: "num" }, ms(row.time_to_first_token)),
-        el("td", { class: "num" }, num(row.total_tokens)), el("td", { class: "num" }, usd(row.cost))),
+        el("td", { class: "num" }, num(row.total_tokens)), el("td", { class: "num" }, usd(row.cost)), el("td", {}, selectBox(row.request_id))),
       () => { location.hash = "#/requests/" + row.request_id; })))));
   }
+  // The ticked rows (kept across pages) go to a dataset together.
+  const selectedCount = el("span", { class: "muted", id: "selected-count", role: "status" });
+  const bulk = datasetPicker("bulk", datasets, () => [...state.selected], "Add selected to dataset");
+  const showSelected = () => {
+    selectedCount.textContent = `${num(state.selected.size)} selected`;
+    bulk.button.disabled = state.selected.size === 0;
+  };
+  selectionChanged = showSelected;
+  showSelected();
+  const selection = page.length ? el("div", { class: "row selection", id: "selection" }, selectedCount, bulk.node,
+    el("button", { type: "button", id: "selection-clear", onclick: () => {
+      state.selected.clear();
+      for (const box of document.querySelectorAll("input.select-request")) box.checked = false;
+      showSelected();
+    } }, "Clear selection")) : null;
   const pager = el("div", { class: "pager" },
     el("button", { type: "button", disabled: s.offset === 0, onclick: () => { s.offset = Math.max(0, s.offset - PAGE); route(); } }, "Previous"),
     el("span", { class: "muted" }, page.length ? `${s.offset + 1}–${s.offset + page.length}` : ""),
@@ -376,7 +419,7 @@ async function requestsPage(view, openId) {
     s.window ? `The requests of an alert's window: from ${when(new Date(s.window.start).toISOString())} to ${when(new Date(s.window.end).toISOString())}` : "",
     s.window && s.extra ? ", " : "", s.extra ? "with the filter " : "", s.extra ? el("code", {}, JSON.stringify(s.extra)) : null, ". ",
     el("button", { type: "button", id: "requests-scope-clear", onclick: () => { s.window = null; s.extra = null; s.offset = 0; route(); } }, s.extra ? "Clear the window and filter" : "Clear the window")) : null;
-  view.replaceChildren(...[el("h1", {}, "Requests"), scoped, form, table, pager].filter(Boolean));
+  view.replaceChildren(...[el("h1", {}, "Requests"), scoped, form, selection, table, pager].filter(Boolean));
   if (openId) await openDetail(openId);
   else closeDetail();
 }
@@ -660,6 +703,9 @@ async function openDetail(id) {
     } catch (error) { status.textContent = "Not saved: " + error.message; }
   };
   renderFeedback(r.feedback_rating);
+  let datasets = [];
+  try { datasets = await api("POST", DATASETS + "/query", {}); } catch { /* the picker then offers a new dataset only */ }
+  const picker = datasetPicker("detail-dataset", datasets, () => [r.request_id], "Add to dataset");
 
   const scores = el("dl", { class: "facts", id: "scores" });
   const renderScores = (values) => scores.replaceChildren(...Object.entries(values || {}).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
@@ -704,6 +750,7 @@ async function openDetail(id) {
       ? facts(Object.entries(r.properties).map(([k, v]) => [k, v])) : el("p", { class: "muted" }, "None"),
     el("h3", {}, "Feedback"), feedback,
     el("h3", {}, "Scores"), scores, scoreForm,
+    el("h3", {}, "Datasets"), picker.node,
     el("h3", {}, "Conversation"),
     messages.length ? el("div", { class: "messages", id: "conversation" }, messages.map(messageView))
       : el("p", { class: "muted" }, "No body stored (omitted, or not a chat)."),
@@ -730,16 +777,53 @@ async function sessionsPage(view) {
     sessions.length === 0 ? el("p", { class: "muted", "data-testid": "no-sessions" }, "No sessions in this range. Send a Helicone-Session-Id header (and Helicone-Session-Path) to follow an agent's calls.") :
       el("div", { class: "panel" }, el("table", { id: "sessions-table" },
         el("thead", {}, el("tr", {}, el("th", {}, "Session"), el("th", {}, "Id"), el("th", {}, "Started"), el("th", { class: "num" }, "Requests"),
-          el("th", { class: "num" }, "Duration"), el("th", { class: "num" }, "Tokens"), el("th", { class: "num" }, "Cost"), el("th", {}, "Users"))),
+          el("th", { class: "num" }, "Duration"), el("th", { class: "num" }, "Tokens"), el("th", { class: "num" }, "Cost"), el("th", {}, "Users"),
+          el("th", {}, "Rating"))),
         el("tbody", {}, sessions.map((s) => clickable(el("tr", { "data-session-id": s.session_id },
           el("td", {}, s.session_name || "(unnamed)"), el("td", { class: "wrap" }, s.session_id), el("td", {}, when(s.created_at)),
           el("td", { class: "num" }, num(s.total_requests)), el("td", { class: "num" }, duration(s)),
-          el("td", { class: "num" }, num(s.total_tokens)), el("td", { class: "num" }, usd(s.total_cost)), el("td", {}, s.user_ids.join(", "))),
+          el("td", { class: "num" }, num(s.total_tokens)), el("td", { class: "num" }, usd(s.total_cost)), el("td", {}, s.user_ids.join(", ")),
+          el("td", { class: "rating" }, ratingMark(s.feedback_rating))),
         () => { location.hash = "#/sessions/" + encodeURIComponent(s.session_id); }))))));
 }
 
+// A session's rating as a word in a badge (the checks' style): good, bad, or none. No emoji: not every
+// system has a font for them, and the word is what a screen reader reads anyway.
+function ratingMark(rating) {
+  const [value, badge] = rating === true ? ["good", "badge ok"] : rating === false ? ["bad", "badge bad"] : ["none", "muted"];
+  return el("span", { class: "rating-mark " + badge, "data-rating": value, title: "Session rating: " + value }, value);
+}
+
+// The session's rating (POST /v1/session/query answers feedback_rating): its id is searched, then matched exactly.
+async function sessionRating(sessionId) {
+  const found = await api("POST", "/v1/session/query", { search: sessionId, timeFilter: { startTimeUnixMs: 0, endTimeUnixMs: Date.now() + 60_000 },
+    timezoneDifference: new Date().getTimezoneOffset(), filter: "all", limit: 100, offset: 0 });
+  return found.find((s) => s.session_id === sessionId)?.feedback_rating ?? null;
+}
+
+// Good / Bad buttons for a session (POST /v1/session/{id}/feedback {rating}); the pressed one is the rating.
+function sessionFeedback(sessionId, rating) {
+  const group = el("div", { class: "row", id: "session-feedback", role: "group", "aria-label": "Rate this session" });
+  const status = el("span", { class: "muted", id: "session-feedback-status", role: "status" });
+  const render = (current) => group.replaceChildren(el("span", { class: "muted" }, "Rating"),
+    el("button", { type: "button", id: "session-rate-up", "aria-pressed": current === true ? "true" : "false", onclick: () => rate(true) }, "Good"),
+    el("button", { type: "button", id: "session-rate-down", "aria-pressed": current === false ? "true" : "false", onclick: () => rate(false) }, "Bad"),
+    status);
+  const rate = async (value) => {
+    status.textContent = "";
+    try {
+      await api("POST", `/v1/session/${encodeURIComponent(sessionId)}/feedback`, { rating: value });
+      render(value);
+      status.textContent = value ? "Saved: rated good." : "Saved: rated bad.";
+      $(value ? "session-rate-up" : "session-rate-down").focus();
+    } catch (error) { status.textContent = "Not saved: " + error.message; }
+  };
+  render(rating);
+  return group;
+}
+
 async function sessionPage(view, sessionId) {
-  const calls = await api("POST", "/v1/dashboard/session-tree", { sessionId });
+  const [calls, rating] = await Promise.all([api("POST", "/v1/dashboard/session-tree", { sessionId }), sessionRating(sessionId)]);
   if (calls.length === 0) { view.replaceChildren(el("h1", {}, "Session"), el("p", { class: "muted" }, "No such session in this organisation.")); return; }
   const start = Math.min(...calls.map((c) => Date.parse(c.created_at)));
   const end = Math.max(...calls.map((c) => Date.parse(c.created_at) + (c.delay_ms || 0)));
@@ -771,6 +855,7 @@ async function sessionPage(view, sessionId) {
     el("p", {}, el("a", { href: "#/sessions" }, "← Sessions")),
     el("h1", {}, "Session ", calls.find((c) => c.session_name)?.session_name || sessionId),
     el("div", { class: "cards" }, card("Requests", num(calls.length)), card("Duration", ms(end - start)), card("Cost", usd(total))),
+    sessionFeedback(sessionId, rating),
     el("div", { class: "panel", id: "session-tree" }, render(root, "")));
 }
 
@@ -1586,6 +1671,241 @@ async function alertPage(view, alertId) {
           el("td", {}, el("a", { class: "history-requests", href: historyHref(alert, h) }, "Requests")))))));
   view.replaceChildren(...[back, el("h1", {}, alert.name, " ", stateBadge(alert)), takeFlash("alert-flash"),
     el("div", { class: "grid2" }, config, status), historyPanel].filter(Boolean));
+}
+
+// --- datasets -------------------------------------------------------------------------------------
+// Helicone's datasets API (/v1/helicone-dataset*): the list and a new dataset, a dataset's items
+// (paged, newest first) with remove and edit (the item's own request/response bodies; the log is never
+// changed), delete after a confirm step, and the JSONL / CSV export, downloaded from a Blob URL.
+
+const DATASETS = "/v1/helicone-dataset";
+const datasetHref = (id) => "#/datasets/" + encodeURIComponent(id);
+
+// A dataset choice plus "New dataset…" (a name then), and a button adding ids() to it. One request is
+// added by the documented route, several by mutate; a new dataset is created with them in one call.
+function datasetPicker(prefix, datasets, ids, label) {
+  const select = el("select", { id: prefix + "-select" },
+    datasets.map((d) => el("option", { value: d.id }, `${d.name} (${num(d.requests_count)})`)),
+    el("option", { value: "" }, "New dataset…"));
+  const name = el("input", { id: prefix + "-name", "aria-label": "New dataset name", placeholder: "new dataset name", maxlength: 200 });
+  const status = el("span", { id: prefix + "-status", class: "muted dataset-add-status", role: "status" });
+  const showName = () => { name.hidden = select.value !== ""; };
+  select.addEventListener("change", showName);
+  showName();
+  const button = el("button", { type: "button", id: prefix + "-add", onclick: async () => {
+    const chosen = ids();
+    status.className = "muted dataset-add-status";
+    status.replaceChildren();
+    if (!chosen.length) return;
+    button.disabled = true;
+    try {
+      let id = select.value;
+      let title = select.selectedOptions[0]?.textContent.replace(/ \(\d[\d,]*\)$/, "") || "";
+      if (!id) {
+        title = name.value.trim();
+        if (!title) { status.className = "error dataset-add-status"; status.textContent = "Name the new dataset first."; name.focus(); return; }
+        id = (await api("POST", DATASETS, { name: title, requestIds: chosen })).id;
+        select.insertBefore(el("option", { value: id }, title), select.lastElementChild);
+        select.value = id;
+        name.value = "";
+        showName();
+      } else if (chosen.length === 1) {
+        await api("POST", `${DATASETS}/${encodeURIComponent(id)}/request/${encodeURIComponent(chosen[0])}`);
+      } else {
+        await api("POST", `${DATASETS}/${encodeURIComponent(id)}/mutate`, { addRequests: chosen, removeRequests: [] });
+      }
+      const count = await api("POST", `${DATASETS}/${encodeURIComponent(id)}/count`, {});
+      select.selectedOptions[0].textContent = `${title} (${num(count)})`;
+      status.className = "status-ok dataset-add-status";
+      status.replaceChildren(`Added ${chosen.length === 1 ? "the request" : num(chosen.length) + " requests"} to ${title}: ${num(count)} item${count === 1 ? "" : "s"} now. `,
+        el("a", { href: datasetHref(id), class: "open-dataset" }, "Open the dataset"));
+    } catch (failure) {
+      status.className = "error dataset-add-status";
+      status.textContent = "Not added: " + failure.message;
+    } finally { button.disabled = false; }
+  } }, label);
+  const node = el("div", { class: "row dataset-add", id: prefix, role: "group", "aria-label": label },
+    el("label", { for: prefix + "-select" }, "Dataset "), select, name, button, status);
+  return { node, button };
+}
+
+// Text as a file the browser downloads: a Blob URL behind an <a download> (a navigation the CSP allows).
+function download(text, fileName, contentType) {
+  const url = URL.createObjectURL(new Blob([text], { type: contentType }));
+  const link = el("a", { href: url, download: fileName, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+async function datasetsPage(view) {
+  closeDetail();
+  const datasets = await api("POST", DATASETS + "/query", {});
+  const name = el("input", { id: "nd-name", required: true, maxlength: 200, placeholder: "support-finetune" });
+  const description = el("textarea", { id: "nd-description", rows: 2, maxlength: 10000 });
+  const error = el("p", { class: "error", id: "nd-error", role: "alert" });
+  const form = el("form", { class: "stack", id: "new-dataset-form", onsubmit: (e) => {
+    e.preventDefault();
+    submitting(form, error, async () => {
+      const made = await api("POST", DATASETS, { name: name.value.trim(), description: description.value.trim() || null });
+      state.flash = `Created the dataset ${made.name}. Add requests from a request's detail or the requests table.`;
+      location.hash = datasetHref(made.id);
+    });
+  } },
+  el("label", { for: "nd-name" }, "Name"), name,
+  el("label", { for: "nd-description" }, "Description"), description,
+  el("div", { class: "row" }, el("button", { type: "submit" }, "Create dataset")), error);
+  view.replaceChildren(...[el("h1", {}, "Datasets"), takeFlash("dataset-flash"),
+    datasets.length === 0 ? el("div", { class: "empty", "data-testid": "no-datasets" }, el("h2", {}, "No datasets yet"),
+      el("p", {}, "Create one below, then add requests to it from the requests page; export it as JSONL for fine-tuning or as CSV."))
+      : el("div", { class: "panel" }, el("table", { id: "datasets-table" },
+        el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Description"), el("th", { class: "num" }, "Items"), el("th", {}, "Created"))),
+        el("tbody", {}, datasets.map((d) => clickable(el("tr", { "data-dataset-id": d.id },
+          el("td", { class: "wrap" }, d.name), el("td", { class: "wrap" }, d.description || "–"),
+          el("td", { class: "num items" }, num(d.requests_count)), el("td", {}, when(d.created_at))),
+        () => { location.hash = datasetHref(d.id); }))))),
+    el("details", { class: "panel", id: "new-dataset", open: datasets.length === 0 }, el("summary", {}, "New dataset"), form)].filter(Boolean));
+}
+
+// A body typed as JSON, checked as it is typed; read() is [ok, value]. The request must be an object.
+function jsonEditor(id, value, mustBeObject) {
+  const area = el("textarea", { id, rows: 12, spellcheck: "false", "aria-describedby": id + "-check" });
+  area.value = value === undefined ? "null" : typeof value === "string" && !mustBeObject ? JSON.stringify(value) : JSON.stringify(value, null, 2);
+  const check = el("p", { id: id + "-check", role: "status" });
+  const read = () => {
+    let parsed;
+    let problem = null;
+    try { parsed = JSON.parse(area.value); } catch (failure) { problem = "Not valid JSON: " + failure.message; }
+    if (!problem && mustBeObject && !isObject(parsed)) problem = "The request body must be a JSON object.";
+    area.setAttribute("aria-invalid", problem ? "true" : "false");
+    check.className = problem ? "error" : "muted";
+    check.textContent = problem || (isObject(parsed) && Array.isArray(parsed.messages)
+      ? `Valid JSON · ${num(parsed.messages.length)} message${parsed.messages.length === 1 ? "" : "s"}` : "Valid JSON");
+    return [!problem, parsed];
+  };
+  area.addEventListener("input", read);
+  read();
+  return { area, check, read };
+}
+
+// The editor of one item: its own copies if edited, else the logged bodies, saved as the item's copies.
+async function itemEditor(slot, dataset, item, error) {
+  error.textContent = "";
+  let requestBody = item.request_body;
+  let responseBody = item.response_body;
+  if (requestBody === null || responseBody === null) {
+    const logged = await api("GET", `/v1/request/${encodeURIComponent(item.origin_request_id)}?includeBody=true`);
+    if (requestBody === null) requestBody = logged.request_body;
+    if (responseBody === null) responseBody = logged.response_body;
+  }
+  const request = jsonEditor("item-request", requestBody, true);
+  const response = jsonEditor("item-response", responseBody, false);
+  const problem = el("p", { class: "error", id: "item-error", role: "alert" });
+  const path = `${DATASETS}/${encodeURIComponent(dataset.id)}/request/${encodeURIComponent(item.id)}`;
+  const form = el("form", { class: "stack", id: "item-form", onsubmit: (e) => {
+    e.preventDefault();
+    const [requestOk, requestValue] = request.read();
+    const [responseOk, responseValue] = response.read();
+    if (!requestOk || !responseOk) { problem.textContent = "Fix the JSON first."; return; }
+    submitting(form, problem, async () => {
+      await api("POST", path, { requestBody: requestValue, responseBody: responseValue });
+      state.flash = "Saved the item's edit (the logged request is unchanged).";
+      route();
+    });
+  } },
+  el("h2", {}, "Edit item ", el("code", {}, item.id)),
+  el("p", { class: "muted" }, "The item keeps its own copy of the bodies; the logged request is never changed."),
+  el("label", { for: "item-request" }, "Request body (JSON object)"), request.area, request.check,
+  el("label", { for: "item-response" }, "Response body (JSON)"), response.area, response.check,
+  el("div", { class: "row" }, el("button", { type: "submit" }, "Save edit"),
+    item.edited ? el("button", { type: "button", id: "item-revert", onclick: async () => {
+      try { await api("POST", path, {}); state.flash = "Reverted the item to the logged request."; route(); } catch (failure) { problem.textContent = failure.message; }
+    } }, "Revert to the log") : null,
+    el("button", { type: "button", id: "item-cancel", onclick: () => slot.replaceChildren() }, "Cancel")),
+  problem);
+  slot.replaceChildren(el("section", { class: "panel", id: "item-editor", "data-item-id": item.id }, form));
+  request.area.focus();
+}
+
+function exportResult(result) {
+  const what = result.format === "jsonl" ? "fine-tuning examples" : "rows";
+  return el("div", { id: "export-result", role: "status", "data-format": result.format },
+    el("p", { class: "notice" }, `Exported ${num(result.exported)} ${what} to ${result.fileName}.`,
+      result.truncated ? " The dataset is larger than one export: the file holds its oldest items." : ""),
+    result.skipped.length === 0 ? null : el("div", { class: "panel", id: "export-skipped" },
+      el("h3", {}, `Skipped (${num(result.skipped.length)})`),
+      el("p", { class: "muted" }, result.format === "jsonl" ? "Left out of the file:" : "In the file, with the reason in the note column:"),
+      el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Request"), el("th", {}, "Reason"))),
+        el("tbody", {}, result.skipped.map((k) => el("tr", { "data-item-id": k.itemId },
+          el("td", {}, el("a", { href: "#/requests/" + encodeURIComponent(k.requestId) }, k.requestId)), el("td", { class: "wrap" }, k.reason)))))));
+}
+
+async function datasetPage(view, datasetId) {
+  closeDetail();
+  const back = el("p", {}, el("a", { href: "#/datasets" }, "← Datasets"));
+  const [dataset] = await api("POST", DATASETS + "/query", { datasetIds: [datasetId] });
+  if (!dataset) { view.replaceChildren(back, el("h1", {}, "Dataset"), el("p", { class: "muted", "data-testid": "no-dataset" }, "No such dataset in this organisation.")); return; }
+  if (state.datasetItems.id !== dataset.id) state.datasetItems = { id: dataset.id, offset: 0 };
+  const paging = state.datasetItems;
+  const base = `${DATASETS}/${encodeURIComponent(dataset.id)}`;
+  const found = await api("POST", base + "/query", { offset: paging.offset, limit: PAGE + 1 });
+  const more = found.length > PAGE;
+  const items = found.slice(0, PAGE);
+  // The items carry their request's id only: the page's models come from one request query.
+  const models = new Map();
+  if (items.length) {
+    const leaves = items.map((i) => ({ request_response_rmt: { request_id: { equals: i.origin_request_id } } }));
+    const filter = leaves.reduce((left, right) => (left === null ? right : { left, operator: "or", right }), null);
+    for (const r of await api("POST", "/v1/request/query", { filter, limit: items.length })) models.set(r.request_id, r.model);
+  }
+  const error = el("p", { class: "error", id: "dataset-error", role: "alert" });
+  const editorSlot = el("div", { id: "item-editor-slot" });
+  const exported = el("div", { id: "export-slot" });
+  const exportButton = (format, label) => el("button", { type: "button", id: "export-" + format, disabled: dataset.requests_count === 0, onclick: async (e) => {
+    e.target.disabled = true;
+    error.textContent = "";
+    try {
+      const result = await api("GET", `${base}/export?format=${format}`);
+      download(result.content, result.fileName, result.contentType);
+      exported.replaceChildren(exportResult(result));
+    } catch (failure) { error.textContent = "Export failed: " + failure.message; } finally { e.target.disabled = false; }
+  } }, label);
+  const remove = confirmDelete(`the dataset ${dataset.name} and its ${num(dataset.requests_count)} item${dataset.requests_count === 1 ? "" : "s"}`, async () => {
+    await api("POST", base + "/delete", {});
+    state.flash = `Deleted the dataset ${dataset.name}.`;
+    location.hash = "#/datasets";
+  }, error);
+  const table = items.length === 0 ? el("p", { class: "muted", "data-testid": "no-items" },
+    paging.offset ? "No more items." : "No items yet. Add requests from a request's detail or the requests table (Select, then Add selected to dataset).")
+    : el("div", { class: "panel" }, el("table", { id: "items-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Request"), el("th", {}, "Model"), el("th", {}, "Added"), el("th", {}, "Edited"), el("th", {}, "Actions"))),
+      el("tbody", {}, items.map((item) => el("tr", { "data-item-id": item.id, "data-request-id": item.origin_request_id },
+        el("td", {}, el("a", { href: "#/requests/" + encodeURIComponent(item.origin_request_id), class: "item-request" }, item.origin_request_id)),
+        el("td", { class: "item-model" }, models.get(item.origin_request_id) || "–"),
+        el("td", {}, when(item.created_at)),
+        el("td", { class: "item-edited" }, item.edited ? el("span", { class: "chip edited", title: "Edited " + when(item.edited_at) }, "edited") : "–"),
+        el("td", {}, el("div", { class: "row" },
+          el("button", { type: "button", class: "item-edit", "aria-label": "Edit item of request " + item.origin_request_id, onclick: async () => {
+            try { await itemEditor(editorSlot, dataset, item, error); } catch (failure) { error.textContent = failure.message; }
+          } }, "Edit"),
+          el("button", { type: "button", class: "item-remove", "aria-label": "Remove request " + item.origin_request_id + " from the dataset", onclick: async (e) => {
+            e.target.disabled = true;
+            try {
+              await api("DELETE", `${base}/request/${encodeURIComponent(item.id)}`);
+              state.flash = `Removed request ${item.origin_request_id} from the dataset.`;
+              route();
+            } catch (failure) { error.textContent = failure.message; e.target.disabled = false; }
+          } }, "Remove"))))))));
+  const pager = el("div", { class: "pager" },
+    el("button", { type: "button", disabled: paging.offset === 0, onclick: () => { paging.offset = Math.max(0, paging.offset - PAGE); route(); } }, "Previous"),
+    el("span", { class: "muted" }, items.length ? `${paging.offset + 1}–${paging.offset + items.length} of ${num(dataset.requests_count)}` : ""),
+    el("button", { type: "button", disabled: !more, onclick: () => { paging.offset += PAGE; route(); } }, "Next"));
+  view.replaceChildren(...[back, el("h1", {}, "Dataset ", dataset.name), takeFlash("dataset-flash"),
+    el("div", { class: "panel" }, facts([["Id", el("code", {}, dataset.id)], ["Description", dataset.description || "–"],
+      ["Items", el("span", { id: "dataset-count" }, num(dataset.requests_count))], ["Created", when(dataset.created_at)], ["Updated", when(dataset.updated_at)]])),
+    el("div", { class: "row dataset-actions" }, exportButton("jsonl", "Export JSONL"), exportButton("csv", "Export CSV"), remove),
+    error, exported, table, pager, editorSlot].filter(Boolean));
 }
 
 // --- start ----------------------------------------------------------------------------------------
