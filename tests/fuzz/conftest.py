@@ -11,7 +11,8 @@
   over-cap cases stay fast.
 * The query and dashboard API run over SQLite and over PostgreSQL (``api_heliport``), each with
   stored requests to read (written by the log database adapter, not the consumer): one with a
-  session, a user and a property, and one whose stored response body is JSON nested 1,000 deep.
+  session, a user and a property, and one whose stored response body is JSON nested 1,000 deep;
+  and a dataset holding the first (made through the API), for the dataset routes' cases.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ class Fuzzed:
     deep_request_id: str
     #: The signed body URL (path and query) of the deep request.
     deep_body_url: str
+    #: A stored dataset holding the first request.
+    dataset_id: str
     database: str
     upstream: str
 
@@ -127,6 +130,7 @@ class Fuzzed:
             corpus.DEEP.encode(): self.deep_request_id.encode(),
             corpus.DEEP_URL.encode(): self.deep_body_url.encode(),
             corpus.UPSTREAM.encode(): self.upstream.encode(),
+            corpus.DATASET.encode(): self.dataset_id.encode(),
         }
 
 
@@ -200,8 +204,16 @@ def _seed(gw: Gateway, data_dir: Path, database_url: str | None, upstream: str) 
         listed = client.post("/v1/request/query-ids", json={"requestIds": [ids[1]]})
         assert listed.status_code == 200, listed.text
         signed = urlsplit(listed.json()["data"][0]["signed_body_url"])
+        dataset = client.post("/v1/helicone-dataset", json={"name": "fuzz", "requestIds": [ids[0]]})
+        assert dataset.status_code == 200, dataset.text
     return Fuzzed(
-        gw, ids[0], ids[1], f"{signed.path}?{signed.query}", "postgres" if database_url else "sqlite", upstream
+        gw,
+        ids[0],
+        ids[1],
+        f"{signed.path}?{signed.query}",
+        dataset.json()["data"]["datasetId"],
+        "postgres" if database_url else "sqlite",
+        upstream,
     )
 
 

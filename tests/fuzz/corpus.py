@@ -93,6 +93,8 @@ RID = "@RID@"
 #: and by the signed body URL (path and query) of that request.
 DEEP = "@DEEP@"
 DEEP_URL = "@DEEP_URL@"
+#: Replaced by the id of a stored dataset (holding the ``@RID@`` request).
+DATASET = "@DATASET@"
 #: Replaced by the upstream's origin (a fallback target heliport may reach).
 UPSTREAM = "@UPSTREAM@"
 #: URLs (request line) longer than this are refused by the HTTP server's parser before heliport
@@ -1117,6 +1119,24 @@ _LATENCY_LEAF = ("filter", "right", "left", "request_response_rmt", "latency", "
 _TIME_LEAF = ("filter", "right", "right", "left", "request_response_rmt", "request_created_at", "gte")
 _PROPERTY_LEAF = ("filter", "right", "right", "right", "request_response_rmt", "properties", "env")
 
+_HQL = "SELECT request_model, COUNT(*) AS count FROM request_response_rmt GROUP BY request_model"
+_EVAL_QUERY = {
+    "filter": "all",
+    "timeFilter": {"start": "2020-01-01", "end": "2100-01-01T00:00:00"},
+    "offset": 0,
+    "limit": 10,
+    "timeZoneDifference": 0,
+}
+_EVAL_FIELDS: tuple[tuple[tuple[str | int, ...], str], ...] = (
+    (("timeFilter", "start"), "full"),
+    (("timeFilter", "end"), "full"),
+    (("filter",), "full"),
+    (("timeFilter",), "core"),
+    (("offset",), "core"),
+    (("limit",), "core"),
+    (("timeZoneDifference",), "full"),
+)
+
 API_ROUTES = (
     Route(
         "request-query",
@@ -1264,9 +1284,121 @@ API_ROUTES = (
     ),
     Route("property-query", "POST", "/v1/property/query", {}),
     Route("openapi", "GET", "/openapi.json"),
+    # Issue 23's routes: HQL, datasets, evals and scores, session feedback, assets.
+    Route("hql-execute", "POST", "/v1/helicone-sql/execute", {"sql": _HQL}, ((("sql",), "full"),)),
+    Route("hql-download", "POST", "/v1/helicone-sql/download", {"sql": _HQL}, ((("sql",), "core"),)),
+    Route(
+        "hql-saved-query",
+        "POST",
+        "/v1/helicone-sql/saved-query",
+        {"name": "fuzz", "sql": _HQL},
+        ((("name",), "full"), (("sql",), "core")),
+    ),
+    Route("hql-schema", "GET", "/v1/helicone-sql/schema"),
+    Route("hql-download-csv", "GET", "/v1/helicone-sql/download/csv"),
+    Route(
+        "dataset-create",
+        "POST",
+        "/v1/helicone-dataset",
+        {"name": "fuzz", "description": "fuzz", "requestIds": [RID], "meta": {"k": "v"}},
+        (
+            (("name",), "full"),
+            (("description",), "core"),
+            (("requestIds",), "full"),
+            (("requestIds", 0), "full"),
+            (("meta",), "core"),
+            (("meta", "k"), "core"),
+            (("meta", "k"), "keys"),
+        ),
+    ),
+    Route(
+        "dataset-query",
+        "POST",
+        "/v1/helicone-dataset/query",
+        {"datasetIds": [DATASET]},
+        ((("datasetIds",), "full"), (("datasetIds", 0), "full")),
+    ),
+    Route(
+        "dataset-rows",
+        "POST",
+        f"/v1/helicone-dataset/{DATASET}/query",
+        {"offset": 0, "limit": 10},
+        ((("offset",), "full"), (("limit",), "full")),
+    ),
+    Route("dataset-count", "POST", f"/v1/helicone-dataset/{DATASET}/count"),
+    Route(
+        "dataset-mutate",
+        "POST",
+        f"/v1/helicone-dataset/{DATASET}/mutate",
+        {"addRequests": [RID], "removeRequests": []},
+        (
+            (("addRequests",), "full"),
+            (("addRequests", 0), "full"),
+            (("removeRequests",), "core"),
+        ),
+    ),
+    Route(
+        "dataset-item-edit",
+        "POST",
+        f"/v1/helicone-dataset/{DATASET}/request/{RID}",
+        {"requestBody": {"model": "gpt-4o-mini"}, "responseBody": {"choices": []}},
+        ((("requestBody",), "full"), (("responseBody",), "core")),
+    ),
+    Route("dataset-export", "GET", f"/v1/helicone-dataset/{DATASET}/export"),
+    Route("evals-query", "POST", "/v1/evals/query", _EVAL_QUERY, _EVAL_FIELDS),
+    Route("evals-distributions", "POST", "/v1/evals/score-distributions/query", _EVAL_QUERY, _EVAL_FIELDS[:3]),
+    Route("evals-scores", "GET", "/v1/evals/scores"),
+    Route(
+        "eval-add",
+        "POST",
+        f"/v1/evals/{RID}",
+        {"name": "quality", "score": 0.5},
+        ((("name",), "full"), (("score",), "full")),
+    ),
+    Route(
+        "session-feedback",
+        "POST",
+        "/v1/session/fuzz-session/feedback",
+        {"rating": True},
+        ((("rating",), "full"),),
+    ),
+    Route("asset-url", "POST", f"/v1/request/{RID}/assets/fuzz-asset"),
+    Route("asset-signed", "GET", f"/v1/request/{RID}/assets/fuzz-asset"),
+    Route("assets", "GET", f"/v1/request/{RID}/assets"),
 )
 
 DASHBOARD_ROUTES = (
+    Route(
+        "timeseries",
+        "POST",
+        "/v1/dashboard/timeseries",
+        {"timeFilter": _MS_FILTER, "filter": "all", "timeZoneDifference": 0},
+        (
+            (("timeFilter",), "core"),
+            (("timeFilter", "startTimeUnixMs"), "full"),
+            (("timeFilter", "endTimeUnixMs"), "full"),
+            (("filter",), "full"),
+            (("timeZoneDifference",), "full"),
+        ),
+    ),
+    Route(
+        "scores",
+        "POST",
+        "/v1/dashboard/scores/query",
+        {
+            "timeFilter": {"start": "2020-01-01", "end": "2100-01-01"},
+            "userFilter": "all",
+            "dbIncrement": "day",
+            "timeZoneDifference": 0,
+        },
+        (
+            (("timeFilter", "start"), "full"),
+            (("timeFilter", "end"), "core"),
+            (("userFilter",), "full"),
+            (("dbIncrement",), "full"),
+            (("timeZoneDifference",), "full"),
+        ),
+    ),
     Route(
         "overview",
         "POST",
@@ -1349,6 +1481,23 @@ def _api_specific() -> dict[str, list[Case]]:
             Case("field:timezoneDifference=1e308", body=with_literal(sessions, ("timezoneDifference",), b"1e308")),
             Case("field:search=like-wildcards", body=with_literal(sessions, ("search",), b'"%_\\\\%"')),
         ],
+        "hql-execute": _hql_cases({"sql": _HQL}),
+        "hql-download": _hql_cases({"sql": _HQL})[:12],
+        "evals-query": [
+            Case(f"field:timeFilter.start={n}", body=with_literal(_EVAL_QUERY, ("timeFilter", "start"), v))
+            for n, v in _TIMESTAMPS.items()
+        ]
+        + [
+            Case(
+                "field:timeFilter=reversed",
+                body=_dumps({**_EVAL_QUERY, "timeFilter": {"start": "2100-01-01", "end": "2020-01-01"}}),
+            )
+        ],
+        "eval-add": [
+            Case("field:score=1e308", body=_dumps({"name": "q", "score": 1e308})),
+            Case("field:score=-1e308", body=_dumps({"name": "q", "score": -1e308})),
+            Case("field:score=5000-digits", body=b'{"name":"q","score":' + b"9" * 5000 + b"}"),
+        ],
     }
     return cases
 
@@ -1374,6 +1523,155 @@ def _signed_body_cases() -> list[Case]:
     return [Case(f"path:signed-{n}", suffix=q, raw=True) for n, q in queries.items()]
 
 
+# --- issue 23's query API routes ------------------------------------------------------------------------
+
+#: Statements HQL must refuse with a 400 (or run): other tables and schemas, writes, several statements,
+#: functions that reach outside, nesting deep enough to exhaust a recursive parser, numbers past any type.
+_HQL_STATEMENTS: dict[str, str] = {
+    "other-table": "SELECT * FROM requests",
+    "catalog": "SELECT * FROM pg_catalog.pg_authid",
+    "sqlite-master": "SELECT * FROM sqlite_master",
+    "information-schema": "SELECT * FROM information_schema.tables",
+    "two-statements": "SELECT 1 FROM request_response_rmt; DROP TABLE requests",
+    "delete": "DELETE FROM request_response_rmt",
+    "insert-select": "INSERT INTO request_response_rmt SELECT * FROM request_response_rmt",
+    "update": "UPDATE request_response_rmt SET status = 1",
+    "drop": "DROP TABLE request_response_rmt",
+    "attach": "ATTACH DATABASE '/tmp/x' AS x",
+    "pragma": "PRAGMA table_info(requests)",
+    "set-org": "SELECT set_config('heliport.org_id', 'other', false) FROM request_response_rmt",
+    "current-setting": "SELECT current_setting('heliport.org_id') FROM request_response_rmt",
+    "pg-sleep": "SELECT pg_sleep(60) FROM request_response_rmt",
+    "sleep": "SELECT sleep(3) FROM request_response_rmt",
+    "read-file": "SELECT pg_read_file('/etc/passwd')",
+    "table-function-file": "SELECT * FROM file('/etc/passwd')",
+    "table-function-url": "SELECT * FROM url('http://169.254.169.254/latest', 'CSV')",
+    "table-function-numbers": "SELECT * FROM numbers(1000000000)",
+    "into-outfile": "SELECT * FROM request_response_rmt INTO OUTFILE '/tmp/x'",
+    "settings": "SELECT * FROM request_response_rmt SETTINGS max_execution_time = 1000",
+    "format": "SELECT * FROM request_response_rmt FORMAT TabSeparated",
+    "subquery-other-table": "SELECT * FROM request_response_rmt WHERE status IN (SELECT 1 FROM requests)",
+    "cte-shadowing": "WITH request_response_rmt AS (SELECT * FROM requests) SELECT * FROM request_response_rmt",
+    "cross-join-4": "SELECT count() FROM request_response_rmt a, request_response_rmt b, request_response_rmt c, "
+    "request_response_rmt d",
+    "parentheses-1000": "SELECT " + "(" * 1000 + "1" + ")" * 1000 + " FROM request_response_rmt",
+    "parentheses-100000": "SELECT " + "(" * 100_000 + "1" + ")" * 100_000 + " FROM request_response_rmt",
+    "unary-minus-10000": "SELECT " + "-" * 10_000 + "1 FROM request_response_rmt",
+    "subqueries-500": "SELECT * FROM " + "(SELECT * FROM " * 500 + "request_response_rmt" + ")" * 500,
+    "union-1000": " UNION ALL ".join(["SELECT status FROM request_response_rmt"] * 1000),
+    "and-chain-10000": "SELECT 1 FROM request_response_rmt WHERE " + " AND ".join(["status = 200"] * 10_000),
+    "1e400": "SELECT 1e400 FROM request_response_rmt",
+    "int-5000-digits": "SELECT " + "9" * 5000 + " FROM request_response_rmt",
+    "limit-huge": "SELECT * FROM request_response_rmt LIMIT 99999999999999999999999",
+    "limit-negative": "SELECT * FROM request_response_rmt LIMIT -1",
+    "offset-huge": "SELECT * FROM request_response_rmt LIMIT 1 OFFSET 9223372036854775808",
+    "order-by-position-999": "SELECT status FROM request_response_rmt ORDER BY 999",
+    "divide-by-zero": "SELECT status / 0, intDiv(status, 0), status % 0 FROM request_response_rmt",
+    "bad-cast": "SELECT CAST('x' AS Int64), toInt64('x'), toDateTime('garbage') FROM request_response_rmt",
+    "bad-interval": "SELECT * FROM request_response_rmt WHERE request_created_at > now() - INTERVAL 1e400 DAY",
+    "interval-huge": "SELECT * FROM request_response_rmt WHERE request_created_at > now() - INTERVAL "
+    "9223372036854775807 YEAR",
+    "to-date-time-64-precision": "SELECT toDateTime64(now(), 99) FROM request_response_rmt",
+    "unknown-function": "SELECT no_such_function(status) FROM request_response_rmt",
+    "unknown-column": "SELECT no_such_column FROM request_response_rmt",
+    "map-junk-key": "SELECT properties[NULL], properties[1], properties[''] FROM request_response_rmt",
+    "map-nul-key": "SELECT properties['a\x00b'] FROM request_response_rmt",
+    "string-nul": "SELECT * FROM request_response_rmt WHERE request_model = 'a\x00b'",
+    "string-unterminated": "SELECT * FROM request_response_rmt WHERE request_model = 'a",
+    "comment-only": "-- nothing",
+    "block-comment-unterminated": "SELECT 1 /* FROM request_response_rmt",
+    "whitespace": " \t\r\n ",
+    "lone-surrogate": "SELECT '\ud800' FROM request_response_rmt",
+    "ansi-escapes": "SELECT '\x1b[2J' AS \"\x1b[31m\" FROM request_response_rmt",
+    "identifier-64k": "SELECT status AS " + "a" * 65536 + " FROM request_response_rmt",
+    "quoted-identifier-junk": 'SELECT "status""" FROM request_response_rmt',
+    "backtick-table": "SELECT * FROM `requests`",
+    "dollar-quote": "SELECT $$x$$ FROM request_response_rmt",
+    "bind-parameter": "SELECT $1, ?, :name FROM request_response_rmt",
+    "window-function": "SELECT row_number() OVER (PARTITION BY request_model) FROM request_response_rmt",
+    "array-join": "SELECT arrayJoin(range(1000000)) FROM request_response_rmt",
+    "all-columns-grouped": "SELECT *, count() FROM request_response_rmt GROUP BY ALL",
+}
+
+
+def _hql_cases(template: dict[str, Any]) -> list[Case]:
+    return [Case(f"field:sql={name}", body=_dumps({**template, "sql": sql})) for name, sql in _HQL_STATEMENTS.items()]
+
+
+def _session_id_cases() -> list[Case]:
+    """Bad session ids in ``/v1/session/{id}/feedback``."""
+    ids = {
+        "empty": b"",
+        "pct-nul": b"%00",
+        "pct-invalid-utf8": b"%ff%fe",
+        "pct-lone-surrogate": b"%ed%a0%80",
+        "pct-slash": b"a%2fb",
+        "dot-dot": b"..",
+        "long-60k": b"s" * LONG,
+        "sql": b"'%20OR%201=1--",
+    }
+    return [
+        Case(f"path:session-{name}", target=b"/v1/session/" + value + b"/feedback", raw=True)
+        for name, value in ids.items()
+    ]
+
+
+def _bodiless_specific() -> dict[str, list[Case]]:
+    """Cases of issue 23's routes that take no body: signed URLs, query strings, ids in the path."""
+    sql = quote(_HQL).encode()
+    return {
+        "hql-download-csv": [
+            *_signed_body_cases(),
+            Case("path:csv-sql-nul", suffix=b"?org=x&expires=9999999999&sql=%00&signature=00", raw=True),
+            Case("path:csv-sql-60k", suffix=b"?org=x&expires=9999999999&sql=" + b"a" * LONG, raw=True),
+            Case("path:csv-unsigned", suffix=b"?org=x&expires=9999999999&sql=" + sql, raw=True),
+            Case("path:csv-signature-junk", suffix=b"?org=x&expires=9999999999&sql=" + sql + b"&signature=zz"),
+        ],
+        "dataset-count": with_body(request_id_cases("/v1/helicone-dataset/{id}/count"), b""),
+        "dataset-export": [
+            Case("path:format-xml", suffix=b"?format=xml"),
+            Case("path:format-nul", suffix=b"?format=%00", raw=True),
+            Case("path:format-twice", suffix=b"?format=jsonl&format=csv"),
+            Case("path:format-csv", suffix=b"?format=csv"),
+            *request_id_cases("/v1/helicone-dataset/{id}/export"),
+        ],
+        "asset-url": [*request_id_cases("/v1/request/{id}/assets/fuzz-asset")]
+        + [
+            Case(f"path:asset-{name}", target=f"/v1/request/{RID}/assets/".encode() + value, raw=True)
+            for name, value in {
+                "pct-nul": b"%00",
+                "pct-invalid-utf8": b"%ff%fe",
+                "dot-dot": b"..",
+                "long-60k": b"a" * LONG,
+                "pct-traversal": b"..%2f..%2fbody",
+            }.items()
+        ],
+        "asset-signed": [*_signed_body_cases(), *request_id_cases("/v1/request/{id}/assets/fuzz-asset")],
+        "assets": request_id_cases("/v1/request/{id}/assets"),
+    }
+
+
+#: Issue 23's routes that are exact API routes (``heliport.app.API_ROUTES``), not only under a prefix.
+_EXACT = ("/v1/helicone-dataset",)
+#: Paths served for more than one method: another of those methods is not a 405 there.
+_METHODS_OF_PATH: dict[str, frozenset[str]] = {
+    f"/v1/request/{RID}/assets/fuzz-asset": frozenset({"GET", "POST"}),
+    f"/v1/helicone-dataset/{DATASET}/request/{RID}": frozenset({"POST", "DELETE"}),
+}
+
+
+def _adjusted(route: Route, cases: list[Case]) -> list[Case]:
+    """Fit the generic cases to routes that share a path with another method, and to the one route
+    (``/v1/helicone-dataset``) that is both an exact API route and the prefix of others: a request-target
+    that only adds ``/...`` to it is still the API's."""
+    served = _METHODS_OF_PATH.get(route.path, frozenset())
+    served |= {"HEAD"} if "GET" in served else set()  # a GET route answers HEAD too
+    cases = [c for c in cases if not (c.id.startswith("method:") and c.method in served)]
+    if route.path == "/v1/helicone-dataset":
+        cases = [replace(c, surface=None) if c.surface == "root" and c.suffix.startswith(b"/") else c for c in cases]
+    return cases
+
+
 def api_cases() -> dict[str, list[Case]]:
     out: dict[str, list[Case]] = {}
     specific = _api_specific()
@@ -1393,20 +1691,28 @@ def api_cases() -> dict[str, list[Case]]:
             if route.name == "request-body":
                 cases = method_cases(route.method) + _signed_body_cases() + request_id_cases("/v1/request/{id}/body")
                 cases.append(Case("stored:deep-body-signed-url", target=DEEP_URL.encode()))
-            out[route.name] = cases
+            cases += _bodiless_specific().get(route.name, [])
+            out[route.name] = _adjusted(route, cases)
             continue
         valid = _dumps(route.template)
         cases = json_bodies(API_BODY_CAP) + field_cases(route) + specific.get(route.name, [])
         cases += method_cases(route.method) + content_type_cases(valid)
         if RID not in route.path:
-            cases += path_cases(route.path, exact=route.path in ("/v1/feedback", "/openapi.json"))
+            cases += path_cases(route.path, exact=route.path in ("/v1/feedback", "/openapi.json", *_EXACT))
         if route.name in ("request-feedback", "request-property", "request-score"):
             cases += with_body(request_id_cases("/v1/request/{id}/" + route.path.rsplit("/", 1)[1]), valid)
         if first:
             cases += with_body(auth_cases(["Authorization", "Helicone-Auth"]), valid)
             cases += with_body(wire_cases(b"Authorization"), valid)
             first = False
-        out[route.name] = cases
+        if route.name in ("dataset-rows", "dataset-mutate"):
+            template = "/v1/helicone-dataset/{id}/" + route.path.rsplit("/", 1)[1]
+            cases += with_body(request_id_cases(template), valid)
+        if route.name == "eval-add":
+            cases += with_body(request_id_cases("/v1/evals/{id}"), valid)
+        if route.name == "session-feedback":
+            cases += with_body(_session_id_cases(), valid)
+        out[route.name] = _adjusted(route, cases)
     return out
 
 
@@ -1538,12 +1844,269 @@ def realtime_cases() -> list[WsCase]:
     return cases
 
 
+# --- OpenTelemetry ingest (the proxy app's /v1/trace/log and /v1/trace/log-python) ----------------------
+
+_OTEL_NS = 1_767_225_600_000_000_000  # 2026-01-01
+_OTEL_ATTRIBUTES: dict[str, str | int] = {
+    "llm.request.type": "chat",
+    "gen_ai.system": "OpenAI",
+    "gen_ai.request.model": "gpt-4o-mini",
+    "gen_ai.prompt.0.role": "user",
+    "gen_ai.prompt.0.content": "hi",
+    "gen_ai.completion.0.role": "assistant",
+    "gen_ai.completion.0.content": "hello",
+    "gen_ai.usage.prompt_tokens": 1,
+    "llm.usage.total_tokens": 2,
+    "traceloop.association.properties.Helicone-User-Id": "fuzz-user",
+}
+
+
+def _otel_value(value: str | int) -> dict[str, str]:
+    # OTLP/JSON writes 64-bit integers as strings.
+    return {"intValue": str(value)} if isinstance(value, int) else {"stringValue": value}
+
+
+_OTEL_TRACE_ID, _OTEL_SPAN_ID = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
+_OTEL_SPAN: dict[str, Any] = {
+    "traceId": _OTEL_TRACE_ID,
+    "spanId": _OTEL_SPAN_ID,
+    "name": "openai.chat",
+    "kind": 3,
+    "startTimeUnixNano": str(_OTEL_NS),
+    "endTimeUnixNano": str(_OTEL_NS + 1_000_000_000),
+    "attributes": [{"key": k, "value": _otel_value(v)} for k, v in _OTEL_ATTRIBUTES.items()],
+    "status": {"code": 1},
+}
+#: Helicone's ``OTELTrace``: one resource, one scope, one LLM span.
+_OTEL_TRACE = {
+    "resourceSpans": [
+        {
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "fuzz"}}]},
+            "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.openai.v1"}, "spans": [_OTEL_SPAN]}],
+        }
+    ]
+}
+_SPAN: tuple[str | int, ...] = ("resourceSpans", 0, "scopeSpans", 0, "spans", 0)
+
+OTEL_ROUTES = (
+    Route(
+        "trace-log",
+        "POST",
+        "/v1/trace/log",
+        _OTEL_TRACE,
+        (
+            (("resourceSpans",), "full"),
+            (("resourceSpans", 0), "core"),
+            (("resourceSpans", 0, "scopeSpans"), "core"),
+            (("resourceSpans", 0, "resource"), "core"),
+            ((*_SPAN[:-1],), "core"),
+            (_SPAN, "core"),
+            ((*_SPAN, "traceId"), "full"),
+            ((*_SPAN, "spanId"), "core"),
+            ((*_SPAN, "name"), "core"),
+            ((*_SPAN, "kind"), "core"),
+            ((*_SPAN, "startTimeUnixNano"), "full"),
+            ((*_SPAN, "endTimeUnixNano"), "full"),
+            ((*_SPAN, "attributes"), "full"),
+            ((*_SPAN, "attributes", 0), "core"),
+            ((*_SPAN, "attributes", 0, "key"), "core"),
+            ((*_SPAN, "attributes", 0, "value"), "full"),
+            ((*_SPAN, "attributes", 7, "value", "intValue"), "full"),
+            ((*_SPAN, "attributes", 9, "value", "stringValue"), "full"),
+            ((*_SPAN, "status"), "core"),
+            ((*_SPAN, "status", "code"), "core"),
+        ),
+    ),
+    Route("trace-log-python", "POST", "/v1/trace/log-python", _OTEL_TRACE, ((("resourceSpans",), "core"),)),
+)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _fixed64(number: int, value: int) -> bytes:
+    return _varint(number << 3 | 1) + value.to_bytes(8, "little")
+
+
+def _attribute(key: str, any_value: bytes) -> bytes:
+    """A span attribute (``KeyValue``) whose value is the given encoded ``AnyValue``."""
+    return _field(9, _field(1, key.encode()) + _field(2, any_value))
+
+
+def _export(span_fields: bytes, *, attributes: bool = True, spans: int = 1) -> bytes:
+    """An ``ExportTraceServiceRequest`` holding ``spans`` copies of one span: the given fields, plus
+    (unless told not to) the LLM attributes of the JSON template, so the span is an LLM call."""
+    span = span_fields
+    if attributes:
+        for key, value in _OTEL_ATTRIBUTES.items():
+            any_value = _varint(3 << 3) + _varint(value) if isinstance(value, int) else _field(1, value.encode())
+            span += _attribute(key, any_value)
+    scope_spans = _field(1, _field(1, b"opentelemetry.instrumentation.openai.v1")) + _field(2, span) * spans
+    return _field(1, _field(2, scope_spans))
+
+
+def _deep_any_value(depth: int, field: int) -> bytes:
+    """An ``AnyValue`` nested ``depth`` deep: arrays of arrays (``field`` 5) or key-value lists (6)."""
+    value = _field(1, b"x")
+    for _ in range(depth):
+        inner = _field(1, value) if field == 5 else _field(1, _field(1, b"k") + _field(2, value))
+        value = _field(field, inner)
+    return value
+
+
+def _protobuf_cases() -> list[Case]:
+    """OTLP/protobuf bodies (``application/x-protobuf``) a decoder meets: valid, truncated, overlong
+    lengths and varints, nesting past any recursion limit, invalid UTF-8, times and ids out of range."""
+    trace_id, span_id = bytes.fromhex(_OTEL_TRACE_ID), bytes.fromhex(_OTEL_SPAN_ID)
+    ids = _field(1, trace_id) + _field(2, span_id)
+    times = _fixed64(7, _OTEL_NS) + _fixed64(8, _OTEL_NS + 1_000_000_000)
+    span = ids + _field(5, b"openai.chat") + times
+    valid = _export(span)
+    bodies: dict[str, bytes] = {
+        "valid": valid,
+        "empty": b"",
+        "binary-junk": bytes(range(256)),
+        "truncated": valid[:-7],
+        "length-overflow": b"\x0a\xff\xff\xff\xff\x0f",
+        "length-past-end": b"\x0a\x10\x12\x02",
+        "varint-11-bytes": b"\x08" + b"\xff" * 10 + b"\x01",
+        "group-start": b"\x0b\x0b\x0b",
+        "field-zero": b"\x00\x01",
+        "json-as-protobuf": _dumps(_OTEL_TRACE),
+        "deep-array-value-1000": _export(span + _attribute("gen_ai.prompt.1.content", _deep_any_value(1000, 5))),
+        "deep-kvlist-1000": _export(span + _attribute("gen_ai.prompt.1.content", _deep_any_value(1000, 6))),
+        "deep-array-value-50000": _export(span + _attribute("x", _deep_any_value(50_000, 5)), attributes=False),
+        "name-invalid-utf8": _export(ids + _field(5, b"\xff\xfe") + times),
+        "attribute-invalid-utf8": _export(span + _attribute("gen_ai.prompt.1.content", _field(1, b"\xc0\xaf"))),
+        "trace-id-3-bytes": _export(_field(1, b"abc") + _field(2, span_id) + times),
+        "span-id-64k": _export(_field(1, trace_id) + _field(2, b"s" * 65536) + times),
+        "no-ids": _export(times),
+        "times-max": _export(ids + _fixed64(7, 2**64 - 1) + _fixed64(8, 2**64 - 1)),
+        "end-before-start": _export(ids + _fixed64(7, _OTEL_NS) + _fixed64(8, 0)),
+        "times-zero": _export(ids),
+        "tokens-int64-min": _export(
+            span + _attribute("gen_ai.usage.completion_tokens", _varint(3 << 3) + _varint(2**64 - 2**63))
+        ),
+        "tokens-nan": _export(
+            span + _attribute("gen_ai.usage.completion_tokens", _varint(4 << 3 | 1) + b"\x00" * 6 + b"\xf8\x7f")
+        ),
+        "attributes-10000": _export(span + b"".join(_attribute(f"a{i}", _field(1, b"v")) for i in range(10_000))),
+        "spans-200": _export(span, spans=200),
+        "prompt-index-huge": _export(span + _attribute("gen_ai.prompt.99999999999.content", _field(1, b"x"))),
+        "association-crlf": _export(
+            span + _attribute("traceloop.association.properties.Helicone-Property-a\r\nb", _field(1, b"v\r\nx"))
+        ),
+        "association-request-id-junk": _export(
+            span + _attribute("traceloop.association.properties.Helicone-Request-Id", _field(1, b"not-a-uuid"))
+        ),
+    }
+    protobuf = b"application/x-protobuf"
+    cases = [Case(f"proto:{name}", body=body, content_type=protobuf) for name, body in bodies.items()]
+    cases += [
+        Case(
+            "proto:gzip-valid",
+            body=gzip.compress(valid),
+            content_type=protobuf,
+            headers=((b"Content-Encoding", b"gzip"),),
+        ),
+        Case(
+            "proto:gzip-junk",
+            body=b"\x1f\x8b\x08\x00junk",
+            content_type=protobuf,
+            headers=((b"Content-Encoding", b"gzip"),),
+        ),
+        Case(
+            "proto:gzip-bomb",
+            body=gzip.compress(b"\x00" * (REQUEST_CAP * 4)),
+            content_type=protobuf,
+            headers=((b"Content-Encoding", b"gzip"),),
+            expect=413,
+        ),
+        Case("proto:deflate-junk", body=b"junk", content_type=protobuf, headers=((b"Content-Encoding", b"deflate"),)),
+        Case("proto:encoding-unknown", body=valid, content_type=protobuf, headers=((b"Content-Encoding", b"zstd"),)),
+        Case("proto:over-cap", body=valid + _field(15, b"x" * REQUEST_CAP), content_type=protobuf, expect=413),
+    ]
+    return cases
+
+
+def _otel_specific() -> list[Case]:
+    """OTLP/JSON values the generic sets miss: 64-bit integers past their range, ids of the wrong size."""
+    t = _OTEL_TRACE
+    values = {
+        "startTimeUnixNano": {
+            "2^64": b'"18446744073709551616"',
+            "negative": b'"-1"',
+            "float": b"1.5e18",
+            "hex": b'"0x10"',
+        },
+        "endTimeUnixNano": {"5000-digits": b'"' + b"9" * 5000 + b'"', "before-start": b'"0"'},
+        "traceId": {
+            "odd-hex": b'"abc"',
+            "not-hex": b'"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"',
+            "base64": b'"W47/95gDgQPSabYzgT/GDA=="',
+        },
+        "spanId": {"64k": b'"' + b"a" * 65536 + b'"', "empty": b'""'},
+    }
+    cases = [
+        Case(f"field:span.{name}={label}", body=with_literal(t, (*_SPAN, name), literal))
+        for name, literals in values.items()
+        for label, literal in literals.items()
+    ]
+    tokens = (*_SPAN, "attributes", 7, "value")
+    cases += [
+        Case(f"field:span.tokens={label}", body=with_literal(t, tokens, literal))
+        for label, literal in {
+            "int-2^63": b'{"intValue":"9223372036854775808"}',
+            "int-1e400": b'{"intValue":"1e400"}',
+            "double-1e308": b'{"doubleValue":1e308}',
+            "double-nan-string": b'{"doubleValue":"NaN"}',
+            "two-kinds": b'{"intValue":"1","stringValue":"x"}',
+            "deep-array-value-1000": b'{"arrayValue":{"values":[' * 1000 + b'{"stringValue":"x"}' + b"]}}" * 1000,
+        }.items()
+    ]
+    cases.append(
+        Case("field:spans-200", body=_dumps({"resourceSpans": [{"scopeSpans": [{"spans": [_OTEL_SPAN] * 200}]}]}))
+    )
+    return cases
+
+
+def otel_cases() -> dict[str, list[Case]]:
+    valid = _dumps(_OTEL_TRACE)
+    out: dict[str, list[Case]] = {}
+    for route in OTEL_ROUTES:
+        if route.name == "trace-log":
+            cases = json_bodies(REQUEST_CAP) + field_cases(route) + _otel_specific()
+            cases += content_type_cases(valid) + [replace(c, content_type=JSON) for c in _protobuf_cases()[:6]]
+            cases += with_body(header_cases(), valid)
+            cases += with_body(wire_cases(), valid)
+            cases += with_body(auth_cases(["Authorization", "Helicone-Auth"]), valid)
+            cases += method_cases(route.method) + path_cases(route.path, exact=True)
+        else:
+            cases = _protobuf_cases() + field_cases(route) + json_bodies(REQUEST_CAP)[:12]
+            cases += method_cases(route.method)[:2] + path_cases(route.path, exact=True)[:4]
+            cases += with_body(auth_cases(["Authorization", "Helicone-Auth"]), _protobuf_cases()[0].body or b"")
+        out[route.name] = cases
+    return out
+
+
 def sizes() -> dict[str, int]:
     """The number of cases per family (and in all)."""
     counts = {
         "proxy": sum(len(c) for c in proxy_cases().values()),
         "gateway": sum(len(c) for c in gateway_cases().values()),
         "async_log": sum(len(c) for c in async_log_cases().values()),
+        "otel_ingest": sum(len(c) for c in otel_cases().values()),
         "query_api": sum(len(c) for c in api_cases().values()),
         "dashboard_api": sum(len(c) for c in dashboard_cases().values()),
         "realtime": len(realtime_cases()),

@@ -11,6 +11,10 @@ JSON error in OpenAI's shape (``{"error": {"message": ...}}``), never a 5xx.
 * async-log: ``/custom/v1/log``, ``/v1/trace/custom/log``, ``/oai/v1/log``, ``/anthropic/v1/log``. A
   payload heliport accepts is a 200 ``{"ok": true, "id"}`` and its record goes through the real
   queue.
+* otel: OpenTelemetry ingest, ``/v1/trace/log`` (OTLP JSON) and ``/v1/trace/log-python`` (OTLP
+  protobuf, or JSON when sent as JSON), with the key as the exporter sends it (``Authorization:
+  Bearer``). An export heliport accepts is a 204 (JSON route) or an OTLP 200, and its LLM spans go
+  through the real queue.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ FAMILIES = (
     ("proxy", corpus.PROXY_ROUTES, corpus.proxy_cases()),
     ("gateway", corpus.GATEWAY_ROUTES, corpus.gateway_cases()),
     ("async-log", corpus.ASYNC_LOG_ROUTES, corpus.async_log_cases()),
+    ("otel", corpus.OTEL_ROUTES, corpus.otel_cases()),
 )
 PARAMS = [
     pytest.param(family, route, case, id=f"{family}:{route.name}|{case.id}")

@@ -265,7 +265,7 @@ def test_the_proxy_gives_up_on_a_silent_upstream_before_api_gateway_does() -> No
     ("function", "actions"),
     [
         ("ProxyFunction", {"kms:GenerateDataKey", "kms:Decrypt"}),
-        ("QueryApiFunction", {"kms:Decrypt"}),
+        ("QueryApiFunction", {"kms:GenerateDataKey", "kms:Decrypt"}),  # writes request assets (SSE-KMS)
         ("LoggerFunction", {"kms:GenerateDataKey", "kms:Decrypt"}),
         ("AlertsFunction", {"kms:Decrypt"}),
     ],
@@ -483,3 +483,11 @@ def test_the_evaluator_runs_every_minute_in_the_vpc_one_at_a_time() -> None:
     assert int(function["Timeout"]) < 60 and function["ReservedConcurrentExecutions"] == 1
     assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
     assert set(function["Environment"]["Variables"]) >= {"HELIPORT_OUTBOX_QUEUE_URL", "HELIPORT_PUBLIC_URL"}
+
+
+def test_otlp_protobuf_request_bodies_reach_the_proxy_as_binary() -> None:
+    """helicone-async's exporter POSTs OTLP protobuf to /v1/trace/log-python: API Gateway must treat that
+    content type as binary (base64 to the function), or the bytes arrive re-encoded as UTF-8 text. SAM
+    spells the slash of a media type as ~1."""
+    api = _template()["Resources"]["ProxyApi"]["Properties"]
+    assert "application~1x-protobuf" in api["BinaryMediaTypes"]

@@ -44,7 +44,12 @@ from starlette.types import Receive, Scope, Send
 
 from heliport.api import aggregates as agg
 from heliport.api import alerts, filters, overview, prompts, requests, webhooks
+from heliport.api import assets as asset_api
+from heliport.api import datasets as dataset_api
+from heliport.api import evals as eval_api
+from heliport.api import hql as hql_api
 from heliport.api import schemas as s
+from heliport.api import session_feedback as session_feedback_api
 from heliport.api.bodies import BodyLinks
 from heliport.api.database import QueryDb
 from heliport.api.dialect import Params
@@ -648,4 +653,87 @@ ENDPOINTS: tuple[Endpoint[QueryApi], ...] = (
              query={"limit": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_HISTORY, "default": 50}}),
     Endpoint("POST", "/v1/alerts/{alertId}/test", "TestAlert", "Send a test notification to every channel now",
              _ALERT, alerts.test, None, list[s.AlertTestResult]),
+    # --- issue 23: evals and scores ---
+    Endpoint("POST", "/v1/evals/query", "QueryEvals",
+             "Per score name: mean, min, max, count and their course over the time range",
+             "Evals", eval_api.query_evals, eval_api.EvalQueryParams, list[eval_api.Eval]),
+    Endpoint("GET", "/v1/evals/scores", "GetEvalScores", "Every score name in use", "Evals", eval_api.eval_scores, None,
+             list[str]),
+    Endpoint("POST", "/v1/evals/score-distributions/query", "QueryScoreDistributions",
+             "Per score name: 10 equal-width buckets of its scores in the time range",
+             "Evals", eval_api.score_distributions, eval_api.EvalQueryParams, list[eval_api.ScoreDistribution]),
+    Endpoint("POST", "/v1/evals/{requestId}", "AddEval", "Add or replace one score of a request (as /score does)",
+             "Evals", eval_api.add_eval, eval_api.AddEvalBody, None),
+    Endpoint("POST", "/v1/dashboard/scores/query", "GetScoresOverTime", "Mean score per name and time bucket",
+             "Dashboard", eval_api.scores_over_time, eval_api.ScoresOverTimeBody, list[eval_api.ScoreOverTimeRow]),
+    # --- issue 23: session feedback ---
+    Endpoint("POST", "/v1/session/{sessionId}/feedback", "UpdateSessionFeedback", "Rate a session",
+             "Session", session_feedback_api.session_feedback, session_feedback_api.SessionFeedbackBody, None),
+    # --- issue 23: datasets ---
+    Endpoint("POST", "/v1/helicone-dataset", "AddHeliconeDataset",
+             "Create a dataset ({name, description}, or {datasetName, requestIds, meta})",
+             "Dataset", dataset_api.create, dataset_api.DatasetCreateBody, dataset_api.DatasetCreated),
+    Endpoint("POST", "/v1/helicone-dataset/query", "QueryHeliconeDataset",
+             "The datasets (or those of datasetIds), newest first, with their item counts",
+             "Dataset", dataset_api.listed, dataset_api.DatasetListBody, list[dataset_api.HeliconeDataset]),
+    Endpoint("POST", "/v1/helicone-dataset/{datasetId}/query", "QueryHeliconeDatasetRows",
+             "A dataset's items, newest first, one page",
+             "Dataset", dataset_api.query, dataset_api.DatasetItemsBody, list[dataset_api.DatasetItem]),
+    Endpoint("POST", "/v1/helicone-dataset/{datasetId}/count", "CountHeliconeDatasetRows", "How many items",
+             "Dataset", dataset_api.count, None, int),
+    Endpoint("POST", "/v1/helicone-dataset/{datasetId}/mutate", "MutateHeliconeDataset",
+             "Add logged requests (addRequests) and remove items (removeRequests: item or request ids)",
+             "Dataset", dataset_api.mutate, dataset_api.DatasetMutateBody, None),
+    Endpoint("POST", "/v1/helicone-dataset/{datasetId}/request/{requestId}", "UpdateHeliconeDatasetRequest",
+             "No body: add a logged request; {requestBody, responseBody}: edit the item (null: the logged body)",
+             "Dataset", dataset_api.add_request, None, dataset_api.DatasetItem),
+    Endpoint("DELETE", "/v1/helicone-dataset/{datasetId}/request/{requestId}", "RemoveHeliconeDatasetRequest",
+             "Remove an item (named by its id or its request's)",
+             "Dataset", dataset_api.remove_request, None, s.Deleted),
+    Endpoint("POST", "/v1/helicone-dataset/{datasetId}/delete", "DeleteHeliconeDataset",
+             "Delete a dataset and its items", "Dataset", dataset_api.delete, None, None),
+    Endpoint("GET", "/v1/helicone-dataset/{datasetId}/export", "ExportHeliconeDataset",
+             "The dataset as OpenAI fine-tuning JSONL or CSV (the file's text), with the items left out and why",
+             "Dataset", dataset_api.export, None, dataset_api.DatasetExport,
+             query={"format": {"type": "string", "enum": ["jsonl", "csv"], "default": "jsonl"}}),
+    # --- issue 23: assets ---
+    Endpoint("POST", "/v1/request/{requestId}/assets/{assetId}", "GetRequestAssetById",
+             "A short-lived URL of an image in the request's bodies",
+             _REQUEST, asset_api.asset_url, None, asset_api.AssetUrl),
+    Endpoint("GET", "/v1/request/{requestId}/assets/{assetId}", "GetRequestAsset",
+             "An asset through its signed URL (assetUrl), no key needed until it expires",
+             _REQUEST, asset_api.served, None, None, public=True,
+             query={"org": {"type": "string"}, "expires": {"type": "string"}, "signature": {"type": "string"}}),
+    Endpoint("GET", "/v1/request/{requestId}/assets", "GetRequestAssets", "The images in the request's bodies",
+             _REQUEST, asset_api.listed, None, list[asset_api.RequestAsset]),
+    # --- issue 23: HQL ---
+    Endpoint("POST", "/v1/helicone-sql/execute", "ExecuteSql",
+             "Run one HQL (ClickHouse SQL) SELECT over request_response_rmt, confined to the organisation",
+             "HeliconeSql", hql_api.execute, hql_api.ExecuteSqlBody, hql_api.ExecuteSqlResult),
+    Endpoint("GET", "/v1/helicone-sql/schema", "GetClickHouseSchema", "The HQL tables and their columns",
+             "HeliconeSql", hql_api.schema, None, list[hql_api.TableSchema]),
+    Endpoint("POST", "/v1/helicone-sql/download", "DownloadCsv",
+             "Run an HQL statement; a signed URL of its result as CSV",
+             "HeliconeSql", hql_api.download, hql_api.ExecuteSqlBody, str),
+    Endpoint("GET", "/v1/helicone-sql/download/csv", "GetCsvDownload",
+             "The CSV of a download URL (no key needed until it expires)",
+             "HeliconeSql", hql_api.download_csv, None, str, public=True,
+             query={"org": {"type": "string"}, "expires": {"type": "string"}, "sql": {"type": "string"},
+                    "signature": {"type": "string"}}),
+    Endpoint("GET", "/v1/helicone-sql/saved-queries", "GetSavedQueries", "The organisation's saved HQL queries",
+             "HeliconeSql", hql_api.list_saved, None, list[hql_api.SavedQuery]),
+    Endpoint("POST", "/v1/helicone-sql/saved-queries/bulk-delete", "BulkDeleteSavedQueries",
+             "Delete saved queries by id", "HeliconeSql", hql_api.bulk_delete_saved, hql_api.BulkDeleteBody, None),
+    Endpoint("POST", "/v1/helicone-sql/saved-query", "CreateSavedQuery", "Save an HQL query (answered in an array)",
+             "HeliconeSql", hql_api.create_saved, hql_api.SavedQueryBody, list[hql_api.SavedQuery]),
+    Endpoint("GET", "/v1/helicone-sql/saved-query/{queryId}", "GetSavedQuery", "One saved query",
+             "HeliconeSql", hql_api.get_saved, None, hql_api.SavedQuery),
+    Endpoint("PUT", "/v1/helicone-sql/saved-query/{queryId}", "UpdateSavedQuery", "Rename or rewrite a saved query",
+             "HeliconeSql", hql_api.update_saved, hql_api.SavedQueryBody, hql_api.SavedQuery),
+    Endpoint("DELETE", "/v1/helicone-sql/saved-query/{queryId}", "DeleteSavedQuery", "Delete a saved query",
+             "HeliconeSql", hql_api.delete_saved, None, None),
+    # --- issue 23: charts ---
+    Endpoint("POST", "/v1/dashboard/timeseries", "GetDashboardTimeseries",
+             "Requests, cost, tokens, errors, latency and TTFT percentiles, cache hits per time bucket (dashboard)",
+             "Dashboard", overview.timeseries, overview.TimeseriesBody, overview.Timeseries),
 )  # fmt: skip
