@@ -139,3 +139,18 @@ def test_aliases_of_aliases_cannot_expand_without_bound() -> None:
     chain = ", ".join(f"a{i} + a{i} AS a{i + 1}" for i in range(40))
     with pytest.raises(HqlError, match="too large"):
         compile_hql(f"SELECT status AS a0, {chain} FROM request_response_rmt", "sqlite")
+
+
+def test_a_compiled_statement_is_remembered_and_a_refused_one_is_refused_every_time() -> None:
+    """Compiling is pure in (statement, database): the second call is the first's result (no sqlglot
+    work), per database; a refused statement raises on every call, never a remembered success."""
+    from heliport.hql.compile import HqlError, compile_hql
+
+    sql = "SELECT count(*) AS n FROM request_response_rmt WHERE status = 200 AND model = 'cache-probe'"
+    first = compile_hql(sql, "postgres")
+    assert compile_hql(sql, "postgres") is first
+    on_sqlite = compile_hql(sql, "sqlite")
+    assert on_sqlite is not first and on_sqlite.sql != first.sql
+    for _ in range(2):
+        with pytest.raises(HqlError):
+            compile_hql("SELECT * FROM pg_catalog.pg_user", "postgres")
