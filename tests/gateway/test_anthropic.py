@@ -369,6 +369,11 @@ def test_sampling_parameters() -> None:
 def test_user_becomes_metadata_user_id() -> None:
     assert translate({"messages": HELLO, "user": "u-7"})["metadata"] == {"user_id": "u-7"}
     assert translate({"messages": HELLO, "safety_identifier": "hash-1"})["metadata"] == {"user_id": "hash-1"}
+    # Helicone's prompt-caching doc: prompt_cache_key, safety_identifier and user all map; the cache key wins.
+    both = {"messages": HELLO, "user": "u-7", "safety_identifier": "hash-1", "prompt_cache_key": "doc-v1"}
+    assert translate(both)["metadata"] == {"user_id": "doc-v1"}
+    assert translate({**both, "prompt_cache_key": None})["metadata"] == {"user_id": "hash-1"}
+    bad_request({"messages": HELLO, "prompt_cache_key": 3}, "prompt_cache_key")
     bad_request({"messages": HELLO, "user": 7}, "user")
 
 
@@ -472,7 +477,6 @@ def test_harmless_openai_parameters_are_dropped() -> None:
         "store": True,
         "metadata": {"team": "search"},
         "service_tier": "auto",
-        "prompt_cache_key": "k",
         "prediction": {"type": "content", "content": "x"},
         "verbosity": "low",
         "stream_options": {"include_usage": True},

@@ -12,6 +12,7 @@ import aioboto3
 import msgspec
 import pytest
 
+from heliport.logs.stored_bodies import stored_bodies
 from heliport.store.blobs import LocalBlobStore
 from tests.gateway.conftest import PROVIDER_ENV, client, start_ai_gateway
 from tests.harness import Gateway
@@ -51,7 +52,7 @@ def test_a_translated_stream_becomes_a_priced_row_with_both_bodies(
     assert row.cost is not None and row.cost > 0  # priced from the native usage, at the provider's rate
     assert row.user_id == "alice" and row.response_preview == text
     assert row.body_key is not None
-    blob = asyncio.run(LocalBlobStore(tmp_path / "blobs").get(row.body_key))
+    blob = asyncio.run(stored_bodies(row, LocalBlobStore(tmp_path / "blobs")))
     assert blob is not None
     bodies = json.loads(gzip.decompress(blob))
     assert json.loads(bodies["request"])["messages"] == MESSAGES  # what the client sent

@@ -126,7 +126,8 @@ def test_agents_sdk_history_replays_text_call_and_output_as_one_assistant_turn()
 def test_codex_request_becomes_chat() -> None:
     request = load("codex_request.json")
     chat = responses_to_chat(request)
-    # OpenAI-only bookkeeping never leaves: store, include, prompt_cache_key, client_metadata, reasoning.summary.
+    # OpenAI-only bookkeeping never leaves: store, include, client_metadata, reasoning.summary. The
+    # prompt_cache_key stays (Anthropic's cache key; hosts that reject it drop it).
     assert set(chat) == {
         "model",
         "messages",
@@ -136,6 +137,7 @@ def test_codex_request_becomes_chat() -> None:
         "reasoning_effort",
         "stream",
         "stream_options",
+        "prompt_cache_key",
     }
     assert chat["reasoning_effort"] == "medium"
     assert chat["stream_options"] == {"include_usage": True}
@@ -260,6 +262,7 @@ def test_sampling_format_and_identity_settings_map_to_chat_names() -> None:
         "reasoning_effort": "high",
         "response_format": {"type": "json_schema", "json_schema": {"name": "place", "schema": schema, "strict": True}},
         "user": "user-7f3a",
+        "prompt_cache_key": "k",
     }
     assert responses_to_chat({"model": "m", "input": "hi", "text": {"format": {"type": "json_object"}}})[
         "response_format"

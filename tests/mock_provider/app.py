@@ -1,4 +1,5 @@
-"""The mock provider ASGI app: OpenAI Chat Completions, OpenAI Responses, Anthropic Messages.
+"""The mock provider ASGI app: OpenAI Chat Completions, OpenAI Responses, Anthropic Messages (and
+Bedrock Converse, Gemini's native generateContent for image models: :mod:`.bedrock`, :mod:`.gemini`).
 
 It speaks the providers' real wire formats (bodies come from checked-in
 fixtures) so a gateway under test cannot tell it from the real thing, and it
@@ -20,6 +21,8 @@ gets that error on every request: how gateway tests make one provider account fa
 answer. OpenAI-compatible providers' chat paths (Azure deployments, Gemini's ``/v1beta/openai``,
 Groq's ``/openai/v1``, OpenRouter's ``/api/v1``, DeepSeek's ``/chat/completions``) all reach the chat
 endpoint, and every request's path and query are recorded, so tests see where it was sent.
+Vertex AI (Google's OAuth2 token endpoint, Claude's rawPredict, the OpenAI-compatible endpoint) is
+:mod:`.vertex`, reached before the routes above.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -40,8 +44,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from . import bedrock as mock_bedrock
+from . import gemini as mock_gemini
 from . import guards as mock_guards
+from . import hosts as mock_hosts
 from . import moderation as mock_moderation
+from . import vertex as mock_vertex
 from .fixtures import Fixtures, Reply, ToolChoice, arguments_for_schema, encode, load_fixtures
 from .recorder import RecordedRequest, Recorder
 
@@ -248,6 +255,11 @@ def anthropic_error(status: int, message: str | None = None) -> Response:
 
 
 def _error_for(path: str, status: int, message: str | None = None) -> Response:
+    hosted = mock_hosts.host_for(path)
+    if hosted is not None:
+        return hosted[0].error_response(status)
+    if mock_gemini.route(path) is not None:
+        return mock_gemini.gemini_error(status, message)
     if path.startswith(("/model/", "/guardrail/")):
         return mock_bedrock.bedrock_error(status, message)
     if path.startswith(_ANTHROPIC_PREFIX):
@@ -317,6 +329,8 @@ class MockProviderApp:
         self.fixtures = fixtures
         #: x-mock-fail-key -> how many requests with that key were failed so far.
         self.failures: dict[str, int] = {}
+        #: Vertex AI: its token endpoint and the service accounts it trusts (tests register them).
+        self.vertex = mock_vertex.VertexMock(recorder)
         self.models_body = encode(
             {
                 "object": "list",
@@ -359,15 +373,23 @@ class MockProviderApp:
         if delay_ms and delay_ms > 0:
             await asyncio.sleep(delay_ms / 1000)
 
+        if mock_vertex.VertexMock.handles(method, path):  # Google's errors, OAuth2 bearer tokens, a form body
+            return await self.vertex.dispatch(path, body, headers, messages=self.messages, chat=self.chat_completions)
         handler = self.routes.get((method, path))
+        hosted = mock_hosts.host_for(path) if method == "POST" else None
+        if hosted is not None:  # an OpenAI-compatible host at /<slug>/...: its own paths and dialect
+            handler = partial(mock_hosts.chat, hosted[0], hosted[1], self.chat_completions)
         if handler is None and method == "POST" and path.endswith("/chat/completions"):
             handler = self.chat_completions
         bedrock_route = mock_bedrock.route(path) if handler is None and method == "POST" else None
         guardrail_route = mock_guards.guardrail_route(path) if handler is None and method == "POST" else None
-        if handler is None and bedrock_route is None and guardrail_route is None:
+        gemini_route = mock_gemini.route(path) if handler is None and method == "POST" else None
+        if handler is None and bedrock_route is None and guardrail_route is None and gemini_route is None:
             return openai_error(404, f"Invalid URL ({method} {path})")
 
-        credential = " ".join(headers.get(name, "") for name in ("authorization", "x-api-key", "api-key"))
+        credential = " ".join(
+            headers.get(name, "") for name in ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+        )
         forced = _FORCED_STATUS.search(credential)
         if forced is not None:
             return _error_for(path, int(forced.group(1)))
@@ -392,6 +414,8 @@ class MockProviderApp:
                 return _error_for(path, 400, "The request body must be a JSON object.")
         if guardrail_route is not None:
             return await mock_guards.apply_guardrail(guardrail_route, payload, headers)
+        if gemini_route is not None:
+            return await mock_gemini.generate_content(gemini_route[0], payload, gemini_route[1])
         if bedrock_route is not None:
             model_id, stream = bedrock_route
             if stream:

@@ -36,13 +36,16 @@ Mapping decisions where the two formats do not line up one to one:
   ``tool_choice`` forces a tool or a tool loop is pending: Anthropic rejects thinking with forced
   tools, and mid-loop it demands the earlier signed thinking blocks, which OpenAI messages cannot
   carry back. For the same reason ``reasoning_content`` in assistant history is dropped.
-* ``user`` (else ``safety_identifier``) -> ``metadata.user_id``.
+* ``prompt_cache_key`` (else ``safety_identifier``, else ``user``) -> ``metadata.user_id``, which
+  Anthropic uses as a cache key (Helicone's prompt-caching doc; the explicit cache key wins).
+* ``context_editing`` (Helicone's) -> ``context_management`` (:mod:`.context_editing`); the
+  ``anthropic-beta`` flag it needs is the transport's business (a header here, a body field on Vertex).
 * 400s, because dropping them would silently break what the caller relies on: ``n`` > 1,
   ``logprobs``/``top_logprobs``, ``response_format`` other than ``text`` (no JSON mode without a beta
   header), a non-empty ``logit_bias`` (OpenAI token ids), audio ``modalities``/``audio``, the legacy
   ``functions``/``function_call``, ``web_search_options``.
 * Dropped quietly, as harmless hints or OpenAI-side bookkeeping: ``seed``, ``frequency_penalty``,
-  ``presence_penalty``, ``store``, ``metadata``, ``service_tier``, ``prompt_cache_key``,
+  ``presence_penalty``, ``store``, ``metadata``, ``service_tier``,
   ``prediction``, ``verbosity``, ``stream_options`` (the handler asks for usage itself) and message
   ``name``.
 
@@ -82,6 +85,8 @@ from heliport.gateway.chat_request import (
     data_url,
     safe_tool_id,
 )
+from heliport.gateway.context_editing import anthropic_context_management, read_context_editing
+from heliport.gateway.images import refuse_image_generation
 
 __all__ = ["MessagesStreamTranslator", "chat_to_messages", "error_message", "messages_to_chat"]
 
@@ -132,6 +137,7 @@ def chat_to_messages(chat: JsonObj, *, model: str, default_max_tokens: int = 409
     if not isinstance(chat, dict):
         raise InvalidBodyError("The request body must be a JSON object.")
     _reject_unsupported(chat)
+    refuse_image_generation(chat, "Anthropic", model)
     request = ChatRequest(chat, ANTHROPIC)
     if not request.turns:
         raise InvalidBodyError("messages needs at least one user or assistant message.", param="messages")
@@ -173,6 +179,9 @@ def chat_to_messages(chat: JsonObj, *, model: str, default_max_tokens: int = 409
     user_id = _user_id(chat)
     if user_id is not None:
         body["metadata"] = {"user_id": user_id}
+    editing = read_context_editing(chat)
+    if editing is not None:
+        body["context_management"] = anthropic_context_management(editing)
     if request.stream:
         body["stream"] = True
     return body
@@ -210,7 +219,8 @@ def _reject_unsupported(chat: JsonObj) -> None:
 
 
 def _user_id(chat: JsonObj) -> str | None:
-    for field in ("user", "safety_identifier"):
+    # The explicit cache key wins: Anthropic keys its prompt cache on metadata.user_id.
+    for field in ("prompt_cache_key", "safety_identifier", "user"):
         value = chat.get(field)
         if value is None:
             continue

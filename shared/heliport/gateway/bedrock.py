@@ -23,6 +23,12 @@ Mapping decisions where the two formats do not line up one to one:
   Claude models (other Bedrock models have no common switch, so it is dropped). Thinking is left
   off while a tool loop is pending, because Claude then requires the earlier signed thinking
   blocks, which OpenAI's message format cannot carry back.
+* Prompt caching: a ``cache_control`` breakpoint (on a message, a content part or a tool) becomes
+  Converse's own ``cachePoint`` block right after what it marks (after the system text, the content
+  block, or the tool spec), for the models Bedrock caches for (Claude, Nova); Bedrock caches for
+  five minutes only, so a ``ttl`` has no counterpart. Other models get no cache points (a hint).
+* ``context_editing`` -> Claude's ``context_management`` plus the ``anthropic_beta`` flag it needs,
+  both in ``additionalModelRequestFields`` (:mod:`.context_editing`); a 400 for other models.
 * ``temperature`` is clamped to Converse's 0..1; ``response_format`` other than ``text`` is a 400
   (Converse has no JSON mode); ``n`` > 1 is a 400. Sampling knobs without a Converse field
   (``seed``, penalties, ``logit_bias``, ``parallel_tool_calls``, ``user``...) are dropped.
@@ -50,6 +56,8 @@ from heliport.gateway.chat_request import (
     data_url,
     safe_tool_id,
 )
+from heliport.gateway.context_editing import bedrock_fields, read_context_editing, refuse_context_editing
+from heliport.gateway.images import refuse_image_generation
 
 __all__ = ["ConverseStreamTranslator", "chat_to_converse", "converse_to_chat"]
 
@@ -89,6 +97,8 @@ _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9\s\-()\[\]]")
 _TOOL_ID_LENGTH = 64
 #: Anthropic's floor for a thinking budget.
 _MIN_THINKING_BUDGET = 1024
+#: Converse's prompt-cache breakpoint: everything before it is cached (Bedrock's TTL is fixed at 5 minutes).
+_CACHE_POINT: JsonObj = {"cachePoint": {"type": "default"}}
 
 
 # -- request: OpenAI chat -> Converse ------------------------------------------------------------
@@ -108,10 +118,20 @@ def chat_to_converse(chat: JsonObj, *, default_max_tokens: int = 4096, model_id:
     if n is not None and n != 1:
         raise InvalidBodyError("Bedrock returns one choice per request; n must be 1.", param="n")
     _check_response_format(chat.get("response_format"))
+    refuse_image_generation(chat, "Bedrock", model)
     request = ChatRequest(chat, BEDROCK)
+    claude = "claude" in model.lower()
+    editing = read_context_editing(chat)
+    if editing is not None and not claude:
+        refuse_context_editing(chat, f"Bedrock model {model}")
+    caches = claude or "nova" in model.lower()
 
-    body: JsonObj = {"messages": _messages(request.turns, model)}
-    system = [{"text": "".join(part.text for part in message)} for message in request.system]
+    body: JsonObj = {"messages": _messages(request.turns, model, caches=caches)}
+    system: list[JsonObj] = []
+    for message in request.system:
+        system.append({"text": "".join(part.text for part in message)})
+        if caches and any(part.cache_control is not None for part in message):
+            system.append(_CACHE_POINT)
     if system:
         body["system"] = system
 
@@ -124,7 +144,7 @@ def chat_to_converse(chat: JsonObj, *, default_max_tokens: int = 4096, model_id:
     if request.stop:
         inference["stopSequences"] = request.stop
 
-    tool_config = _tool_config(request)
+    tool_config = _tool_config(request, caches=caches)
     if tool_config is not None:
         body["toolConfig"] = tool_config
 
@@ -143,6 +163,9 @@ def chat_to_converse(chat: JsonObj, *, default_max_tokens: int = 4096, model_id:
                     param=request.max_tokens_field,
                 )
         body["additionalModelRequestFields"] = {"thinking": {"type": "enabled", "budget_tokens": budget}}
+    if editing is not None:
+        extra = body.get("additionalModelRequestFields", {})
+        body["additionalModelRequestFields"] = {**extra, **bedrock_fields(editing)}
     body["inferenceConfig"] = inference
     return body
 
@@ -172,10 +195,18 @@ def _tool_id(call_id: str) -> str:
     return safe_tool_id(call_id)[:_TOOL_ID_LENGTH]
 
 
-def _messages(turns: list[Turn], model: str) -> list[JsonObj]:
+def _messages(turns: list[Turn], model: str, *, caches: bool) -> list[JsonObj]:
     # Only Claude and Nova accept toolResult.status; OpenAI has no error flag to carry.
     tool_status = "claude" in model.lower() or "nova" in model.lower()
-    return [{"role": turn.role, "content": [_block(part, tool_status) for part in turn.parts]} for turn in turns]
+    messages: list[JsonObj] = []
+    for turn in turns:
+        content: list[JsonObj] = []
+        for part in turn.parts:
+            content.append(_block(part, tool_status))
+            if caches and part.cache_control is not None:
+                content.append(_CACHE_POINT)
+        messages.append({"role": turn.role, "content": content})
+    return messages
 
 
 def _block(part: Part, tool_status: bool) -> JsonObj:
@@ -242,8 +273,12 @@ def _checked_base64(data: str, param: str) -> str:
     return data
 
 
-def _tool_config(request: ChatRequest) -> JsonObj | None:
-    specs = [_tool_spec(tool) for tool in request.tools]
+def _tool_config(request: ChatRequest, *, caches: bool) -> JsonObj | None:
+    specs: list[JsonObj] = []
+    for tool in request.tools:
+        specs.append(_tool_spec(tool))
+        if caches and tool.cache_control is not None:
+            specs.append(_CACHE_POINT)
     has_tool_blocks = request.has_tool_history
     if not specs:
         if not has_tool_blocks:

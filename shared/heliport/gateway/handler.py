@@ -53,7 +53,7 @@ from heliport.exchange import (
 from heliport.gateway.adapters import ChunkReader, Prepared, bedrock_credentials, chat_chunks, error_message, prepare
 from heliport.gateway.adapters import prepare_responses as prepare_openai_responses
 from heliport.gateway.chat import JsonObj, ProviderStreamError
-from heliport.gateway.providers import Accounts
+from heliport.gateway.providers import Account, Accounts
 from heliport.gateway.registry import Registry
 from heliport.gateway.routing import Candidate, plan
 from heliport.gateway.sse import DONE, data_event, named_event
@@ -352,9 +352,16 @@ class GatewayHandler(ExchangeHandler):
                 else:
                     chat = call.chat(exchange.errors)
                     credentials = await bedrock_credentials() if account.family == "bedrock" else None
+                    token = await _vertex_token(account) if account.family == "vertex" else None
                     try:
                         prepared = prepare(
-                            account, candidate, chat, stream=call.stream, forward=call.forward, credentials=credentials
+                            account,
+                            candidate,
+                            chat,
+                            stream=call.stream,
+                            forward=call.forward,
+                            credentials=credentials,
+                            access_token=token,
                         )
                     except RecursionError:
                         # A JSON string in the body (tool-call arguments) decoded into something deeper than the
@@ -596,6 +603,14 @@ class _Call:
                 raise InvalidBodyError(f"This Responses request cannot be translated for this provider: {exc}") from exc
             notes.extend(f"tool {t!r} dropped: it runs only on OpenAI" for t in dropped_tools(self.request))
         return self._chat
+
+
+async def _vertex_token(account: Account) -> str:
+    """The Vertex account's OAuth2 access token, refreshed first when near expiry (google-auth loads
+    only when a Vertex account is used)."""
+    if account.google is None:
+        raise ConfigError("Vertex AI is not configured: no service-account key")
+    return await account.google.token()
 
 
 def _bearer(forward: list[tuple[str, str]]) -> str | None:

@@ -4,7 +4,8 @@ Credentials come from the deployment, never from the caller (the caller's bearer
 heliport key). Locally they are environment variables with the providers' usual names
 (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ...); in AWS one Secrets Manager secret
 (``HELIPORT_PROVIDER_SECRET_ARN``) holds a JSON object with the same names and is read once per
-container; AWS Bedrock uses the function's own IAM role. A provider without a credential is simply
+container; AWS Bedrock uses the function's own IAM role; Vertex AI a Google service-account key
+(``GOOGLE_APPLICATION_CREDENTIALS_JSON``, see :mod:`.vertex`). A provider without a credential is simply
 not available to routing. Credentials are kept in :class:`Account` objects whose ``repr`` hides
 them, and they only ever leave as upstream request headers.
 """
@@ -15,13 +16,16 @@ import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from heliport.config import ConfigError, SecretTimeouts, Settings
 
+if TYPE_CHECKING:
+    from heliport.gateway.vertex import VertexAuth
+
 __all__ = ["PROVIDER_LABELS", "Account", "Accounts", "Family", "load_accounts"]
 
-Family = Literal["openai", "azure", "anthropic", "bedrock"]
+Family = Literal["openai", "azure", "anthropic", "bedrock", "vertex"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +68,46 @@ _KINDS: dict[str, _Kind] = {
         ("OPENROUTER_API_KEY",),
         "openrouter",
     ),
+    # OpenAI-compatible hosts: Helicone's provider slug -> its log label (Helicone's providersNames),
+    # the host's documented base URL and chat path, and the key variable each host's docs use.
+    "together": _Kind("openai", "TOGETHER", "https://api.together.xyz", key_env=("TOGETHER_API_KEY",), slug="together"),
+    "fireworks": _Kind(
+        "openai",
+        "FIREWORKS",
+        "https://api.fireworks.ai",
+        "/inference/v1/chat/completions",
+        ("FIREWORKS_API_KEY",),
+        "fireworks",
+    ),
+    "cerebras": _Kind("openai", "CEREBRAS", "https://api.cerebras.ai", key_env=("CEREBRAS_API_KEY",), slug="cerebras"),
+    "perplexity": _Kind(
+        "openai", "PERPLEXITY", "https://api.perplexity.ai", "/chat/completions", ("PERPLEXITY_API_KEY",), "perplexity"
+    ),
+    "deepinfra": _Kind(
+        "openai",
+        "DEEPINFRA",
+        "https://api.deepinfra.com",
+        "/v1/openai/chat/completions",
+        ("DEEPINFRA_API_KEY", "DEEPINFRA_TOKEN"),
+        "deepinfra",
+    ),
+    "nebius": _Kind(
+        "openai", "NEBIUS", "https://api.tokenfactory.nebius.com", key_env=("NEBIUS_API_KEY",), slug="nebius"
+    ),
+    "novita": _Kind(
+        "openai", "NOVITA", "https://api.novita.ai", "/openai/v1/chat/completions", ("NOVITA_API_KEY",), "novita"
+    ),
+    "hyperbolic": _Kind(
+        "openai", "HYPERBOLIC", "https://api.hyperbolic.xyz", key_env=("HYPERBOLIC_API_KEY",), slug="hyperbolic"
+    ),
+    "nvidia": _Kind("openai", "NVIDIA", "https://integrate.api.nvidia.com", key_env=("NVIDIA_API_KEY",), slug="nvidia"),
+    "llama": _Kind(
+        "openai", "LLAMA", "https://api.llama.com", "/compat/v1/chat/completions", ("LLAMA_API_KEY",), "llama"
+    ),
     "azure": _Kind("azure", "AZURE", "", "", ("AZURE_OPENAI_API_KEY",), "azure"),
     "bedrock": _Kind("bedrock", "BEDROCK", "", "", (), "bedrock"),
+    # Helicone labels every *.googleapis.com host GOOGLE (packages/cost/providers/mappings.ts), Vertex included.
+    "vertex": _Kind("vertex", "GOOGLE", "", "", (), "vertex"),
 }
 
 PROVIDER_LABELS = {provider: kind.label for provider, kind in _KINDS.items()}
@@ -85,8 +127,12 @@ class Account:
     api_key: str | None = field(default=None, repr=False)
     #: Azure: the API version; Bedrock: unused.
     api_version: str | None = None
-    #: Bedrock: the region whose runtime endpoint is called.
+    #: Bedrock: the region whose runtime endpoint is called; Vertex: the location.
     region: str | None = None
+    #: Vertex: the Google Cloud project.
+    project: str | None = None
+    #: Vertex: the service account's token source (one per account, so its cached token is shared).
+    google: VertexAuth | None = field(default=None, repr=False, compare=False)
     #: Deployments a caller may name as ``model/provider/<deployment>``.
     deployments: frozenset[str] = frozenset()
 
@@ -143,6 +189,22 @@ def _accounts_from(values: Mapping[str, str], settings: Settings) -> Accounts:
                 "",
                 region=region,
                 deployments=_csv(values.get("HELIPORT_BEDROCK_PROFILES", "")),
+            )
+        elif kind.family == "vertex":
+            from heliport.gateway.vertex import vertex_settings
+
+            vertex = vertex_settings(values)
+            if vertex is None:
+                continue
+            accounts[provider] = Account(
+                provider,
+                kind.family,
+                kind.label,
+                overrides.get("vertex", ""),
+                "",
+                region=vertex.location,
+                project=vertex.project,
+                google=vertex.auth,
             )
         elif key:
             accounts[provider] = Account(provider, kind.family, kind.label, base.rstrip("/"), kind.chat_path, key)

@@ -27,6 +27,13 @@ The file is decoded with msgspec into frozen Structs, one entry at a time, so a 
 loudly at load and the error names it (``models.json: 'gpt-4o': Expected `int`, got `str` - at
 `$.context_length```).
 
+Adding a model is one entry in ``models.json`` and no code: its facts, and one endpoint per provider
+that serves it under that provider's own id. Adding a provider to an existing model is one line in its
+``providers``. ``tests/gateway/test_registry.py`` then checks the entry: a known provider, an id in
+that provider's style, a context length, facts that agree with each other, and a price in
+genai-prices for every endpoint. Three hosts have no genai-prices table (DeepInfra, NVIDIA NIM,
+Meta's Llama API): their endpoints route, after priced ones, and are logged unpriced.
+
 Prices are not part of the data: they come from ``genai-prices`` through
 :mod:`heliport.logs.cost` (the same lookup that prices the request log), per endpoint, when routing
 or the public listing first needs one. That module imports genai-prices, so it is imported only
@@ -46,23 +53,61 @@ import msgspec
 from heliport.gateway.chat import JsonObj
 
 __all__ = [
+    "ENDPOINT_PROVIDERS",
     "KNOWN_PROVIDERS",
     "MODELS_PATH",
+    "PROVIDER_ALIASES",
     "Capabilities",
     "ModelEntry",
     "Pricing",
     "ProviderEndpoint",
     "Registry",
+    "canonical_provider",
 ]
 
 MODELS_PATH = Path(__file__).with_name("models.json")
 
 ProviderId = Literal[
-    "openai", "anthropic", "azure", "bedrock", "google", "xai", "groq", "deepseek", "mistral", "openrouter"
+    "openai",
+    "anthropic",
+    "azure",
+    "bedrock",
+    "google",
+    "vertex",
+    "xai",
+    "groq",
+    "deepseek",
+    "mistral",
+    "openrouter",
+    # OpenAI-compatible hosts (Helicone's slugs; each is one ``_KINDS`` entry in providers.py).
+    "together",
+    "fireworks",
+    "cerebras",
+    "perplexity",
+    "deepinfra",
+    "nebius",
+    "novita",
+    "hyperbolic",
+    "nvidia",
+    "llama",
 ]
 
-#: Provider ids a model string may name (``gpt-4o/azure``) and the registry may list.
-KNOWN_PROVIDERS: frozenset[str] = frozenset(get_args(ProviderId))
+#: Other names a model string may use for a provider. Helicone's gateway calls Gemini's API
+#: ``google-ai-studio``; it is the same account as ``google`` (same key, same log label), so it routes
+#: there and the data never lists it separately (an expansion would otherwise try the same API twice).
+PROVIDER_ALIASES: dict[str, str] = {"google-ai-studio": "google"}
+
+#: The providers models.json may list (canonical ids only).
+ENDPOINT_PROVIDERS: frozenset[str] = frozenset(get_args(ProviderId))
+
+#: Provider names a model string may use (``gpt-4o/azure``, ``gemini-2.5-flash/google-ai-studio``).
+KNOWN_PROVIDERS: frozenset[str] = ENDPOINT_PROVIDERS | PROVIDER_ALIASES.keys()
+
+
+def canonical_provider(name: str) -> str:
+    """The provider id behind a name a caller may use (an alias, or the id itself)."""
+    return PROVIDER_ALIASES.get(name, name)
+
 
 #: Shown in the public listing's filter options.
 PROVIDER_DISPLAY_NAMES: dict[str, str] = {
@@ -71,11 +116,22 @@ PROVIDER_DISPLAY_NAMES: dict[str, str] = {
     "azure": "Azure OpenAI",
     "bedrock": "AWS Bedrock",
     "google": "Google AI Studio",
+    "vertex": "Google Vertex AI",
     "xai": "xAI",
     "groq": "Groq",
     "deepseek": "DeepSeek",
     "mistral": "Mistral",
     "openrouter": "OpenRouter",
+    "together": "Together AI",
+    "fireworks": "Fireworks",
+    "cerebras": "Cerebras",
+    "perplexity": "Perplexity",
+    "deepinfra": "DeepInfra",
+    "nebius": "Nebius Token Factory",
+    "novita": "Novita",
+    "hyperbolic": "Hyperbolic",
+    "nvidia": "NVIDIA NIM",
+    "llama": "Meta Llama API",
 }
 
 Modality = Literal["text", "image", "audio", "video"]
@@ -265,7 +321,7 @@ class Registry:
         case-insensitive). Unknown parameters are ignored: this is a public catalogue, not an API
         that should fail a browser's request.
         """
-        providers = _csv(query.get("provider"))
+        providers = {canonical_provider(p) for p in _csv(query.get("provider"))}
         authors = _csv(query.get("author"))
         wanted = _csv(query.get("capability"))
         search = (query.get("search") or "").strip().lower()

@@ -470,6 +470,12 @@ def responses_to_chat(request: JsonObj) -> JsonObj:
     user = request.get("safety_identifier") or request.get("user")
     if isinstance(user, str) and user:
         chat["user"] = user
+    # Prompt caching and Helicone's gateway features travel as in chat: prompt_cache_key becomes
+    # Anthropic's cache key (metadata.user_id) and is dropped for hosts that reject it; context_editing
+    # and image_generation are checked and rendered (or refused) by each provider's translation.
+    for key in ("prompt_cache_key", "context_editing", "image_generation"):
+        if request.get(key) is not None:
+            chat[key] = request[key]
     if request.get("stream") is True:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
@@ -582,6 +588,8 @@ def chat_to_response(completion: JsonObj, *, request: JsonObj, response_id: str,
         delta["content"] = text
     if isinstance(message.get("refusal"), str) and message["refusal"]:
         delta["refusal"] = message["refusal"]
+    if isinstance(message.get("images"), list) and message["images"]:
+        delta["images"] = message["images"]
     calls = message.get("tool_calls")
     if isinstance(calls, list) and calls:
         delta["tool_calls"] = [{**call, "index": i} for i, call in enumerate(calls) if isinstance(call, dict)]
@@ -607,7 +615,7 @@ class _Item:
     status: str = "in_progress"
     #: reasoning text, or a call's argument fragments
     chunks: list[str] = field(default_factory=list)
-    #: a message's content parts: (output_text | refusal, fragments)
+    #: a message's content parts: (output_text | refusal | output_image, fragments; an image's one URL)
     parts: list[tuple[str, list[str]]] = field(default_factory=list)
     part_open: bool = False
     call_id: str = ""
@@ -650,6 +658,9 @@ class _Item:
 def _part(kind: str, text: str) -> JsonObj:
     if kind == "refusal":
         return {"type": "refusal", "refusal": text}
+    if kind == "output_image":
+        # Helicone's image-generation doc: a generated picture is an output_image part holding its (data:) URL.
+        return {"type": "output_image", "image_url": text}
     return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
 
 
@@ -797,6 +808,19 @@ class ResponsesStreamTranslator:
         else:
             self._emit("response.output_text.delta", **where, delta=text, logprobs=[])
 
+    def _image(self, url: str) -> None:
+        """A generated picture: one whole content part (added empty, then done with its URL), never deltas."""
+        item = self._open
+        if item is None or item.kind != "message":
+            item = self._new_item("message", "msg")
+            added = {"id": item.item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+            self._emit("response.output_item.added", output_index=item.index, item=added)
+        self._close_part(item)
+        item.parts.append(("output_image", [url]))
+        where = {"item_id": item.item_id, "output_index": item.index, "content_index": len(item.parts) - 1}
+        self._emit("response.content_part.added", **where, part=_part("output_image", ""))
+        self._emit("response.content_part.done", **where, part=_part("output_image", url))
+
     def _tool_call(self, position: int, call: JsonObj) -> None:
         given = call.get("index")
         index = given if isinstance(given, int) else position
@@ -847,6 +871,11 @@ class ResponsesStreamTranslator:
                 self._text("output_text", content)
             if isinstance(delta.get("refusal"), str) and delta["refusal"]:
                 self._text("refusal", delta["refusal"])
+            images = delta.get("images")
+            for image in images if isinstance(images, list) else []:
+                url = _object(_object(image).get("image_url")).get("url")
+                if isinstance(url, str) and url:
+                    self._image(url)
             calls = delta.get("tool_calls")
             for position, call in enumerate(calls if isinstance(calls, list) else []):
                 if isinstance(call, dict):

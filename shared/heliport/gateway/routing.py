@@ -8,6 +8,9 @@ Grammar: comma-separated entries, tried in the order given::
     !openai                         keep openai out of every automatic expansion in the string
     gpt-4o-mini/azure,gpt-4o-mini   azure first, then every other provider
 
+Provider names are the registry's (``KNOWN_PROVIDERS``); ``google-ai-studio``, Helicone's name for
+the Gemini API, is an alias of ``google`` and plans, excludes and logs as ``google``.
+
 Automatic expansion orders providers by genai-prices' input+output price per million tokens
 (:meth:`Registry.price_per_mtok`); providers of equal price come in random order so load spreads
 across them, and providers without a known price come last. The same attempt (provider, deployment
@@ -35,7 +38,7 @@ from decimal import Decimal
 import msgspec
 
 from heliport.errors import RequestError
-from heliport.gateway.registry import KNOWN_PROVIDERS, ModelEntry, ProviderEndpoint, Registry
+from heliport.gateway.registry import KNOWN_PROVIDERS, ModelEntry, ProviderEndpoint, Registry, canonical_provider
 
 __all__ = ["Candidate", "RoutingError", "plan"]
 
@@ -143,7 +146,7 @@ def _exclusion(text: str) -> str:
         raise RoutingError("'!' must be followed by the provider to exclude, e.g. '!openai,gpt-4o-mini'")
     if name not in KNOWN_PROVIDERS:
         raise RoutingError(f"cannot exclude unknown provider {name!r} ({text!r}); known providers: {_KNOWN}")
-    return name
+    return canonical_provider(name)
 
 
 def _parse(text: str, registry: Registry) -> _Target:
@@ -169,7 +172,8 @@ def _parse(text: str, registry: Registry) -> _Target:
                 "(a provider must be the last part or the one before it)"
             )
         raise _unknown(text, parts, registry)
-    return _Target(text, model, registry.resolve(model), provider, deployment)
+    # An alias (google-ai-studio) routes as the provider it names, and is logged as that provider.
+    return _Target(text, model, registry.resolve(model), canonical_provider(provider), deployment)
 
 
 def _unknown(text: str, parts: list[str], registry: Registry) -> RoutingError:

@@ -72,9 +72,11 @@ GENAI_PRICES_SOURCE = f"genai-prices@{GENAI_PRICES_VERSION}"
 
 OVERRIDES_PATH = Path(__file__).with_name("price_overrides.json")
 
-#: Helicone provider label -> genai-prices provider id. Labels not here (DEEPINFRA, HYPERBOLIC, NVIDIA,
-#: NEBIUS, CUSTOM, ...) have no table in genai-prices and stay unpriced rather than borrowing another
-#: provider's price for a same-named model; the override table covers them when needed.
+#: Helicone provider label -> genai-prices provider id. Labels not here (DEEPINFRA, NVIDIA, CUSTOM, ...)
+#: have no table in genai-prices and stay unpriced rather than borrowing another provider's price for a
+#: same-named model; the override table covers them when needed. NEBIUS and HYPERBOLIC have no table of
+#: their own, but genai-prices prices the same hosts as Hugging Face Inference Providers, which bills
+#: the host's own per-token rate with no markup, under the host's own model ids.
 PROVIDER_IDS: dict[str, str] = {
     "OPENAI": "openai",
     "AZURE": "azure",  # genai-prices falls back to openai/anthropic/... prices for Azure-hosted models.
@@ -92,6 +94,8 @@ PROVIDER_IDS: dict[str, str] = {
     "PERPLEXITY": "perplexity",
     "CEREBRAS": "cerebras",
     "NOVITA": "novita",
+    "NEBIUS": "huggingface_nebius",
+    "HYPERBOLIC": "huggingface_hyperbolic",
     "COHERE": "cohere",
     "CLOUDFLARE": "cloudflare",
     "AWS": "aws",
@@ -260,7 +264,15 @@ def _lookup(model: str, provider: str) -> _Resolved | str:
     try:
         _, info = get_snapshot().find_provider_model(model, None, provider_id, api_url)
     except LookupError:
-        return f"unpriced: unknown model {model!r} for provider {provider_id or api_url!r}"
+        # Vertex's OpenAI-compatible endpoint answers with publisher-qualified ids (google/gemini-2.5-flash),
+        # which genai-prices lists under the bare id; tried only after the id as given is unknown.
+        publisher, slash, bare = model.partition("/")
+        if not (slash and publisher and bare) or provider_id != "google":
+            return f"unpriced: unknown model {model!r} for provider {provider_id or api_url!r}"
+        try:
+            _, info = get_snapshot().find_provider_model(bare, None, provider_id, api_url)
+        except LookupError:
+            return f"unpriced: unknown model {model!r} for provider {provider_id or api_url!r}"
     try:
         static = _compile(info.prices) if isinstance(info.prices, ModelPrice) else None
     except (KeyError, TypeError, ValueError) as exc:
