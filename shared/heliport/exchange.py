@@ -525,9 +525,13 @@ class ExchangeHandler:
         await self._log(exchange)
 
     async def _finish(self, exchange: Exchange, send: Send) -> None:
-        """End a complete response, and do the after-response work before or after its last byte."""
+        """End a complete response, and do the after-response work before or after its last byte.
+
+        After it when the settings allow, or when the backlog says the process will not be frozen with
+        the hand-off unfinished (the Lambda extension holds the freeze; Managed Instances never freeze).
+        """
         exchange.complete = True
-        if self._settings.log_before_last_byte:
+        if self._settings.log_before_last_byte and not self._backlog.after_last_byte:
             await self._log(exchange)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         else:

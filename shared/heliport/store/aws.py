@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
-__all__ = ["Item", "LazyClient", "SqsAdapter", "create_table", "retryable_error"]
+__all__ = ["POOL_CONNECTIONS", "Item", "LazyClient", "SqsAdapter", "create_table", "retryable_code", "retryable_error"]
 
 #: A DynamoDB item in the low-level client's shape: ``{"name": {"S": "value"}}``.
 Item = dict[str, dict[str, str]]
@@ -68,6 +68,11 @@ _RETRYABLE_CODES = frozenset(
         "ServiceUnavailable",
     }
 )
+
+
+#: Connections each AWS client may keep open: above the proxy's concurrency per environment (64 on
+#: Lambda Managed Instances), so concurrent requests never wait for one another's connection.
+POOL_CONNECTIONS = 100
 
 
 class LazyClient:
@@ -107,12 +112,15 @@ class LazyClient:
         from botocore.config import Config
 
         stack = AsyncExitStack()
+        # botocore's pool holds 10 connections; on Lambda Managed Instances one process serves 64
+        # requests at once, and cache, rate-limit and blob calls would queue for a connection.
+        config = {"max_pool_connections": POOL_CONNECTIONS, **self._config}
         client = await stack.enter_async_context(
             aioboto3.Session().client(
                 self._service,
                 region_name=self._region,
                 endpoint_url=self._endpoint_url,
-                config=Config(**self._config) if self._config else None,
+                config=Config(**config),
             )
         )
         self._stack = stack
@@ -127,6 +135,11 @@ class LazyClient:
 def retryable_error(error: ClientError) -> bool:
     code = error.response.get("Error", {}).get("Code", "")
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return retryable_code(code, status)
+
+
+def retryable_code(code: str, status: int) -> bool:
+    """The retry rule on an error's code and HTTP status, for callers that parse responses themselves."""
     return code in _RETRYABLE_CODES or status >= 500
 
 
@@ -193,6 +206,9 @@ class SqsAdapter:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         self._url = queue_url
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._connect_timeout = connect_timeout
         self._attempts = attempts
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
