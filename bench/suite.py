@@ -20,6 +20,12 @@ Phases, in this order (each can be left out with ``--phases``):
   sends its first event after 50 ms; the targets alternate request by request.
 * ``memory``: a fresh ``heliport serve`` proxies 100,000 requests (JSON and SSE alternating); its
   RSS is read after every 10,000, once its log consumer has caught up.
+* ``deployed``: ``bench/deployed_path.py``: the proxy's Lambda entry with local adapters beside the
+  AWS adapters against moto's server (log record by aioboto3 vs the lean sender, before and after
+  the last byte): CPU per request, added p50, time to the last byte, and every record delivered.
+* ``serve_p99``: ``bench/serve_p99.py``: ``heliport serve`` (log pipeline in its own process) against
+  the bare pass-through at one connection, JSON and SSE, interleaved rounds: p50, p99 and their ratio
+  (issue 24: serve's p99 within 2x), beside serve with its pipeline on a thread (the before).
 * ``consumer`` and ``query``: ``bench/consumer.py`` (log records into PostgreSQL) and
   ``bench/query.py`` (the query API over a 1,000,000-row table), against the local server.
 
@@ -73,6 +79,7 @@ from bench.run import (
     logged_rows,
     machine,
     matrix,
+    pipeline_pid,
     queue_rows,
     raise_on_sigterm,
     scratch_dir,
@@ -82,7 +89,7 @@ from bench.run import (
     write_bodies,
 )
 
-PHASES = ("coldstart", "proxy", "ttft", "memory", "consumer", "query")
+PHASES = ("coldstart", "proxy", "ttft", "memory", "consumer", "query", "deployed", "serve_p99")
 MIXED_LUA = BENCH / "mixed.lua"
 PATH = "/v1/chat/completions"
 GATEWAY_PATH = "/v1/gateway/oai" + PATH
@@ -144,7 +151,7 @@ def start_serve(children: Children, scratch: Path, mock_url: str, mock_pid: int,
     key = wait_for_key(proc, log)
     headers = (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}")
     url = f"http://{HOST}:{port}{GATEWAY_PATH}"
-    pids = {"proxy": proc.pid, "mock": mock_pid}
+    pids = {"proxy": proc.pid, "mock": mock_pid, "pipeline": pipeline_pid(proc.pid)}
     return Target(name, url, headers, pids, log, data_dir=data_dir, drains=True)
 
 
@@ -396,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(phases) - set(PHASES)
     if unknown:
         parser.error(f"--phases: unknown {sorted(unknown)}; choose from {','.join(PHASES)}")
-    if shutil.which("wrk") is None and {"proxy", "ttft", "memory"} & set(phases):
+    if shutil.which("wrk") is None and {"proxy", "ttft", "memory", "serve_p99"} & set(phases):
         print("suite: wrk is not installed; on Debian/Ubuntu: apt-get update && apt-get install -y wrk")
         return 2
     settings = Settings.quick() if args.quick else Settings()
@@ -442,6 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "query" in phases:
             cmd = ["bench/query.py", "--rows", str(settings.query_rows), "--repeat", str(settings.query_repeat)]
             results["query"] = script_phase("query", [*cmd, "--dsn", PG_DSN], scratch / "query.json")
+        if "deployed" in phases:
+            cmd = ["bench/deployed_path.py", *(["--quick"] if args.quick else [])]
+            results["deployed"] = script_phase("deployed", cmd, scratch / "deployed.json")
+        if "serve_p99" in phases:
+            cmd = ["bench/serve_p99.py", "--with-thread", *(["--quick"] if args.quick else [])]
+            results["serve_p99"] = script_phase("serve_p99", cmd, scratch / "serve_p99.json")
 
     results["finished_at"] = datetime.now(UTC).isoformat()
     results["summary"] = report.summarise(results)

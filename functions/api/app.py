@@ -9,7 +9,11 @@ it too, and the asyncpg pool and the key cache are reused by warm invocations. T
 of an environment brings the schema up to date, as the consumer does (an API deployed before any
 request was logged still answers, with empty lists).
 
-Nothing reaches the network at import: the Aurora secret is read when the first connection opens.
+At import (the cold start) one thing reaches the network: the body-URL signing secret
+(``HELIPORT_BODY_URL_SECRET_ARN``, :mod:`heliport.api.bodies`), which every environment must share for
+a ``signed_body_url`` issued by one to be accepted by another; a secret that cannot be read fails the
+start, loudly, rather than signing with a per-process key. The Aurora secret is read when the first
+connection opens.
 The first call after Aurora Serverless paused at 0 ACU waits 15-30 s for it to resume, longer than
 ``HELIPORT_DATABASE_CONNECT_TIMEOUT`` (10 s): that call, whether it was migrating or querying, is
 answered 503 with ``Retry-After`` in the API's ``{data, error}`` shape (the attempt has started the
@@ -28,6 +32,7 @@ from starlette.responses import Response
 from heliport.alerts.index import open_alert_index
 from heliport.api.app import QueryApi, error_response
 from heliport.api.bodies import BodyLinks
+from heliport.api.body_secret import with_body_url_secret
 from heliport.auth import Authenticator
 from heliport.config import Settings
 from heliport.dashboard import serve_dashboard
@@ -44,7 +49,8 @@ logger = logging.getLogger("heliport.api")
 #: Created, not looked up: ``asyncio.get_event_loop()`` outside a running loop is deprecated.
 _loop = asyncio.new_event_loop()
 asyncio.set_event_loop(_loop)  # before Mangum(...) below, which adopts the current loop
-_settings = Settings.from_env()
+# Before anything is built from the settings: the links and the HQL downloads sign with its secret.
+_settings = with_body_url_secret(Settings.from_env())
 #: One source for the reader and the migrating writer: one secret read per cold start.
 _credentials = database_credentials(_settings)
 _api = QueryApi(

@@ -39,7 +39,7 @@ logger = logging.getLogger("heliport.consumer")
 
 _loop = asyncio.new_event_loop()
 _settings = Settings.from_env()
-_writer = LogWriter(open_logdb(_settings), open_blobs(_settings))
+_writer = LogWriter(open_logdb(_settings), open_blobs(_settings), inline_bytes=_settings.inline_body_bytes)
 #: Its HTTP client is made by the first export, inside ``_loop``, and reused by warm invocations.
 _exporter = PostHogExporter(_settings)
 _respooled = False

@@ -20,7 +20,7 @@ from heliport.exchange import ExchangeDeps, RequestStep
 from heliport.gateway.handler import GATEWAY_ROUTES, GatewayHandler
 from heliport.gateway.providers import load_accounts
 from heliport.logs.async_log import ASYNC_LOG_ROUTES, AsyncLogHandler
-from heliport.logs.backlog import LogBacklog
+from heliport.logs.backlog import SHUTDOWN_DRAIN_S, LogBacklog
 from heliport.logs.otel_ingest import OTEL_ROUTES, OtelIngestHandler
 from heliport.proxy.forward import ProxyHandler
 from heliport.proxy.targets import TargetResolver
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from heliport.api.app import QueryApi
     from heliport.gateway.registry import Registry
     from heliport.logs.consumer import LocalPipeline
+    from heliport.logs.pipeline_process import PipelineProcess
     from heliport.prompts.store import PromptStore
 
 __all__ = ["PROXY_PREFIX", "PUBLIC_ROUTES", "Heliport", "create_app"]
@@ -80,7 +81,7 @@ class Heliport:
         cache_store: CacheStore,
         counter_store: CounterStore,
         transport_factory: Callable[[], UpstreamTransport] | None = None,
-        pipeline: LocalPipeline | None = None,
+        pipeline: LocalPipeline | PipelineProcess | None = None,
         alert_timer: AlertTimer | None = None,
         provider_env: Mapping[str, str] | None = None,
         api_factory: ApiFactory | None = None,
@@ -117,6 +118,9 @@ class Heliport:
                 prompts=self._prompt_store,
             )
             steps = default_steps(services)
+        #: Log hand-offs outstanding (one bound for both handlers: they hand records to the same queue);
+        #: the Lambda extension reads and sets it, and :meth:`aclose` drains it.
+        self.backlog = LogBacklog(settings.max_log_backlog)
         deps = ExchangeDeps(
             settings,
             authenticator=authenticator,
@@ -124,8 +128,7 @@ class Heliport:
             queue=queue,
             cache=ResponseCache(cache_store),
             limiter=RateLimiter(counter_store),
-            # One bound for both handlers: they hand records to the same queue.
-            backlog=LogBacklog(settings.max_log_backlog),
+            backlog=self.backlog,
             steps=tuple(steps),
         )
         self._proxy = ProxyHandler(deps, targets=TargetResolver(settings))
@@ -187,6 +190,10 @@ class Heliport:
                 return
 
     async def aclose(self) -> None:
+        # Hand-offs still outstanding go out before anything they use closes: on Lambda this runs in the
+        # shutdown phase (SIGTERM), which ends in SIGKILL 2 s later, so the wait is bounded below that.
+        if not await self.backlog.drain(SHUTDOWN_DRAIN_S):
+            logger.error("%d log hand-offs still outstanding at shutdown", self.backlog.outstanding)
         if self.alert_timer is not None:
             await self.alert_timer.stop()
             self.alert_timer = None
@@ -207,7 +214,15 @@ class Heliport:
 
 
 def _default_api(settings: Settings, blobs: BlobStore | None = None) -> ApiFactory:
-    """The query API over the log database and blob store the settings name."""
+    """The query API over the log database and blob store the settings name.
+
+    The body-URL secret named by ``HELIPORT_BODY_URL_SECRET_ARN`` is read here, when the app is built
+    (start-up), not on the first API request: an unreadable secret stops the start, and no request
+    waits on Secrets Manager.
+    """
+    from heliport.api.body_secret import with_body_url_secret
+
+    settings = with_body_url_secret(settings)
 
     def make(authenticator: Authenticator) -> QueryApi:
         from heliport.alerts.index import open_alert_index
@@ -263,11 +278,19 @@ def _move_key_to_header(scope: Scope, path: str) -> str:
     return path
 
 
-def create_app(settings: Settings | None = None, *, local_pipeline: bool = False, **overrides: Any) -> Heliport:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    local_pipeline: bool = False,
+    pipeline_process: bool = False,
+    **overrides: Any,
+) -> Heliport:
     """The app with the adapters the settings name (AWS in Lambda, local files elsewhere).
 
     ``local_pipeline`` also runs the log consumer in-process (``heliport serve``), and the alert
-    evaluator on a timer beside it; in AWS both are functions of their own.
+    evaluator on a timer beside it; in AWS both are functions of their own. With ``pipeline_process``
+    too, both run in a child process instead (:mod:`heliport.logs.pipeline_process`), where their
+    CPU work never holds the proxy's interpreter: what ``heliport serve`` runs.
     """
     from heliport.store.factory import (
         open_blobs,
@@ -284,9 +307,13 @@ def create_app(settings: Settings | None = None, *, local_pipeline: bool = False
     blobs = open_blobs(settings)
     inner = open_inner_queue(settings)
     queue = open_queue(settings, blobs, inner)
-    pipeline = None
+    pipeline: LocalPipeline | PipelineProcess | None = None
     alert_timer = overrides.pop("alert_timer", None)
-    if local_pipeline:
+    if local_pipeline and pipeline_process:
+        from heliport.logs.pipeline_process import PipelineProcess
+
+        pipeline = PipelineProcess(settings)  # the child runs the alert timer too
+    elif local_pipeline:
         from heliport.alerts.schedule import local_timer
         from heliport.logs.consumer import LocalPipeline
 

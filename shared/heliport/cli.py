@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, HELIPORT_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8585, HELIPORT_PORT)")
     serve.add_argument("--data-dir", type=Path, help="where local state lives (default .heliport)")
+    serve.add_argument(
+        "--pipeline",
+        choices=("process", "thread"),
+        default="process",
+        help="run the log pipeline in a child process (default) or on a thread of the proxy's process",
+    )
 
     migrate = commands.add_parser("migrate", help="apply log-database migrations (HELIPORT_DATABASE_URL or local)")
     migrate.add_argument("--data-dir", type=Path, help="where local state lives (default .heliport)")
@@ -223,7 +229,7 @@ async def _orgs(args: argparse.Namespace, settings: Settings) -> int:
         await store.aclose()
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, pipeline: str = "process") -> int:
     import uvicorn
 
     from heliport.app import create_app
@@ -238,7 +244,10 @@ def _serve(settings: Settings) -> int:
             await store.aclose()
 
     org, new_key = asyncio.run(bootstrap())
-    app = create_app(settings, local_pipeline=True)
+    # The log pipeline (and the alert timer) in a child process: its CPU work never stalls the proxy.
+    # On a thread instead it holds the proxy's GIL while it builds rows (serve's p99 several times
+    # the bare pass-through's, docs/benchmarks.md); kept as the benchmark's "before" and a fallback.
+    app = create_app(settings, local_pipeline=True, pipeline_process=pipeline == "process")
     from heliport.heap import tune_for_serving
 
     tune_for_serving()
@@ -372,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _smoke(args)
     settings = _settings(args)
     if args.command == "serve":
-        return _serve(settings)
+        return _serve(settings, args.pipeline)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "logs":

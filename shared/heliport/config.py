@@ -110,9 +110,16 @@ class Settings:
     max_json_depth: int = 128
     #: Largest copy of a response body kept for the log; the rest is relayed but not copied.
     max_logged_body_bytes: int = 8 * 1024 * 1024
+    #: Bodies whose gzip JSON is at most this many bytes are kept on the request's row instead of the
+    #: blob store (no S3 PUT); 0 puts every one in the blob store, 1 MiB at most (``heliport.logs.stored_bodies``).
+    inline_body_bytes: int = 4096
     #: Finish the log hand-off before the response's last byte: a client that saw a complete answer
     #: saw a durable record (a local crash or Lambda's freeze after the last byte loses nothing).
     log_before_last_byte: bool = True
+    #: On Lambda, register the proxy as an internal Lambda extension that keeps the environment from
+    #: freezing until the log hand-offs of an invocation are done, so records go out after the last
+    #: byte (:mod:`heliport.lambda_extension`; on Managed Instances: after it, without registering).
+    lambda_extension: bool = False
     #: Log hand-offs still outstanding after their responses beyond which new requests wait
     #: (:mod:`heliport.logs.backlog`): bounds memory when the log queue falls behind.
     max_log_backlog: int = 1000
@@ -136,6 +143,10 @@ class Settings:
     database_connect_timeout: float = 10.0
     #: Signs the query API's local body URLs (``signed_body_url``); a random one per process if unset.
     body_url_secret: bytes | None = None
+    #: In AWS, the Secrets Manager secret whose value is ``body_url_secret``, the same in every execution
+    #: environment (``HELIPORT_BODY_URL_SECRET_ARN``); read once at cold start by
+    #: :func:`heliport.api.body_secret.with_body_url_secret`, never here (this module does no I/O).
+    body_url_secret_arn: str | None = None
     #: Realtime relay: seconds between the log writes of a live session (it is also written on close).
     realtime_log_interval: float = 30.0
     #: Realtime relay: a session with no frame in either direction for this long is closed.
@@ -193,12 +204,14 @@ class Settings:
             max_request_bytes=_int(env, "MAX_REQUEST_BYTES", cls.max_request_bytes),
             max_query_body_bytes=_int(env, "MAX_QUERY_BODY_BYTES", cls.max_query_body_bytes, minimum=1024),
             max_logged_body_bytes=_int(env, "MAX_LOGGED_BODY_BYTES", cls.max_logged_body_bytes),
+            inline_body_bytes=_int(env, "INLINE_BODY_BYTES", cls.inline_body_bytes, minimum=0, maximum=1024 * 1024),
             max_json_depth=_int(
                 env, "MAX_JSON_DEPTH", cls.max_json_depth, minimum=MIN_JSON_DEPTH, maximum=MAX_JSON_DEPTH
             ),
             # On everywhere by default (issue 18): after the last byte, kill -9 lost 0.37% of a burst's
             # rows locally, and Lambda may freeze the sandbox. Off trades that for one commit less of latency.
             log_before_last_byte=_bool(env, "LOG_BEFORE_LAST_BYTE", cls.log_before_last_byte),
+            lambda_extension=_bool(env, "LAMBDA_EXTENSION", cls.lambda_extension),
             max_log_backlog=_int(env, "MAX_LOG_BACKLOG", cls.max_log_backlog, minimum=1),
             table_name=env.get(_PREFIX + "TABLE") or None,
             queue_url=env.get(_PREFIX + "QUEUE_URL") or None,
@@ -214,6 +227,7 @@ class Settings:
                 env, "DATABASE_CONNECT_TIMEOUT", cls.database_connect_timeout, positive=True
             ),
             body_url_secret=env.get(_PREFIX + "BODY_URL_SECRET", "").encode() or None,
+            body_url_secret_arn=env.get(_PREFIX + "BODY_URL_SECRET_ARN") or None,
             realtime_log_interval=_float(env, "REALTIME_LOG_INTERVAL", cls.realtime_log_interval),
             realtime_idle_timeout=_float(env, "REALTIME_IDLE_TIMEOUT", cls.realtime_idle_timeout),
             prompt_guard_model=_pair(env, "PROMPT_GUARD_MODEL", "<provider>:<model>"),

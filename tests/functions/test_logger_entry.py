@@ -36,8 +36,9 @@ def _every_message(event: dict[str, object]) -> dict[str, list[dict[str, str]]]:
     return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
 
 
+@pytest.mark.parametrize("inline", [None, "0"], ids=["small-bodies-on-the-row", "every-body-in-s3"])
 def test_logger_handler_stores_the_batch_and_keeps_the_poison_message_as_a_dead_letter(
-    pg_dsn_sync: str, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    pg_dsn_sync: str, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch, inline: str | None
 ) -> None:
     bucket = f"heliport-{uuid.uuid4().hex[:12]}"
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=aws_endpoint)
@@ -55,6 +56,8 @@ def test_logger_handler_stores_the_batch_and_keeps_the_poison_message_as_a_dead_
         "HELIPORT_AWS_REGION": REGION,
     }.items():
         monkeypatch.setenv(name, value)
+    if inline is not None:  # HELIPORT_INLINE_BODY_BYTES=0: every body is put in S3, as before issue 24
+        monkeypatch.setenv("HELIPORT_INLINE_BODY_BYTES", inline)
     asyncio.run(_migrate(pg_dsn_sync))
 
     module = load_entry("logger")
@@ -75,6 +78,12 @@ def test_logger_handler_stores_the_batch_and_keeps_the_poison_message_as_a_dead_
     row = asyncio.run(_row(pg_dsn_sync, record["org_id"], record["request_id"]))
     assert row is not None and row.total_tokens == 1500 and row.cost is not None
     assert row.body_key is not None
+    if inline is None:  # the batch's bodies are small: on the row, and no PUT was made for them
+        assert row.body_inline is not None
+        assert s3.list_objects_v2(Bucket=bucket, Prefix=row.body_key).get("KeyCount") == 0
+        assert json.loads(gzip.decompress(row.body_inline))["request"] == record["request_body"]
+        return
+    assert row.body_inline is None
     body = boto3.client("s3", region_name=REGION, endpoint_url=aws_endpoint).get_object(Bucket=bucket, Key=row.body_key)
     assert json.loads(gzip.decompress(body["Body"].read()))["request"] == record["request_body"]
 

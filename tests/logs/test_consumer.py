@@ -13,6 +13,7 @@ import pytest
 
 from heliport.logs.consumer import LogWriter, body_key, build_row, handle_sqs_batch
 from heliport.logs.cost import compute_cost
+from heliport.logs.stored_bodies import stored_bodies
 from heliport.logs.usage import Usage, extract_usage
 from heliport.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
 from heliport.store.logdb import LogDb
@@ -70,7 +71,7 @@ async def test_writer_stores_row_with_usage_cost_and_bodies(stores: tuple[LogDb,
     assert row.response_preview == "Paris is the capital of France."
 
     assert row.body_key == body_key(ORG, record.request_id)
-    stored = json.loads(gzip.decompress(await blobs.get(row.body_key) or b""))
+    stored = json.loads(gzip.decompress(await stored_bodies(row, blobs) or b""))
     assert stored == {"request": record.request_body, "response": record.response_body}
 
 
@@ -142,7 +143,7 @@ async def test_omitted_bodies_are_never_written_but_usage_is_kept(stores: tuple[
 
     row = await logdb.get_request(ORG, only_request.request_id)
     assert row is not None and row.body_key is not None
-    stored = json.loads(gzip.decompress(await blobs.get(row.body_key) or b""))
+    stored = json.loads(gzip.decompress(await stored_bodies(row, blobs) or b""))
     assert stored["request"] is None and stored["response"] == only_request.response_body
 
 

@@ -20,6 +20,7 @@ import pytest
 from heliport.logs.consumer import BatchResponse, LogWriter, handle_sqs_batch
 from heliport.logs.record import LogRecord
 from heliport.logs.spool import SpoolingQueue, respool
+from heliport.logs.stored_bodies import stored_bodies
 from heliport.store.blobs import S3BlobStore
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.queue import SqsQueue
@@ -204,7 +205,7 @@ async def test_body_over_the_message_limit_travels_by_claim_check(
     await sqs.drain(writer)
     row = await writer.logdb.get_request(ORG, record.request_id)
     assert row is not None and row.body_key is not None
-    stored = json.loads(gzip.decompress(await blobs.get(row.body_key) or b""))
+    stored = json.loads(gzip.decompress(await stored_bodies(row, blobs) or b""))
     assert stored["request"] == record.request_body  # stored whole
     assert stored["response"] == record.response_body
     await writer.logdb.aclose()

@@ -17,6 +17,8 @@ import pytest
 from heliport.config import Settings
 from heliport.logs.consumer import LogWriter
 from heliport.logs.record import LogRecord
+from heliport.logs.row import RequestRow
+from heliport.logs.stored_bodies import stored_bodies
 from heliport.realtime import RealtimeQueryError, redact_audio, resolve_upstream, sum_usage
 from heliport.store.blobs import LocalBlobStore
 from heliport.store.logdb import LogDb
@@ -68,9 +70,9 @@ def part(request_id: str, started: datetime, number: int, events: int, **fields:
     )
 
 
-async def events_of(blobs: LocalBlobStore, key: str | None) -> int:
-    assert key is not None
-    blob = await blobs.get(key)
+async def events_of(blobs: LocalBlobStore, row: RequestRow) -> int:
+    assert row.body_key is not None
+    blob = await stored_bodies(row, blobs)
     assert blob is not None
     return len(json.loads(json.loads(gzip.decompress(blob))["request"])["events"])
 
@@ -91,7 +93,7 @@ async def test_a_later_part_wins_even_when_an_earlier_one_is_redelivered_after_i
 
     row = await logdb.get_request(ORG, request_id)
     assert row is not None
-    assert row.delay_ms == 5000.0 and await events_of(blobs, row.body_key) == 10
+    assert row.delay_ms == 5000.0 and await events_of(blobs, row) == 10
     assert row.properties == {"a": "1"}  # merged: what an earlier part or the API added stays
 
 

@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from heliport.logs.row import RequestRow
+from heliport.logs.stored_bodies import stored_bodies
 from heliport.store.blobs import LocalBlobStore
 from heliport.store.logdb_sqlite import SqliteLogDb
 from tests.harness import Gateway, start_gateway, wait_for
@@ -50,7 +51,7 @@ def stored(
             while time.monotonic() < deadline:
                 row = await db.get_request(gw.org_id, request_id)
                 if row is not None and row.body_key is not None:
-                    blob = await blobs.get(row.body_key)
+                    blob = await stored_bodies(row, blobs)
                     if blob is not None:
                         events = json.loads(json.loads(gzip.decompress(blob))["request"])["events"]
                         last = (row, events)

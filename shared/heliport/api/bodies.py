@@ -1,17 +1,20 @@
 """Request and response bodies for the query API: inline for one request, a short-lived URL for lists.
 
-A row's bodies live in the blob store as gzip JSON ``{request, response}`` (``logs/consumer.py``).
-In AWS the URL is an S3 presigned GET (``Content-Encoding: gzip`` is stored with the object, so an
-HTTP client decompresses it). The local blob store has no HTTP face, so ``heliport serve`` signs its
-own URL, ``/v1/request/<id>/body?org=…&expires=…&signature=…``: an HMAC over the organisation, the request
-and the expiry with a secret only the server knows, checked in constant time. Like a presigned URL it
-needs no heliport key, so it can be handed to a browser or an export script, and it stops working
-after :data:`URL_LIFETIME` seconds.
+A row's bodies are gzip JSON ``{request, response}`` (``logs/consumer.py``), kept on the row when small
+and in the blob store otherwise (:mod:`heliport.logs.stored_bodies`, which every read here goes through).
+For bodies in S3 the URL is an S3 presigned GET (``Content-Encoding: gzip`` is stored with the object,
+so an HTTP client decompresses it). The local blob store has no HTTP face, and bodies on the row have
+no object at all, so for those heliport signs its own URL,
+``/v1/request/<id>/body?org=…&expires=…&signature=…``: an HMAC over the organisation, the request and
+the expiry with a secret only the server knows, checked in constant time. Like a presigned URL it needs
+no heliport key, so it can be handed to a browser or an export script, and it stops working after
+:data:`URL_LIFETIME` seconds. With more than one API process (Lambda), they must share the secret
+(``HELIPORT_BODY_URL_SECRET``; in AWS the generated secret ``HELIPORT_BODY_URL_SECRET_ARN`` names, read
+at cold start by :mod:`heliport.api.body_secret`) for a URL made by one to be accepted by another.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import hmac
 import secrets
@@ -24,6 +27,7 @@ import msgspec
 from heliport.config import Settings
 from heliport.errors import RouteNotFoundError, json_depth_exceeds
 from heliport.logs.row import RequestRow
+from heliport.logs.stored_bodies import decode_bodies, stored_bodies
 from heliport.store.blobs import BlobStore, LocalBlobStore
 
 __all__ = ["URL_LIFETIME", "BodyLinks"]
@@ -43,22 +47,18 @@ class BodyLinks:
     async def read(self, row: RequestRow, *, max_depth: int = Settings.max_json_depth) -> tuple[Any, Any]:
         """The request and response bodies (None for an omitted or missing one); a body that is JSON
         nested more than ``max_depth`` deep comes back as its text (see :func:`_json`)."""
-        if row.body_key is None:
-            return None, None
-        blob = await self._blobs.get(row.body_key)
-        if blob is None:
-            return None, None
-        bodies = msgspec.json.decode(gzip.decompress(blob))
-        if not isinstance(bodies, dict):
+        bodies = decode_bodies(await stored_bodies(row, self._blobs))
+        if bodies is None:
             return None, None
         return _json(bodies.get("request"), max_depth), _json(bodies.get("response"), max_depth)
 
     async def url(self, row: RequestRow, base_url: str) -> str | None:
         """A URL that reads this row's bodies without a key until it expires; None without bodies."""
-        if row.body_key is None:
+        if row.body_key is None and row.body_inline is None:
             return None
-        if self.storage_location == "s3":
+        if self.storage_location == "s3" and row.body_inline is None and row.body_key is not None:
             return await self._blobs.presign_get(row.body_key, self._lifetime)
+        # Bodies on the row (or a local blob store): heliport's own signed route serves them.
         expires = int(time.time()) + self._lifetime
         query = urlencode(
             {"org": row.org_id, "expires": expires, "signature": self._sign(row.org_id, row.request_id, expires)}

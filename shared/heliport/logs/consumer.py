@@ -3,7 +3,8 @@
 One code path serves both deployments: the SQS Lambda (``functions/logger``) calls
 :func:`handle_sqs_batch`, and ``heliport serve`` runs :class:`LocalConsumer` over its SQLite queue.
 Both hand records to :class:`LogWriter`, which for each record resolves the model, extracts usage,
-prices it, writes the bodies to the blob store and then the rows, one batch insert per call.
+prices it, writes the bodies to the blob store (small ones ride on the row instead) and then the rows,
+one batch insert per call.
 
 Writing is idempotent (a redelivered record leaves one row), so every failure can simply be retried:
 a record that cannot be decoded fails alone (and ends in the DLQ after its retries); a database
@@ -37,6 +38,7 @@ from heliport.logs.previews import request_preview, response_preview
 from heliport.logs.record import LogRecord
 from heliport.logs.row import RequestRow
 from heliport.logs.spool import load_bodies
+from heliport.logs.stored_bodies import INLINE_BODY_BYTES, placed
 from heliport.logs.usage import Usage, extract_usage, resolve_model
 from heliport.store.blobs import BlobStore
 from heliport.store.logdb import DeadLetter, LogDb, RowRejectedError, as_utc
@@ -215,6 +217,7 @@ def bare_row(row: RequestRow, reason: str) -> RequestRow:
         omit_request=row.omit_request,
         omit_response=row.omit_response,
         body_key=row.body_key,
+        body_inline=row.body_inline,
     )
 
 
@@ -281,6 +284,9 @@ class WriteOutcome:
 class LogWriter:
     """Stores records: bodies to the blob store first, then all rows in one idempotent insert.
 
+    Bodies whose gzip JSON is at most ``inline_bytes`` long are kept on the row instead
+    (:mod:`heliport.logs.stored_bodies`): no blob-store PUT for them; 0 puts every one in the blob store.
+
     Records logged in parts take the other order: the row is upserted first and the bodies are
     written only when the part won, so an older part's bodies never overwrite a newer part's.
 
@@ -292,9 +298,10 @@ class LogWriter:
     the queue gives it back.
     """
 
-    def __init__(self, logdb: LogDb, blobs: BlobStore) -> None:
+    def __init__(self, logdb: LogDb, blobs: BlobStore, *, inline_bytes: int = INLINE_BODY_BYTES) -> None:
         self.logdb = logdb
         self.blobs = blobs
+        self.inline_bytes = inline_bytes
 
     async def write(self, records: Sequence[LogRecord]) -> WriteOutcome:
         """Store every record it can; raise only when storage itself is unavailable."""
@@ -304,7 +311,7 @@ class LogWriter:
         whole = [i for i, r in enumerate(records) if r.part is None]
         if not whole:
             return outcome
-        built = [build_row_safely(await self._with_bodies(records[i])) for i in whole]
+        built = [self._built(await self._with_bodies(records[i])) for i in whole]
         await self._put_bodies(built)
         written, failed = await _isolated(self.logdb.insert_requests, [row for row, _ in built], whole, bare=bare_row)
         stored = tuple((records[i], row) for i, (row, _) in zip(whole, built, strict=True) if i not in failed)
@@ -347,7 +354,7 @@ class LogWriter:
             seen = latest.get(key)
             if seen is None or (seen[1].part or 0) < (record.part or 0):
                 latest[key] = (position, record)
-        built = [(build_row_safely(await self._with_bodies(r)), r.part or 0) for _, r in latest.values()]
+        built = [(self._built(await self._with_bodies(r)), r.part or 0) for _, r in latest.values()]
         upsert = self.logdb.upsert_parts
         won: set[tuple[str, str]] = set()
 
@@ -366,6 +373,11 @@ class LogWriter:
             if (row.org_id, row.request_id) in won
         )
         return WriteOutcome(written, failed, stored)
+
+    def _built(self, record: LogRecord) -> tuple[RequestRow, bytes | None]:
+        """The row and the blob still to put: small bodies travel on the row."""
+        row, blob = build_row_safely(record)
+        return placed(row, blob, self.inline_bytes)
 
     async def _with_bodies(self, record: LogRecord) -> LogRecord:
         return await load_bodies(record, self.blobs) if record.bodies_key else record
@@ -700,7 +712,7 @@ class LocalPipeline:
         webhooks: WebhookDispatcher | None = None,
     ) -> None:
         self.logdb = logdb
-        self.writer = LogWriter(logdb, blobs)
+        self.writer = LogWriter(logdb, blobs, inline_bytes=(settings or Settings()).inline_body_bytes)
         self.exporter = exporter or PostHogExporter(settings or Settings())
         # Webhooks need the settings (which log database, which origins are trusted); without them, none.
         self._owns_webhooks = webhooks is None and settings is not None

@@ -1,8 +1,9 @@
 """One stored request: the row the consumer writes and the query API reads.
 
 Field names follow Helicone's documented ``HeliconeRequest`` where one exists, so the REST API can
-return rows with little renaming. Bodies are not here: they live in the blob store under
-``body_key``; the row keeps bounded previews for text search.
+return rows with little renaming. The row keeps bounded previews for text search; the bodies
+themselves (gzip JSON) are on the row when they are small (``body_inline``, migration 0014) and in the
+blob store under ``body_key`` otherwise. :mod:`heliport.logs.stored_bodies` reads either.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ class RequestRow(msgspec.Struct, kw_only=True):
     errors: list[str] = msgspec.field(default_factory=list)
     omit_request: bool = False
     omit_response: bool = False
-    #: Blob-store key of the gzip JSON {request, response}; None when both bodies were omitted.
+    #: Blob-store key of the gzip JSON {request, response}; None when both bodies were omitted. Set for
+    #: inline bodies too (it says the row has bodies and names where Helicone would keep them), but
+    #: then nothing is stored under it.
     body_key: str | None = None
     request_preview: str | None = None
     response_preview: str | None = None
@@ -87,3 +90,6 @@ class RequestRow(msgspec.Struct, kw_only=True):
     #: What the checks found (moderation, LLM security, token limits, PostHog delivery), by check name
     #: (migration 0008 appends it).
     checks: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: The gzip JSON of the bodies when it is at most ``HELIPORT_INLINE_BODY_BYTES`` (migration 0014):
+    #: small bodies cost no blob-store PUT. None when the bodies are in the blob store (or omitted).
+    body_inline: bytes | None = None

@@ -134,6 +134,7 @@ PG_TYPES: dict[str, str] = {
     "cache_latency_saved_ms": "float8",
     "gateway_attempts": "int4",
     "checks": "jsonb",
+    "body_inline": "bytea",
 }
 
 _COLUMN_LIST = ", ".join(COLUMNS)
