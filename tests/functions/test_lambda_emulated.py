@@ -85,6 +85,9 @@ def stack(aws_endpoint: str, mock_provider: MockProvider) -> Iterator[Stack]:
         Name=f"heliport/providers-{suffix}",
         SecretString=json.dumps({"OPENAI_API_KEY": "sk-emulated", "ANTHROPIC_API_KEY": "sk-ant-emulated"}),
     )["ARN"]
+    # What the template's BodyUrlSecret generates: 64 letters and digits, read by the query API at cold start.
+    generated = secrets.get_random_password(PasswordLength=64, ExcludePunctuation=True)["RandomPassword"]
+    body_url_secret = secrets.create_secret(Name=f"heliport/body-url-{suffix}", SecretString=generated)["ARN"]
     key, org_id = asyncio.run(_key(table, aws_endpoint))
     with throwaway_database_sync() as dsn:
         database = urlsplit(dsn)
@@ -99,6 +102,7 @@ def stack(aws_endpoint: str, mock_provider: MockProvider) -> Iterator[Stack]:
             "OutboxQueue": outbox_url,
             "BodiesBucket": bucket,
             "DatabaseSecretArn": database_secret,
+            "BodyUrlSecret": body_url_secret,
             "DatabaseEndpoint": database.hostname or "127.0.0.1",
             "DatabaseName": database.path.lstrip("/"),
             "ProviderKeysSecretArn": provider_keys,

@@ -62,6 +62,11 @@ class NoManagedPolicies:  # the template names no managed policy; nothing to loo
 
 with open(sys.argv[1]) as source:
     template = yaml_parse(source.read())
+# The template lists AWS::LanguageExtensions first (ProxyCompute's Fn::If): its pass runs before SAM's, here
+# with the SAM CLI's own implementation of it, as `sam validate --language-extensions` does.
+if "AWS::LanguageExtensions" in (template.get("Transform") or []):
+    from samcli.lib.cfn_language_extensions.sam_integration import process_template_for_sam_cli
+    template = process_template_for_sam_cli(template, {})
 for resource in template["Resources"].values():
     properties = resource.get("Properties") or {}
     for name in ("CodeUri", "ContentUri"):
@@ -73,7 +78,7 @@ json.dump(transform(template, {}, NoManagedPolicies()), sys.stdout)
 
 def _translator_python() -> str:
     """A Python with the SAM translator: this one, or the SAM CLI's own (dev.py keeps it in .venv-sam)."""
-    if importlib.util.find_spec("samtranslator") is not None:
+    if importlib.util.find_spec("samtranslator") is not None and importlib.util.find_spec("samcli") is not None:
         return sys.executable
     sam = Path(_sam_binary())
     candidates: list[str] = []
@@ -84,7 +89,7 @@ def _translator_python() -> str:
         candidates += [interpreter] if interpreter else []
     candidates.append(str(sam.resolve().parent / "python"))
     for candidate in candidates:
-        probe = [candidate, "-c", "import samtranslator"]
+        probe = [candidate, "-c", "import samtranslator, samcli"]
         if Path(candidate).is_file() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
             return candidate
     pytest.fail(f"no Python with the SAM translator next to {sam}. {SAM_INSTALL}")

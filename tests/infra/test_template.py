@@ -205,7 +205,10 @@ def test_sam_validate(lint: bool) -> None:
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "SAM_CLI_TELEMETRY": "0",
     }
-    command = [_sam_binary(), "validate", "--template", str(TEMPLATE), *(["--lint"] if lint else [])]
+    # --language-extensions: the template's AWS::LanguageExtensions pass (ProxyCompute's Fn::If) runs locally
+    # before SAM's, as CloudFormation runs it before SAM's at deploy time.
+    command = [_sam_binary(), "validate", "--language-extensions", "--template", str(TEMPLATE)]
+    command += ["--lint"] if lint else []
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
