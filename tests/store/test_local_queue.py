@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from heliport.logs.record import LogRecord
+from heliport.store import queue as queue_module
 from heliport.store.queue import SqliteQueue
 
 pytestmark = pytest.mark.anyio
@@ -49,3 +53,59 @@ async def test_send_after_close_fails_loudly(tmp_path: Path) -> None:
     await queue.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await queue.send(record(1))
+
+
+def _hold_write_lock(path: Path, seconds: float, taken: threading.Event) -> threading.Thread:
+    """Another connection (the log pipeline's deletes, say) holds the queue's write lock a while."""
+
+    def hold() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        taken.set()
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    return thread
+
+
+async def test_a_send_waits_out_another_connections_write_lock(tmp_path: Path) -> None:
+    """The writer's connection has SQLite's busy handler off (it sleeps 1, 2, 5 ... ms) and waits in its
+    own finer steps: without them, a held lock would fail the commit at once."""
+    path = tmp_path / "queue.sqlite3"
+    queue = SqliteQueue(path)
+    taken = threading.Event()
+    holder = _hold_write_lock(path, 0.3, taken)
+    await asyncio.to_thread(taken.wait, 5)
+    await queue.send(record(1))
+    await asyncio.to_thread(holder.join)
+    assert [q.request_id for q in queue.receive()] == ["req-1"]
+    await queue.aclose()
+
+
+async def test_a_lock_held_past_the_wait_fails_the_send(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the wait the send fails loudly (the proxy then spools the record), never silently."""
+    monkeypatch.setattr(queue_module, "_BUSY_WAIT_S", 0.05)
+    path = tmp_path / "queue.sqlite3"
+    queue = SqliteQueue(path)
+    taken = threading.Event()
+    holder = _hold_write_lock(path, 1.0, taken)
+    await asyncio.to_thread(taken.wait, 5)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await queue.send(record(1))
+    await asyncio.to_thread(holder.join)
+    await queue.send(record(2))
+    assert [q.request_id for q in queue.receive()] == ["req-2"]
+    await queue.aclose()
+
+
+async def test_the_writers_commits_leave_checkpoints_to_the_checkpointer(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+    queue = SqliteQueue(tmp_path / "queue.sqlite3")
+    await queue.send(record(1))
+    assert queue._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    (checkpointer,) = [t for t in set(threading.enumerate()) - before if t.name == "heliport-sqlite-checkpoint"]
+    await queue.aclose()
+    assert not checkpointer.is_alive()

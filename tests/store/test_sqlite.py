@@ -1,11 +1,15 @@
-"""The one SQLite opener: connections racing to open one new file all get it, in WAL mode."""
+"""The one SQLite opener (connections racing to open one new file all get it, in WAL mode) and the
+checkpointer that keeps WAL checkpoints out of the log queue's commits."""
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
-from heliport.store.sqlite import connect
+from heliport.store.sqlite import Checkpointer, connect
 
 
 def test_connections_racing_to_open_a_new_file_all_switch_it_to_wal(tmp_path: Path) -> None:
@@ -34,3 +38,77 @@ def test_connections_racing_to_open_a_new_file_all_switch_it_to_wal(tmp_path: Pa
             thread.join()
     assert failures == []
     assert modes == {"wal"}
+
+
+def _rows_in_database_file(path: Path, tmp: Path) -> int:
+    """Rows of ``t`` in the database file alone, as if its WAL were gone: what checkpoints have copied."""
+    copy = tmp / f"copy-{time.monotonic_ns()}.sqlite3"
+    shutil.copyfile(path, copy)
+    conn = sqlite3.connect(copy)
+    try:
+        return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
+    except sqlite3.OperationalError:  # the table itself is still only in the WAL
+        return 0
+    finally:
+        conn.close()
+
+
+def _wait_for_rows(path: Path, tmp: Path, rows: int) -> int:
+    deadline = time.monotonic() + 10
+    while (found := _rows_in_database_file(path, tmp)) < rows and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return found
+
+
+def _commit(conn: sqlite3.Connection, checkpointer: Checkpointer, value: int) -> None:
+    conn.execute("INSERT INTO t VALUES (?)", (value,))
+    checkpointer.committed()
+
+
+def test_an_adopted_connection_never_checkpoints_and_the_checkpointer_does_after_enough_commits(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.sqlite3"
+    conn = connect(path)
+    checkpointer = Checkpointer(path, every=3600, after_commits=3)
+    checkpointer.adopt(conn)
+    try:
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        conn.execute("CREATE TABLE t (v INTEGER)")
+        checkpointer.committed()
+        _commit(conn, checkpointer, 1)
+        time.sleep(0.2)
+        assert _rows_in_database_file(path, tmp_path) == 0  # two commits: below the count, within the hour
+        _commit(conn, checkpointer, 2)
+        assert _wait_for_rows(path, tmp_path, 2) == 2
+    finally:
+        checkpointer.close()
+        conn.close()
+
+
+def test_the_checkpointer_copies_a_lone_commit_after_its_interval(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    conn = connect(path)
+    checkpointer = Checkpointer(path, every=0.05, after_commits=1000)
+    checkpointer.adopt(conn)
+    try:
+        conn.execute("CREATE TABLE t (v INTEGER)")
+        _commit(conn, checkpointer, 1)
+        assert _wait_for_rows(path, tmp_path, 1) == 1
+    finally:
+        checkpointer.close()
+        conn.close()
+
+
+def test_a_closed_checkpointer_ignores_commits_and_sqlite_checkpoints_on_the_last_close(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    conn = connect(path)
+    checkpointer = Checkpointer(path, every=3600, after_commits=1)
+    checkpointer.adopt(conn)
+    checkpointer.close()
+    conn.execute("CREATE TABLE t (v INTEGER)")
+    _commit(conn, checkpointer, 1)
+    assert not any(thread.name == "heliport-sqlite-checkpoint" for thread in threading.enumerate())
+    assert _rows_in_database_file(path, tmp_path) == 0
+    conn.close()
+    assert _rows_in_database_file(path, tmp_path) == 1
