@@ -26,6 +26,7 @@ from heliport.logs.record import LogRecord
 from heliport.logs.spool import SPOOL_PREFIX, SpoolingQueue
 from heliport.store.blobs import LocalBlobStore
 from heliport.store.queue import QueueUnavailableError, SqsQueue
+from heliport.store.sqs_send import SqsSender
 from tests.aws import REGION
 from tests.faults import TcpRelay
 
@@ -67,6 +68,9 @@ class SigV4Gate:
         self.failure = (500, "InternalError")
         #: Entry ids to report failed in the next batch answer, with their SenderFault flag.
         self.fail_entries: dict[str, bool] = {}
+        #: Reset the connection of this many of the next requests without answering (a dead keep-alive).
+        self.drop_next = 0
+        self.dropped = 0
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: ClientSession | None = None
@@ -123,6 +127,12 @@ class SigV4Gate:
             self.refused += 1
             error = {"__type": "com.amazon.coral.service#InvalidSignatureException", "message": "bad signature"}
             return web.Response(status=403, body=json.dumps(error), content_type="application/x-amz-json-1.0")
+        if self.drop_next:
+            self.drop_next -= 1
+            self.dropped += 1
+            assert request.transport is not None
+            request.transport.abort()
+            raise ConnectionResetError("dropped by the test")
         decoded = json.loads(body)
         self.requests.append({"target": request.headers.get("X-Amz-Target"), **decoded})
         if self.fail_next:
@@ -415,3 +425,39 @@ async def test_refreshable_credentials_are_refreshed(
     # Each send signed with a secret newer than the last: refreshed, not read once and kept.
     assert len(gate.signed_with) == 3
     assert len(set(gate.signed_with)) == 3
+
+
+@pytest.mark.anyio
+async def test_a_dropped_pooled_connection_is_redialled_without_the_backoff(
+    gate: SigV4Gate, sqs_queue_url: str
+) -> None:
+    """The kept-alive connection dies while the environment is frozen: the next send finds it reset. One
+    retry goes at once on a new connection (no backoff, which Lambda would bill); a second drop in a
+    row backs off as any transient error does."""
+    waits: list[int] = []
+
+    def backoff(attempt: int) -> float:
+        waits.append(attempt)
+        return 0.001
+
+    sender = SqsSender(
+        sqs_queue_url,
+        region=REGION,
+        endpoint_url=gate.url,
+        attempts=4,
+        backoff=backoff,
+        connect_timeout=2,
+        read_timeout=5,
+    )
+    try:
+        await sender.send("first", 5, "req-1", 1)
+        gate.drop_next = 1
+        await sender.send("second", 6, "req-2", 1)
+        assert (gate.dropped, waits) == (1, [])
+        gate.drop_next = 2
+        await sender.send("third", 5, "req-3", 1)
+        assert (gate.dropped, waits) == (3, [1])
+    finally:
+        await sender.aclose()
+    bodies = [entry["MessageBody"] for r in gate.requests for entry in r["Entries"]]
+    assert bodies == ["first", "second", "third"]
