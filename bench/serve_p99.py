@@ -15,15 +15,24 @@ Reported per scenario: median over rounds of each target's p50 and p99, the rati
 the bare pass-through's (of the medians, and per round paired, min/median/max), and the CPU per
 request of serve's proxy and of its log pipeline process. Target (issue 24): serve's p99 within 2x
 of the bare pass-through's.
+
+``--with-load`` adds a control, ``baseline+load``: the bare pass-through again, while a process at the
+pipeline's niceness (+10) burns ``--load-duty`` of one core in 20 ms periods, about the share of a core
+serve's pipeline process uses at this request rate (printed beside it). It answers whether what is left
+of serve's tail is heliport's or any background work's on this machine: on two vCPUs whose kernel
+lets a runnable task wait for the next tick (4 ms at HZ=250), the bare pass-through's p99 grows the
+same way (docs/benchmarks.md, "serve's tail").
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -69,6 +78,18 @@ GATEWAY_PATH = "/v1/gateway/oai" + PATH
 #: The ratio issue 24 asks for: serve's p99 at one connection within 2x of the bare pass-through's.
 TARGET_P99_RATIO = 2.0
 CHILD_TIMEOUT_S = 30.0
+#: The control's stand-in for background work: ``duty`` of each 20 ms period busy, at niceness +10.
+BURNER = """
+import os, sys, time
+os.nice(10)
+busy, period = float(sys.argv[1]) * 0.02, 0.02
+while True:
+    start = time.perf_counter()
+    while time.perf_counter() - start < busy:
+        pass
+    time.sleep(period - busy)
+"""
+LOADED = "baseline+load"
 
 
 def start_serve(children: Children, scratch: Path, name: str, mock_url: str, mock_pid: int, *extra: str) -> Target:
@@ -156,7 +177,7 @@ def _summary(runs: Mapping[str, Sequence[WrkRun]]) -> dict[str, Any]:
             "rounds": [{"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "foreign_cores": r.foreign_cores} for r in rs],
         }
     paired = [s.p99_ms / b.p99_ms for s, b in zip(serve, bare, strict=True)]
-    for other in ("heliport-proxy", "heliport-serve-thread"):
+    for other in ("heliport-proxy", "heliport-serve-thread", LOADED):
         if other in runs:
             entry = out["targets"][other]
             entry["p99_ratio"] = entry["median_p99_ms"] / out["targets"]["baseline"]["median_p99_ms"]
@@ -167,6 +188,18 @@ def _summary(runs: Mapping[str, Sequence[WrkRun]]) -> dict[str, Any]:
     return out
 
 
+def run_loaded(bare: Target, scenario: str, body_file: Path, seconds: int, duty: float) -> WrkRun:
+    """One round of the bare pass-through while the burner runs; its CPU counts as the target's, not as
+    outside load (which would mark the round disturbed)."""
+    burner = subprocess.Popen([str(BIN / "python"), "-c", BURNER, str(duty)])
+    try:
+        loaded = dataclasses.replace(bare, name=LOADED, pids={**bare.pids, "load": burner.pid})
+        return run_wrk(loaded, scenario, body_file, connections=1, threads=1, duration_s=seconds)
+    finally:
+        burner.kill()
+        burner.wait()
+
+
 def measure(targets: Mapping[str, Target], body_files: Mapping[str, Path], args: argparse.Namespace) -> dict[str, Any]:
     noise = Noise(threshold=args.quiet_threshold, retries=args.retries)
     results: dict[str, Any] = {}
@@ -175,10 +208,13 @@ def measure(targets: Mapping[str, Target], body_files: Mapping[str, Path], args:
             run_wrk(target, scenario, body_file, connections=1, threads=1, duration_s=args.warmup)
 
         def run(name: str, seconds: int, scenario: str = scenario, body_file: Path = body_file) -> WrkRun:
+            if name == LOADED:
+                return run_loaded(targets["baseline"], scenario, body_file, seconds, args.load_duty)
             return run_wrk(targets[name], scenario, body_file, connections=1, threads=1, duration_s=seconds)
 
+        names = [*targets, LOADED] if args.with_load else list(targets)
         runs, attempts, disturbed = interleaved_rounds(
-            list(targets), run, rounds=args.rounds, round_s=args.round_seconds, noise=noise
+            names, run, rounds=args.rounds, round_s=args.round_seconds, noise=noise
         )
         summary = _summary(runs) | {"attempts": attempts, "disturbed_rounds_kept": disturbed}
         results[scenario] = summary
@@ -191,6 +227,15 @@ def measure(targets: Mapping[str, Target], body_files: Mapping[str, Path], args:
             f"serve CPU/request {serve['median_cpu_us']}",
             flush=True,
         )
+        if LOADED in summary["targets"]:
+            loaded, rps = summary["targets"][LOADED], serve["median_rps"]
+            share = serve["median_cpu_us"].get("pipeline", 0.0) * rps / 1e6
+            print(
+                f"  {scenario}: {LOADED} (bare beside {args.load_duty:.2f} of a core at nice +10; serve's "
+                f"pipeline used {share:.2f}) p50 {loaded['median_p50_ms']:.3f} p99 {loaded['median_p99_ms']:.3f} ms, "
+                f"p99 ratio {loaded['p99_ratio']:.2f}x",
+                flush=True,
+            )
         for other, what in (("heliport-proxy", "no pipeline"), ("heliport-serve-thread", "pipeline on a thread")):
             if other in summary["targets"]:
                 entry = summary["targets"][other]
@@ -216,6 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--with-thread", action="store_true", help="also measure serve with its pipeline on a thread (the before)"
+    )
+    parser.add_argument(
+        "--with-load", action="store_true", help="also measure the bare pass-through beside a CPU burner (a control)"
+    )
+    parser.add_argument(
+        "--load-duty", type=float, default=0.25, help="share of one core the control's burner uses (default 0.25)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir (logs, SQLite files)")
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.run import WrkRun
-from bench.serve_p99 import TARGET_P99_RATIO, _summary
+from bench.serve_p99 import LOADED, TARGET_P99_RATIO, _summary
 
 
 def run(target: str, p50: float, p99: float) -> WrkRun:
@@ -35,12 +35,14 @@ def test_ratio_is_of_the_medians_over_rounds_and_pairs_each_round() -> None:
     bare = [run("baseline", 0.5, p99) for p99 in (1.0, 2.0, 9.0)]  # one round spoilt by a burst
     serve = [run("heliport-serve", 0.6, p99) for p99 in (1.5, 3.0, 4.0)]
     thread = [run("heliport-serve-thread", 0.8, p99) for p99 in (8.0, 9.0, 10.0)]
-    summary = _summary({"baseline": bare, "heliport-serve": serve, "heliport-serve-thread": thread})
+    loaded = [run(LOADED, 0.5, p99) for p99 in (5.0, 6.0, 7.0)]
+    summary = _summary({"baseline": bare, "heliport-serve": serve, "heliport-serve-thread": thread, LOADED: loaded})
     assert summary["p99_ratio"] == 3.0 / 2.0  # median 3.0 over median 2.0, the spoilt round outvoted
     assert summary["paired_p99_ratio"] == {"min": 4.0 / 9.0, "median": 1.5, "max": 1.5}
     assert summary["p50_ratio"] == 0.6 / 0.5
     assert summary["pass"] is True
     assert summary["targets"]["heliport-serve-thread"]["p99_ratio"] == 9.0 / 2.0
+    assert summary["targets"][LOADED]["p99_ratio"] == 6.0 / 2.0  # the control: bare beside background load
     assert summary["targets"]["heliport-serve"]["median_cpu_us"] == {"proxy": 500.0, "pipeline": 120.0}
 
 
