@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from heliport.background import pause_point
 from heliport.config import Settings
 from heliport.logs.cost import compute_cost
 from heliport.logs.posthog import PostHogExporter
@@ -377,7 +378,9 @@ class LogWriter:
     def _built(self, record: LogRecord) -> tuple[RequestRow, bytes | None]:
         """The row and the blob still to put: small bodies travel on the row."""
         row, blob = build_row_safely(record)
-        return placed(row, blob, self.inline_bytes)
+        built = placed(row, blob, self.inline_bytes)
+        pause_point()  # in serve's pipeline process, the proxy's turn at the core (heliport.background)
+        return built
 
     async def _with_bodies(self, record: LogRecord) -> LogRecord:
         return await load_bodies(record, self.blobs) if record.bodies_key else record

@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from heliport.background import share_cores
 from heliport.config import Settings
 
 __all__ = ["PipelineProcess", "main"]
@@ -311,6 +312,8 @@ def main() -> int:
     # proxy, whose requests are waiting; the records wait in the queue file at no one's expense.
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
+    # Niceness shares CPU over time; how soon a woken proxy runs needs the core handed back often.
+    share_cores()
     from heliport.heap import tune_for_serving
 
     tune_for_serving()

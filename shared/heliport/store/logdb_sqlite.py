@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from heliport.background import paced
 from heliport.logs.row import RequestRow
 from heliport.store.logdb import COLUMNS, DeadLetter, RowRejectedError, as_utc, load_migrations, month_start
 
@@ -193,7 +194,8 @@ class SqliteLogDb:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            cursor = conn.executemany(_INSERT, [_to_db(row) for row in rows])
+            # paced: in serve's pipeline process the proxy gets the core back between rows (heliport.background)
+            cursor = conn.executemany(_INSERT, paced(_to_db(row) for row in rows))
         except _REJECTIONS as exc:
             conn.execute("ROLLBACK")
             raise RowRejectedError(f"{type(exc).__name__}: {exc}") from exc

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from heliport.background import paced
 from heliport.errors import HeliportError
 from heliport.logs.record import LogRecord
 from heliport.store.aws import SqsAdapter, retryable_error
@@ -180,7 +181,7 @@ class SqliteQueue:
             "SELECT seq, request_id, attempts, body FROM log_queue ORDER BY seq LIMIT ?", (limit,)
         ).fetchall()
         received: list[Queued] = []
-        for seq, request_id, attempts, body in rows:
+        for seq, request_id, attempts, body in paced(rows):
             body = bytes(body)
             try:
                 record, error = _queued_decoder.decode(body), None
