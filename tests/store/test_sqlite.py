@@ -3,10 +3,12 @@ checkpointer that keeps WAL checkpoints out of the log queue's commits."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from heliport.store.sqlite import Checkpointer, connect
@@ -65,39 +67,39 @@ def _commit(conn: sqlite3.Connection, checkpointer: Checkpointer, value: int) ->
     checkpointer.committed()
 
 
+@contextlib.contextmanager
+def _adopted(path: Path, *, every: float, after_commits: int) -> Iterator[tuple[sqlite3.Connection, Checkpointer]]:
+    """A connection whose checkpoints a Checkpointer makes, with table ``t`` created (one commit)."""
+    conn = connect(path)
+    checkpointer = Checkpointer(path, every=every, after_commits=after_commits)
+    checkpointer.adopt(conn)
+    try:
+        conn.execute("CREATE TABLE t (v INTEGER)")
+        checkpointer.committed()
+        yield conn, checkpointer
+    finally:
+        checkpointer.close()
+        conn.close()
+
+
 def test_an_adopted_connection_never_checkpoints_and_the_checkpointer_does_after_enough_commits(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "q.sqlite3"
-    conn = connect(path)
-    checkpointer = Checkpointer(path, every=3600, after_commits=3)
-    checkpointer.adopt(conn)
-    try:
+    with _adopted(path, every=3600, after_commits=3) as (conn, checkpointer):
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
-        conn.execute("CREATE TABLE t (v INTEGER)")
-        checkpointer.committed()
         _commit(conn, checkpointer, 1)
         time.sleep(0.2)
         assert _rows_in_database_file(path, tmp_path) == 0  # two commits: below the count, within the hour
         _commit(conn, checkpointer, 2)
         assert _wait_for_rows(path, tmp_path, 2) == 2
-    finally:
-        checkpointer.close()
-        conn.close()
 
 
 def test_the_checkpointer_copies_a_lone_commit_after_its_interval(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
-    conn = connect(path)
-    checkpointer = Checkpointer(path, every=0.05, after_commits=1000)
-    checkpointer.adopt(conn)
-    try:
-        conn.execute("CREATE TABLE t (v INTEGER)")
+    with _adopted(path, every=0.05, after_commits=1000) as (conn, checkpointer):
         _commit(conn, checkpointer, 1)
         assert _wait_for_rows(path, tmp_path, 1) == 1
-    finally:
-        checkpointer.close()
-        conn.close()
 
 
 def test_a_closed_checkpointer_ignores_commits_and_sqlite_checkpoints_on_the_last_close(tmp_path: Path) -> None:
