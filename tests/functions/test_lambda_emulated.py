@@ -17,6 +17,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ import httpx
 import pytest
 
 from heliport.auth import create_key
+from heliport.lambda_extension import EXTENSION_NAME
 from heliport.store.aws import create_table
 from heliport.store.keys import DynamoKeyStore, Organisation
 from heliport.webhooks import VERSION, Webhook, WebhookConfig
@@ -38,6 +40,7 @@ from heliport.webhooks.dynamo_store import DynamoWebhookStore
 from heliport.webhooks.signing import new_hmac_key, verify
 from tests.aws import REGION
 from tests.infra.test_template import _template
+from tests.lambda_apis import LambdaApis
 from tests.lambda_sandbox import ROOT, LambdaBuild, Sandbox, free_port, function_environment, stop
 from tests.mock_provider import MockProvider
 from tests.postgres import throwaway_database_sync
@@ -146,22 +149,25 @@ class Proxy:
     log: Path
 
 
-@pytest.fixture(scope="module")
-def proxy(lambda_build: LambdaBuild, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    workdir = tmp_path_factory.mktemp("proxy")
+def _start_proxy(
+    lambda_build: LambdaBuild, stack: Stack, workdir: Path, **environment_extra: str
+) -> tuple[subprocess.Popen[bytes], Proxy, float]:
+    """``run.sh`` as the Web Adapter's bootstrap starts it, once the adapter's readiness check passes;
+    with the seconds it took."""
     sandbox = Sandbox(lambda_build, "ProxyFunction", workdir, handler="run.sh")
     port = free_port()
     environment = stack.environment("ProxyFunction")
     assert environment["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
     assert environment["AWS_LWA_INVOKE_MODE"] == "response_stream"
     environment["PORT"] = str(port)  # the adapter's default port may be taken on a shared machine
+    environment.update(environment_extra)
     log = workdir / "proxy.log"
     started = time.monotonic()
     # Lambda runs the exec wrapper with the runtime's bootstrap as its arguments; the adapter ignores them.
     process = sandbox.start(["/opt/bootstrap", "/var/runtime/bootstrap"], environment, log)
+    url = f"http://127.0.0.1:{port}"
+    readiness = url + environment["AWS_LWA_READINESS_CHECK_PATH"]
     try:
-        url = f"http://127.0.0.1:{port}"
-        readiness = url + environment["AWS_LWA_READINESS_CHECK_PATH"]
         while True:  # the adapter's readiness check: every 10 ms until an answer below 500
             try:
                 if httpx.get(readiness, timeout=1).status_code < 500:
@@ -171,8 +177,18 @@ def proxy(lambda_build: LambdaBuild, stack: Stack, tmp_path_factory: pytest.Temp
             assert process.poll() is None, f"run.sh exited ({process.returncode}):\n{log.read_text()[-4000:]}"
             assert time.monotonic() - started < 60, f"never ready:\n{log.read_text()[-4000:]}"
             time.sleep(0.01)
-        MEASURED["proxy_start_to_ready_ms"] = (time.monotonic() - started) * 1000
-        yield Proxy(url, log)
+    except BaseException:
+        stop(process)
+        raise
+    return process, Proxy(url, log), time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def proxy(lambda_build: LambdaBuild, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    process, started, seconds = _start_proxy(lambda_build, stack, tmp_path_factory.mktemp("proxy"))
+    MEASURED["proxy_start_to_ready_ms"] = seconds * 1000
+    try:
+        yield started
     finally:
         stop(process)
 
@@ -252,6 +268,37 @@ def test_the_cached_event_is_answered_from_dynamodb_the_second_time(
     assert (first.headers["helicone-cache"], second.headers["helicone-cache"]) == ("MISS", "HIT")
     assert second.json() == first.json()
     assert len(mock_provider.requests) == 1
+
+
+def test_the_built_proxy_hands_its_record_to_sqs_after_the_last_byte_and_before_the_freeze(
+    lambda_build: LambdaBuild, stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The extension hand-off as the template turns it on, in the built artifact under ``env -i``: the
+    proxy registers with Lambda's Extensions API (the stand-in of ``tests/lambda_apis.py``) during INIT,
+    and when Lambda freezes the process after an invocation (a real SIGSTOP) its record is already in SQS."""
+    apis = LambdaApis(function_name="heliport-ProxyFunction").start()
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        workdir = tmp_path_factory.mktemp("proxy-extension")
+        process, proxy, _ = _start_proxy(lambda_build, stack, workdir, AWS_LAMBDA_RUNTIME_API=apis.runtime_api)
+        assert stack.environment("ProxyFunction")["HELIPORT_LAMBDA_EXTENSION"] == "true"
+        assert [extension.name for extension in apis.registered] == [EXTENSION_NAME]
+        apis.attach(process)
+        request = _adapter_request(proxy, _load(EVENTS / "proxy-chat-completion.json"), stack.key)
+        headers = {k: v for k, v in request.headers.items() if k not in ("x-amzn-lambda-context", "content-length")}
+        invocation = apis.invoke(request.method, str(request.url), headers=headers, body=request.content)
+        assert invocation.status == 200, invocation.body[:2000]
+        assert invocation.frozen_in_time
+        request_id = invocation.headers["helicone-id"]
+        # The process is stopped now: only a record sent before the freeze can be on the queue.
+        messages = _received(stack, request_id)
+        (record,) = [json.loads(m["Body"]) for m in messages if json.loads(m["Body"])["request_id"] == request_id]
+        assert record["status"] == 200
+    finally:
+        apis.shutdown()
+        apis.stop()
+        if process is not None:
+            stop(process)
 
 
 def test_a_bad_key_is_refused_before_any_provider_is_called(
