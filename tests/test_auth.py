@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -12,7 +14,8 @@ from websockets.exceptions import InvalidStatus
 
 from heliport.auth import Authenticator, bootstrap_local_org, create_key, hash_key
 from heliport.errors import AuthenticationError
-from heliport.store.keys import ApiKey, SqliteKeyStore
+from heliport.store.keys import ApiKey, DynamoKeyStore, SqliteKeyStore
+from tests.aws import REGION
 from tests.harness import Gateway
 from tests.mock_provider import MockProvider
 
@@ -121,3 +124,64 @@ async def test_an_unusable_key_is_a_401_on_the_query_api(gateway: Gateway, heade
     # The query API keeps Helicone's own `{"data": null, "error": "<message>"}` shape.
     assert response.status_code == 401
     assert response.json()["data"] is None and "heliport key" in response.json()["error"]
+
+
+class CountingDynamoStore(DynamoKeyStore):
+    """The DynamoDB store on moto's server, counting how often the authenticator reaches it."""
+
+    lookups = 0
+
+    async def get_key(self, key_hash: str) -> ApiKey | None:
+        self.lookups += 1
+        return await super().get_key(key_hash)
+
+
+async def test_concurrent_first_requests_with_one_key_read_the_store_once(aws_endpoint: str, dynamo_table: str) -> None:
+    """Many requests in one environment at once (Lambda Managed Instances) and a cold cache: one read."""
+    store = CountingDynamoStore(dynamo_table, region=REGION, endpoint_url=aws_endpoint)
+    try:
+        org, _ = await bootstrap_local_org(store)
+        plain, key = await create_key(store, org.id, "ci")
+        auth = Authenticator(store, ttl=60)
+        found = await asyncio.gather(*(auth.authenticate(plain) for _ in range(32)))
+        assert {k.id for k in found} == {key.id}
+        assert store.lookups == 1
+        unknown = await asyncio.gather(
+            *(auth.authenticate("sk-heliport-unknown") for _ in range(8)), return_exceptions=True
+        )
+        assert all(isinstance(result, AuthenticationError) for result in unknown)
+        assert store.lookups == 2
+    finally:
+        await store.aclose()
+
+
+async def test_a_waiter_that_goes_away_does_not_cancel_the_read_for_the_others(
+    aws_endpoint: str, dynamo_table: str
+) -> None:
+    store = CountingDynamoStore(dynamo_table, region=REGION, endpoint_url=aws_endpoint)
+    try:
+        org, _ = await bootstrap_local_org(store)
+        plain, key = await create_key(store, org.id, "ci")
+        auth = Authenticator(store, ttl=60)
+        leaver = asyncio.get_running_loop().create_task(auth.authenticate(plain))
+        stayer = asyncio.get_running_loop().create_task(auth.authenticate(plain))
+        await asyncio.sleep(0)  # both are waiting for the one read now
+        leaver.cancel()
+        assert (await stayer).id == key.id
+        assert leaver.cancelled()
+        assert (await auth.authenticate(plain)).id == key.id
+        assert store.lookups == 1
+    finally:
+        await store.aclose()
+
+
+async def test_a_failed_read_fails_its_waiters_and_is_not_cached(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "keys.sqlite3")
+    org, _ = await bootstrap_local_org(store)
+    plain, _ = await create_key(store, org.id, "ci")
+    auth = Authenticator(store, ttl=60)
+    store._conn.close()  # the store fails every read from now on
+    for _ in range(2):  # each request reads again: the failure was not cached as "no such key"
+        with pytest.raises(sqlite3.ProgrammingError):
+            await auth.authenticate(plain)
+    assert store.lookups == 2
