@@ -71,26 +71,11 @@ _UNSUPPORTED: dict[str, frozenset[str]] = {
     "llama": _OPENAI_ONLY
     | {"logit_bias", "logprobs", "top_logprobs", "n", "parallel_tool_calls", "user", "frequency_penalty", "seed"},
 }
-#: Providers that take ``max_tokens`` but not OpenAI's newer ``max_completion_tokens`` (every
-#: OpenAI-compatible host documents ``max_tokens``; not all of them know the newer name).
-_MAX_TOKENS_ONLY = frozenset(
-    {
-        "mistral",
-        "deepseek",
-        "google",
-        "groq",
-        "together",
-        "fireworks",
-        "cerebras",
-        "perplexity",
-        "deepinfra",
-        "nebius",
-        "novita",
-        "hyperbolic",
-        "nvidia",
-        "llama",
-    }
-)
+#: Providers that know OpenAI's newer ``max_completion_tokens``. Every other OpenAI-compatible host
+#: documents ``max_tokens`` and not all of them know the newer name, so they get ``max_tokens``: a new
+#: host needs only its ``_UNSUPPORTED`` entry.
+_TAKES_MAX_COMPLETION_TOKENS = frozenset({"openai", "azure", "openrouter", "xai"})
+_MAX_TOKENS_ONLY = frozenset(_UNSUPPORTED) - _TAKES_MAX_COMPLETION_TOKENS
 #: Headers that are the caller's business with heliport, or describe the hop, never the provider's.
 _NOT_FORWARDED = frozenset(
     {
