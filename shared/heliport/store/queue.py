@@ -159,7 +159,7 @@ class SqliteQueue:
         was left of serve's p99. The lock is held for well under a millisecond, so this loop retries
         after 0.1 ms, doubling up to 2 ms, for as long as ``connect``'s busy timeout would have.
         """
-        waited = 0.0
+        deadline = time.monotonic() + _BUSY_WAIT_S
         delay = _BUSY_FIRST_DELAY
         while True:
             try:
@@ -168,10 +168,10 @@ class SqliteQueue:
                     self._conn.executemany("INSERT INTO log_queue (request_id, body) VALUES (?, ?)", rows)
                 return
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or waited >= _BUSY_WAIT_S:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
                     raise
             time.sleep(delay)
-            waited += delay
             delay = min(delay * 2, _BUSY_MAX_DELAY)
 
     def receive(self, limit: int = 100) -> list[Queued]:
