@@ -41,7 +41,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
@@ -59,7 +58,6 @@ from bench.run import (
     CLK_TCK,
     COMMON_HEADERS,
     HOST,
-    KEY_PATTERN,
     LAMBDA_ENTRY,
     RESULTS,
     ROOT,
@@ -70,6 +68,7 @@ from bench.run import (
     WrkRun,
     child_env,
     cpu_ticks,
+    create_key,
     free_port,
     interleaved_rounds,
     lambda_argv,
@@ -204,21 +203,6 @@ def spooled_objects(endpoint: str, bucket: str) -> int:
 # -- targets ----------------------------------------------------------------------------------------
 
 
-def create_key(env: Mapping[str, str]) -> str:
-    done = subprocess.run(
-        [str(BIN / "heliport"), "keys", "create", "--name", "bench"],
-        cwd=ROOT,
-        env=dict(env),
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    match = KEY_PATTERN.search(done.stdout)
-    if match is None:
-        raise RuntimeError(f"heliport keys create printed no key: {done.stdout[-500:]!r} {done.stderr[-500:]!r}")
-    return match.group().decode()
-
-
 def start_targets(
     children: Children, scratch: Path, names: Sequence[str], moto: str, model_delay_ms: int = 0
 ) -> tuple[dict[str, Target], dict[str, Any]]:
@@ -248,7 +232,7 @@ def start_targets(
             env["PYTHONPATH"] = f"{LAMBDA_ENTRY}{os.pathsep}{ROOT}"
             argv[argv.index("app:app")] = "bench.deployed_path:sdk_app"
             argv.append("--factory")
-        key = create_key(env)  # into the target's own key store: its data dir or its table
+        key = create_key(env=env, timeout=120)  # into the target's own key store: its data dir or its table
         log = scratch / f"{name}.log"
         proc = children.start(name, argv, env, log, cwd=LAMBDA_ENTRY)
         targets[name] = Target(
@@ -394,7 +378,7 @@ def extension_case(
                 AWS_LAMBDA_RUNTIME_API=api.runtime_api,
                 **settings,
             )
-            keys[name] = create_key(env)
+            keys[name] = create_key(env=env, timeout=120)
             procs[name] = children.start(name, lambda_argv(port), env, scratch / f"{name}.log", cwd=LAMBDA_ENTRY)
             urls[name] = f"http://{HOST}:{port}"
             deadline = time.monotonic() + 30

@@ -181,19 +181,23 @@ def wait_for_key(proc: subprocess.Popen[bytes], log: Path) -> str:
     raise RuntimeError(f"heliport printed no key within {STARTUP_TIMEOUT_S:.0f}s; its log:\n{_tail(log)}")
 
 
-def create_key(data_dir: Path) -> str:
-    """A key for the Lambda-entry target, which prints none: ``heliport keys create`` in its data dir."""
+def create_key(data_dir: Path | None = None, *, env: Mapping[str, str] | None = None, timeout: float = 60) -> str:
+    """A key for a target that prints none (the Lambda entry): ``heliport keys create`` in ``data_dir``,
+    or wherever ``env``'s settings keep keys (the target's own data dir or DynamoDB table)."""
+    argv = [str(BIN / "heliport"), "keys", "create", "--name", "bench"]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
     done = subprocess.run(
-        [str(BIN / "heliport"), "keys", "create", "--name", "bench", "--data-dir", str(data_dir)],
+        argv,
         cwd=ROOT,
-        env=child_env(),
+        env=dict(env) if env is not None else child_env(),
         capture_output=True,
-        timeout=60,
+        timeout=timeout,
         check=True,
     )
     match = KEY_PATTERN.search(done.stdout)
     if match is None:
-        raise RuntimeError(f"heliport keys create printed no key: {done.stdout[-500:]!r}")
+        raise RuntimeError(f"heliport keys create printed no key: {done.stdout[-500:]!r} {done.stderr[-500:]!r}")
     return match.group().decode()
 
 

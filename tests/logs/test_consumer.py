@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,32 +14,12 @@ from heliport.logs.consumer import LogWriter, body_key, build_row, handle_sqs_ba
 from heliport.logs.cost import compute_cost
 from heliport.logs.stored_bodies import stored_bodies
 from heliport.logs.usage import Usage, extract_usage
-from heliport.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
+from heliport.store.blobs import BlobStore
 from heliport.store.logdb import LogDb
-from heliport.store.logdb_postgres import PostgresLogDb
-from heliport.store.logdb_sqlite import SqliteLogDb
-from tests.aws import REGION
 from tests.logs.records import CHAT_RESPONSE, ORG, chat_record
 from tests.mock_provider.fixtures import FIXTURES_DIR
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["sqlite+dir", "postgres+s3"])
-async def stores(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_dsn: str, aws_endpoint: str, s3_bucket: str
-) -> AsyncIterator[tuple[LogDb, BlobStore]]:
-    logdb: LogDb
-    blobs: BlobStore
-    if request.param == "sqlite+dir":
-        logdb, blobs = SqliteLogDb(tmp_path / "logs.sqlite3"), LocalBlobStore(tmp_path / "blobs")
-    else:
-        logdb = PostgresLogDb(pg_dsn, max_size=2)
-        blobs = S3BlobStore(s3_bucket, region=REGION, endpoint_url=aws_endpoint)
-    await logdb.migrate()
-    yield logdb, blobs
-    await logdb.aclose()
-    await blobs.aclose()
 
 
 async def test_writer_stores_row_with_usage_cost_and_bodies(stores: tuple[LogDb, BlobStore]) -> None:

@@ -12,7 +12,6 @@ import json
 import secrets
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,10 @@ from heliport.logs.consumer import LogWriter, body_key
 from heliport.logs.record import LogRecord
 from heliport.logs.stored_bodies import INLINE_BODY_BYTES, decode_bodies, stored_bodies
 from heliport.logs.usage import Usage
-from heliport.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
+from heliport.store.blobs import BlobStore, LocalBlobStore
 from heliport.store.logdb import COLUMNS, LogDb, load_migrations
 from heliport.store.logdb_postgres import PostgresLogDb
 from heliport.store.logdb_sqlite import SqliteLogDb
-from tests.aws import REGION
 from tests.logs.records import ORG, chat_record, chat_row
 
 pytestmark = pytest.mark.anyio
@@ -48,23 +46,6 @@ def stored(row_blob: bytes | None) -> dict[str, Any]:
     bodies = decode_bodies(row_blob)
     assert bodies is not None
     return bodies
-
-
-@pytest.fixture(params=["sqlite+dir", "postgres+s3"])
-async def stores(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_dsn: str, aws_endpoint: str, s3_bucket: str
-) -> AsyncIterator[tuple[LogDb, BlobStore]]:
-    logdb: LogDb
-    blobs: BlobStore
-    if request.param == "sqlite+dir":
-        logdb, blobs = SqliteLogDb(tmp_path / "logs.sqlite3"), LocalBlobStore(tmp_path / "blobs")
-    else:
-        logdb = PostgresLogDb(pg_dsn, max_size=2)
-        blobs = S3BlobStore(s3_bucket, region=REGION, endpoint_url=aws_endpoint)
-    await logdb.migrate()
-    yield logdb, blobs
-    await logdb.aclose()
-    await blobs.aclose()
 
 
 async def test_small_bodies_ride_on_the_row_and_large_ones_go_to_the_blob_store(
