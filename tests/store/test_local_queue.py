@@ -85,6 +85,48 @@ async def test_a_send_waits_out_another_connections_write_lock(tmp_path: Path) -
     await queue.aclose()
 
 
+def _writer_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "heliport-log-queue"}
+
+
+async def test_a_send_with_nothing_else_writing_commits_without_the_writer_thread(tmp_path: Path) -> None:
+    """The hop to the writer thread and back cost as much as the commit; alone, a record skips it."""
+    before = _writer_threads()
+    queue = SqliteQueue(tmp_path / "queue.sqlite3")
+    for n in range(3):
+        await queue.send(record(n))
+        # Committed by the time send returns: another connection (the pipeline's) sees it.
+        with sqlite3.connect(tmp_path / "queue.sqlite3") as other:
+            assert other.execute("SELECT COUNT(*) FROM log_queue").fetchone()[0] == n + 1
+    assert _writer_threads() - before == set()
+    await queue.aclose()
+
+
+async def test_sends_behind_a_held_lock_leave_the_loop_free_and_share_the_writers_commit(tmp_path: Path) -> None:
+    """A direct commit never waits: behind another connection's lock the records go to the writer thread,
+    which waits it out and commits them in order while the event loop keeps running."""
+    path = tmp_path / "queue.sqlite3"
+    queue = SqliteQueue(path)
+    taken = threading.Event()
+    holder = _hold_write_lock(path, 0.3, taken)
+    await asyncio.to_thread(taken.wait, 5)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.gather(*(queue.send(record(n)) for n in range(20)))
+    ticker.cancel()
+    await asyncio.to_thread(holder.join)
+    assert ticks >= 5  # the loop ran while the lock was held (a blocking wait would leave it at 0)
+    assert [q.request_id for q in queue.receive()] == [f"req-{n}" for n in range(20)]
+    await queue.aclose()
+
+
 async def test_a_lock_held_past_the_wait_fails_the_send(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the wait the send fails loudly (the proxy then spools the record), never silently."""
     monkeypatch.setattr(queue_module, "_BUSY_WAIT_S", 0.05)

@@ -1,9 +1,10 @@
 """The one way heliport opens a SQLite file, shared by every local adapter.
 
 SQLite calls in the adapters are synchronous inside ``async`` methods on purpose: key lookups,
-cache and counter reads take tens of microseconds, less than a hop to a thread would. The log queue
-is the exception: its writes sit on every request, so one writer thread group-commits them, and a
-:class:`Checkpointer` keeps WAL checkpoints (two fsyncs each) off those commits.
+cache and counter reads take tens of microseconds, less than a hop to a thread would. The log queue's
+writes sit on every request: one that finds nothing else writing commits at once on the caller's
+thread, the rest go to a writer thread that group-commits them and waits out other processes' locks,
+and a :class:`Checkpointer` keeps WAL checkpoints (two fsyncs each) off those commits.
 """
 
 from __future__ import annotations
