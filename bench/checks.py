@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import signal
@@ -57,8 +56,6 @@ from bench.run import (
     COMMON_HEADERS,
     HOST,
     LAMBDA_ENTRY,
-    RESULTS,
-    ROOT,
     STARTUP_TIMEOUT_S,
     Case,
     Children,
@@ -73,6 +70,7 @@ from bench.run import (
     post,
     raise_on_sigterm,
     scratch_dir,
+    write_results,
 )
 
 PATH = "/v1/gateway/oai/v1/chat/completions"
@@ -422,23 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             children.stop_all()
     print_tables(results, unavailable)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"checks-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "started_at": started.isoformat(),
-                "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv]),
-                "machine": machine(),
-                "settings": {"rounds": rounds, "round_s": round_s, "connections": 1, "retries": args.retries},
-                "groups": results,
-                "unavailable": unavailable,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"results: {out.relative_to(ROOT)}")
+    document = {
+        "machine": machine(),
+        "settings": {"rounds": rounds, "round_s": round_s, "connections": 1, "retries": args.retries},
+        "groups": results,
+        "unavailable": unavailable,
+    }
+    write_results("checks", started, document)
     return 0
 
 

@@ -5,6 +5,8 @@
 Processes, each its own, all on 127.0.0.1:
 
 * the mock provider (``python -m tests.mock_provider``): ``direct``, the floor every target stands on;
+  and ``baseline``, ``bench/baseline.py`` in front of it: the bare pass-through, what any proxy on this
+  server stack costs at the same request rate;
   it answers after ``--model-delay-ms`` (20; header ``x-mock-delay-ms``, which heliport passes on), so
   every target runs at a similar request rate: CPU per request depends on it (caches go cold between
   sparse requests), and a model that answers in no time is no model;
@@ -37,7 +39,7 @@ with it off and on (:func:`extension_case`). Raw results: ``bench/results/deploy
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import signal
 import statistics
@@ -59,7 +61,6 @@ from bench.run import (
     COMMON_HEADERS,
     HOST,
     LAMBDA_ENTRY,
-    RESULTS,
     ROOT,
     SENT,
     Children,
@@ -77,8 +78,11 @@ from bench.run import (
     raise_on_sigterm,
     run_wrk,
     scratch_dir,
+    start_baseline,
+    start_mock,
     wait_ready,
     write_bodies,
+    write_results,
 )
 
 REGION = "us-east-1"
@@ -207,14 +211,14 @@ def start_targets(
     children: Children, scratch: Path, names: Sequence[str], moto: str, model_delay_ms: int = 0
 ) -> tuple[dict[str, Target], dict[str, Any]]:
     """The mock, moto and one Lambda entry per name; the targets in measuring order and the AWS settings."""
-    mock_port = free_port()
-    mock_url = f"http://{HOST}:{mock_port}"
-    mock_argv = [str(BIN / "python"), "-m", "tests.mock_provider", "--host", HOST, "--port", str(mock_port)]
-    mock = children.start("mock", mock_argv, child_env(), scratch / "mock.log")
-    # heliport passes x-mock-delay-ms through to the mock like any other header.
+    mock = start_mock(children, scratch)
+    mock_url = mock.url
+    # heliport (and the bare pass-through) pass x-mock-delay-ms on to the mock like any other header.
     headers = (*COMMON_HEADERS, f"x-mock-delay-ms: {model_delay_ms}") if model_delay_ms else COMMON_HEADERS
     targets = {
-        "direct": Target("direct", mock_url + "/v1/chat/completions", headers, {"mock": mock.pid}, scratch / "mock.log")
+        "direct": dataclasses.replace(mock.direct(), headers=headers),
+        # The floor under any proxy on this server stack at the same request rate: no heliport at all.
+        "baseline": dataclasses.replace(start_baseline(children, scratch, mock), headers=headers),
     }
     endpoint = start_moto(children, scratch, moto) if any(n in AWS_TARGETS for n in names) else ""
     aws: dict[str, Any] = {"endpoint": endpoint, "targets": {}}
@@ -512,8 +516,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, raise_on_sigterm)
     started = datetime.now(UTC)
     results: dict[str, Any] = {
-        "started_at": started.isoformat(),
-        "command": " ".join(["bench/deployed_path.py", *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine(),
         "settings": {
             "rounds": args.rounds,
@@ -561,11 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             children.stop_all()
     results["finished_at"] = datetime.now(UTC).isoformat()
-    out = args.out or RESULTS / f"deployed-path-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
     print_report(results)
-    print(f"\nresults: {out}")
+    write_results("deployed-path", started, results, args.out)
     delivered = all(e["ok"] for e in results["delivery"].values())
     delivered &= all(e["delivered"] for e in results.get("extension", {}).get("targets", {}).values())
     return 0 if delivered else 1

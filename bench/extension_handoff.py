@@ -22,7 +22,6 @@ of the median ttlb before/after. Raw samples go to ``bench/results/extension-han
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -34,12 +33,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.aws import REGION  # after the path tweak
+from bench.run import write_results  # after the path tweak
+from tests.aws import REGION
 from tests.lambda_apis import LambdaApis
 from tests.mock_provider import MockProvider
 from tests.test_lambda_extension import CHAT, Proxy, _chat, make_deployment, start_proxy
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"before": "false", "after": "true"}
 
 
@@ -63,6 +62,7 @@ def main() -> None:
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         os.environ[name] = value
     os.environ["AWS_DEFAULT_REGION"] = REGION
+    started = datetime.now(UTC)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
@@ -112,13 +112,10 @@ def main() -> None:
             before = statistics.median(samples["before"][kind]["ttlb"])
             after = statistics.median(samples["after"][kind]["ttlb"])
             print(f"  ttlb before/after = {before / after:.2f}x  (saved {1000 * (before - after):.2f} ms)")
-        RESULTS.mkdir(exist_ok=True)
-        out = RESULTS / f"extension-handoff-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
         summary: dict[str, Any] = {
             t: {k: {m: _median_ms(v) for m, v in samples[t][k].items()} for k in samples[t]} for t in samples
         }
-        out.write_text(json.dumps({"medians_ms": summary, "samples_s": samples, "args": vars(args)}, indent=1))
-        print(f"\nraw results: {out}")
+        write_results("extension-handoff", started, {"medians_ms": summary, "samples_s": samples, "args": vars(args)})
     finally:
         for target, proxy in proxies.items():
             stand_ins[target].shutdown()

@@ -23,8 +23,7 @@ and its throughput against no policy. Raw results: ``bench/results/features-<UTC
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import dataclasses
 import shutil
 import signal
 import sqlite3
@@ -41,25 +40,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import (
     BENCH,
     BIN,
-    COMMON_HEADERS,
     HOST,
-    LAMBDA_ENTRY,
-    RESULTS,
-    ROOT,
     Children,
     Noise,
     Target,
     child_env,
-    create_key,
     free_port,
     interleaved,
-    lambda_argv,
     machine,
     post,
     raise_on_sigterm,
     scratch_dir,
+    start_baseline,
+    start_lambda_entry,
+    start_mock,
     wait_ready,
     write_bodies,
+    write_results,
 )
 
 TARGET_CACHE_HIT_ADDED_MS = 1.0
@@ -69,38 +66,26 @@ CACHE = ("Helicone-Cache-Enabled: true", "Helicone-Cache-Seed: bench")
 
 
 def start(children: Children, scratch: Path) -> tuple[dict[str, Target], Path]:
-    python = str(BIN / "python")
-    mock_port, lambda_port, baseline_port = free_port(), free_port(), free_port()
-    mock_url = f"http://{HOST}:{mock_port}"
-    mock_log = scratch / "mock.log"
-    mock = children.start(
-        "mock", [python, "-m", "tests.mock_provider", "--host", HOST, "--port", str(mock_port)], child_env(), mock_log
-    )
-    data_dir, log = scratch / "heliport", scratch / "heliport.log"
-    key = create_key(data_dir)
-    env = child_env(PYTHONPATH=str(LAMBDA_ENTRY), HELIPORT_DATA_DIR=str(data_dir), HELIPORT_UPSTREAM_OAI=mock_url)
-    proxy = children.start("heliport", lambda_argv(lambda_port), env, log, cwd=LAMBDA_ENTRY)
-    baseline_log = scratch / "baseline.log"
-    baseline = children.start(
-        "baseline",
-        [python, str(BENCH / "baseline.py"), "--host", HOST, "--port", str(baseline_port), "--upstream", mock_url],
-        child_env(),
-        baseline_log,
-    )
-    path = "/v1/chat/completions"
-    url = f"http://{HOST}:{lambda_port}/v1/gateway/oai{path}"
-    auth = (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}")
-    pids = {"proxy": proxy.pid, "mock": mock.pid}
+    mock = start_mock(children, scratch)
+    heliport = start_lambda_entry(children, scratch, "heliport", mock)
+    assert heliport.data_dir is not None
     targets = {
-        "direct": Target("direct", mock_url + path, COMMON_HEADERS, {"mock": mock.pid}, mock_log),
-        "baseline": Target(
-            "baseline", f"http://{HOST}:{baseline_port}{path}", COMMON_HEADERS, {"proxy": baseline.pid}, baseline_log
+        "direct": mock.direct(),
+        "baseline": start_baseline(children, scratch, mock),
+        "heliport": heliport,
+        "heliport-ratelimit": dataclasses.replace(
+            heliport, name="heliport-ratelimit", headers=(*heliport.headers, POLICY)
         ),
-        "heliport": Target("heliport", url, auth, pids, log, data_dir=data_dir),
-        "heliport-ratelimit": Target("heliport-ratelimit", url, (*auth, POLICY), pids, log, data_dir=data_dir),
-        "heliport-cache-hit": Target("heliport-cache-hit", url, (*auth, *CACHE), {"proxy": proxy.pid}, log),
+        # A hit never reaches the mock.
+        "heliport-cache-hit": dataclasses.replace(
+            heliport,
+            name="heliport-cache-hit",
+            headers=(*heliport.headers, *CACHE),
+            pids={"proxy": heliport.pids["proxy"]},
+            data_dir=None,
+        ),
     }
-    return targets, data_dir
+    return targets, heliport.data_dir
 
 
 def prime_cache(target: Target, data_dir: Path, bodies: Mapping[str, bytes]) -> dict[str, str]:
@@ -226,28 +211,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\ncache hit added p50 at 1 connection (worst scenario): {worst:.3f} ms "
         f"(target <= {TARGET_CACHE_HIT_ADDED_MS} ms)"
     )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"features-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "started_at": started.isoformat(),
-                "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv]),
-                "machine": machine(),
-                "settings": {
-                    "rounds": rounds,
-                    "round_s": round_s,
-                    "connections": [1, args.connections],
-                    "retries": args.retries,
-                },
-                "interleaved": results,
-                "summary": summary,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"results: {out.relative_to(ROOT)}")
+    document = {
+        "machine": machine(),
+        "settings": {
+            "rounds": rounds,
+            "round_s": round_s,
+            "connections": [1, args.connections],
+            "retries": args.retries,
+        },
+        "interleaved": results,
+        "summary": summary,
+    }
+    write_results("features", started, document)
     return 0
 
 

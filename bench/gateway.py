@@ -26,8 +26,8 @@ Interleaved rounds as in ``bench/run.py``, JSON and SSE, at 1 and 32 connections
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import shutil
 import signal
 import sys
@@ -40,69 +40,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench.run as bench_run
 from bench.run import (
-    BENCH,
-    BIN,
-    COMMON_HEADERS,
-    HOST,
-    LAMBDA_ENTRY,
-    RESULTS,
-    ROOT,
     Children,
     Noise,
     Target,
-    child_env,
-    create_key,
-    free_port,
     interleaved,
-    lambda_argv,
     machine,
     raise_on_sigterm,
     scratch_dir,
+    start_baseline,
+    start_lambda_entry,
+    start_mock,
     wait_ready,
     write_bodies,
+    write_results,
 )
 
 
 def start(children: Children, scratch: Path) -> dict[str, Target]:
-    mock_port, port, baseline_port = free_port(), free_port(), free_port()
-    mock_url, mock_log = f"http://{HOST}:{mock_port}", scratch / "mock.log"
-    argv = [str(BIN / "python"), "-m", "tests.mock_provider", "--host", HOST, "--port", str(mock_port)]
-    mock = children.start("mock", argv, child_env(), mock_log)
-    data_dir, log = scratch / "heliport", scratch / "heliport.log"
-    key = create_key(data_dir)
-    env = child_env(
-        PYTHONPATH=str(LAMBDA_ENTRY),
-        HELIPORT_DATA_DIR=str(data_dir),
-        HELIPORT_UPSTREAM_OAI=mock_url,
+    mock = start_mock(children, scratch)
+    heliport = start_lambda_entry(
+        children,
+        scratch,
+        "heliport",
+        mock,
         OPENAI_API_KEY="sk-bench-upstream-key",
-        HELIPORT_UPSTREAM_ANTHROPIC=mock_url,
+        HELIPORT_UPSTREAM_ANTHROPIC=mock.url,
         ANTHROPIC_API_KEY="sk-ant-bench-upstream-key",
-        HELIPORT_UPSTREAM_TOGETHER=f"{mock_url}/together",
+        HELIPORT_UPSTREAM_TOGETHER=f"{mock.url}/together",
         TOGETHER_API_KEY="together-bench-upstream-key",
     )
-    proxy = children.start("heliport", lambda_argv(port), env, log, cwd=LAMBDA_ENTRY)
-    baseline_log = scratch / "baseline.log"
-    argv = [str(BIN / "python"), str(BENCH / "baseline.py"), "--host", HOST, "--port", str(baseline_port)]
-    baseline = children.start("baseline", [*argv, "--upstream", mock_url], child_env(), baseline_log)
-    pids = {"proxy": proxy.pid, "mock": mock.pid}
-    base = f"http://{HOST}:{port}"
-    path = "/v1/chat/completions"
+    gateway_url = heliport.url.replace("/v1/gateway/oai", "", 1)
     return {
-        "direct": Target("direct", f"{mock_url}{path}", COMMON_HEADERS, {"mock": mock.pid}, mock_log),
-        "baseline": Target(
-            "baseline", f"http://{HOST}:{baseline_port}{path}", COMMON_HEADERS, {"proxy": baseline.pid}, baseline_log
-        ),
-        "heliport": Target(
-            "heliport",
-            f"{base}/v1/gateway/oai/v1/chat/completions",
-            (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}"),
-            pids,
-            log,
-            data_dir=data_dir,
-        ),
+        "direct": mock.direct(),
+        "baseline": start_baseline(children, scratch, mock),
+        "heliport": heliport,
         **{
-            name: Target(
-                name, f"{base}/v1/chat/completions", (f"Authorization: Bearer {key}",), pids, log, data_dir=data_dir
+            name: dataclasses.replace(
+                heliport, name=name, url=gateway_url, headers=(f"Authorization: Bearer {heliport.key}",)
             )
             for name in ("gateway", *GATEWAY_MODELS)
         },
@@ -217,18 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {s['anthropic_over_openai_ms']:+.3f} ms | {s['together_over_openai_ms']:+.3f} ms "
             f"| {s['anthropic_rps_vs_openai']:.0%} | {s['together_rps_vs_openai']:.0%} |"
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"gateway-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     document = {
-        "started_at": started.isoformat(),
-        "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv]),
         "machine": machine(),
         "settings": {"rounds": rounds, "round_s": round_s, "connections": [1, args.connections]},
         "interleaved": results,
         "summary": summary,
     }
-    out.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"results: {out.relative_to(ROOT)}")
+    write_results("gateway", started, document)
     return 0
 
 

@@ -26,8 +26,6 @@ the per-round ratios before/after. Raw results go to
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import signal
 import statistics
@@ -44,8 +42,6 @@ from bench.run import (
     BIN,
     COMMON_HEADERS,
     HOST,
-    RESULTS,
-    ROOT,
     SENT,
     Children,
     Target,
@@ -64,6 +60,7 @@ from bench.run import (
     wait_quiet,
     wait_ready,
     write_bodies,
+    write_results,
 )
 
 #: target name -> HELIPORT_LOG_BEFORE_LAST_BYTE
@@ -212,20 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {name}: {counts['completed']} completed requests, {counts['log_rows']} log rows")
     for name, lines in server_errors.items():
         print(f"{name} logged {len(lines)} error lines; last: {lines[-1]}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"log-handoff-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     result = {
-        "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
-        "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv]),
         "machine": machine_info,
         "settings": {**vars(args), "orders": ORDERS, "request_bodies": {k: v.decode() for k, v in bodies.items()}},
         "cases": cases,
         "logs": logs,
         "server_log_errors": server_errors,
     }
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results: {out.relative_to(ROOT)}")
+    write_results("log-handoff", started, result)
     return 0
 
 

@@ -47,7 +47,6 @@ import argparse
 import asyncio
 import functools
 import json
-import os
 import shutil
 import signal
 import sqlite3
@@ -68,8 +67,6 @@ from bench.run import (
     BIN,
     HOST,
     LAMBDA_ENTRY,
-    RESULTS,
-    ROOT,
     STARTUP_TIMEOUT_S,
     Case,
     Children,
@@ -84,6 +81,7 @@ from bench.run import (
     post,
     raise_on_sigterm,
     scratch_dir,
+    write_results,
 )
 
 PATH = "/v1/chat/completions"
@@ -418,33 +416,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             children.stop_all()
     print_tables(results, reads, in_process)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"prompts-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "started_at": started.isoformat(),
-                "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv]),
-                "machine": machine(),
-                "settings": {
-                    "rounds": rounds,
-                    "round_s": round_s,
-                    "connections": 1,
-                    "retries": args.retries,
-                    "prompt_cache_ttl": TTLS,
-                    "adapters": "local (SQLite prompt store, SQLite log queue)",
-                },
-                "request_bytes": sizes_out,
-                "prompts_created": created,
-                "groups": results,
-                "store_reads": reads,
-                "in_process_parts": in_process,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"results: {out.relative_to(ROOT)}")
+    document = {
+        "machine": machine(),
+        "settings": {
+            "rounds": rounds,
+            "round_s": round_s,
+            "connections": 1,
+            "retries": args.retries,
+            "prompt_cache_ttl": TTLS,
+            "adapters": "local (SQLite prompt store, SQLite log queue)",
+        },
+        "request_bytes": sizes_out,
+        "prompts_created": created,
+        "groups": results,
+        "store_reads": reads,
+        "in_process_parts": in_process,
+    }
+    write_results("prompts", started, document)
     return 0
 
 

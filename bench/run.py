@@ -272,6 +272,85 @@ class Target:
     data_dir: Path | None = None
     #: True when a consumer in the proxy process empties the queue (``heliport serve``): wait for it.
     drains: bool = False
+    #: The heliport key in ``headers``, for a target built on another's (the AI gateway's routes).
+    key: str | None = None
+
+
+CHAT_PATH = "/v1/chat/completions"
+
+
+@dataclass(frozen=True)
+class Mock:
+    """The mock provider every bench proxies to: where it listens, and its process (whose CPU a
+    request through any target costs too)."""
+
+    url: str
+    pid: int
+    log: Path
+
+    def direct(self, path: str = CHAT_PATH) -> Target:
+        """wrk straight to the mock: the floor under every target."""
+        return Target("direct", self.url + path, COMMON_HEADERS, {"mock": self.pid}, self.log)
+
+
+def start_mock(children: Children, scratch: Path) -> Mock:
+    port, log = free_port(), scratch / "mock.log"
+    argv = [str(BIN / "python"), "-m", "tests.mock_provider", "--host", HOST, "--port", str(port)]
+    proc = children.start("mock", argv, child_env(), log)
+    return Mock(f"http://{HOST}:{port}", proc.pid, log)
+
+
+def start_baseline(children: Children, scratch: Path, mock: Mock, path: str = CHAT_PATH) -> Target:
+    """``bench/baseline.py``, the bare pass-through, in front of ``mock``.
+
+    The mock's CPU is the target's as it is for every proxy: left out, it would count as outside load
+    and mark every round of the baseline disturbed.
+    """
+    port, log = free_port(), scratch / "baseline.log"
+    argv = [str(BIN / "python"), str(BENCH / "baseline.py"), "--host", HOST, "--port", str(port)]
+    proc = children.start("baseline", [*argv, "--upstream", mock.url], child_env(), log)
+    return Target("baseline", f"http://{HOST}:{port}{path}", COMMON_HEADERS, {"proxy": proc.pid, "mock": mock.pid}, log)
+
+
+def start_lambda_entry(
+    children: Children, scratch: Path, name: str, mock: Mock, path: str = "/v1/gateway/oai" + CHAT_PATH, **env: str
+) -> Target:
+    """The proxy's Lambda entry (``lambda_argv``) with the local adapters in a data dir of its own,
+    upstream the mock, ``env`` added to its environment; the target carries a key made for it."""
+    port, data_dir, log = free_port(), scratch / name, scratch / f"{name}.log"
+    key = create_key(data_dir)
+    settings = child_env(
+        PYTHONPATH=str(LAMBDA_ENTRY), HELIPORT_DATA_DIR=str(data_dir), HELIPORT_UPSTREAM_OAI=mock.url, **env
+    )
+    proc = children.start(name, lambda_argv(port), settings, log, cwd=LAMBDA_ENTRY)
+    return Target(
+        name,
+        f"http://{HOST}:{port}{path}",
+        (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}"),
+        {"proxy": proc.pid, "mock": mock.pid},
+        log,
+        data_dir=data_dir,
+        key=key,
+    )
+
+
+def command_line() -> str:
+    """How this bench was started, as one would type it from the repository's root."""
+    return " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv])
+
+
+def write_results(kind: str, started: datetime, document: Mapping[str, Any], out: Path | None = None) -> Path:
+    """Write a run's results to ``out``, by default ``bench/results/<kind>-<UTC start>.json``.
+
+    Every results file starts with when the run started and the command that ran it; the rest is the
+    bench's own. Prints where it went and returns the path.
+    """
+    path = out or RESULTS / f"{kind}-{started:%Y%m%dT%H%M%SZ}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamped = {"started_at": started.isoformat(), "command": command_line(), **document}
+    path.write_text(json.dumps(stamped, indent=2) + "\n")
+    print(f"results: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return path
 
 
 def wait_ready(target: Target, bodies: Mapping[str, bytes], children: Children) -> None:
@@ -984,62 +1063,31 @@ def scratch_dir(keep: bool) -> Iterator[Path]:
 
 def start_all(children: Children, scratch: Path) -> dict[str, Target]:
     """Start the mock and the three proxies; the returned targets are in measuring order."""
-    python = str(BIN / "python")
-    mock_port, serve_port, lambda_port, baseline_port = (free_port() for _ in range(4))
-    mock_url = f"http://{HOST}:{mock_port}"
-    mock_log = scratch / "mock.log"
-    mock = children.start(
-        "mock", [python, "-m", "tests.mock_provider", "--host", HOST, "--port", str(mock_port)], child_env(), mock_log
-    )
+    mock = start_mock(children, scratch)
+    serve_port = free_port()
     serve_dir, serve_log = scratch / "heliport-serve", scratch / "heliport.log"
     serve = children.start(
         "heliport",
         [str(BIN / "heliport"), "serve", "--host", HOST, "--port", str(serve_port), "--data-dir", str(serve_dir)],
-        child_env(HELIPORT_UPSTREAM_OAI=mock_url),
+        child_env(HELIPORT_UPSTREAM_OAI=mock.url),
         serve_log,
     )
-    lambda_dir, lambda_log = scratch / "heliport-proxy", scratch / "heliport-proxy.log"
-    lambda_key = create_key(lambda_dir)
-    lambda_env = child_env(
-        PYTHONPATH=str(LAMBDA_ENTRY), HELIPORT_DATA_DIR=str(lambda_dir), HELIPORT_UPSTREAM_OAI=mock_url
-    )
-    lambda_proc = children.start("heliport-proxy", lambda_argv(lambda_port), lambda_env, lambda_log, cwd=LAMBDA_ENTRY)
-    baseline_log = scratch / "baseline.log"
-    baseline = children.start(
-        "baseline",
-        [python, str(BENCH / "baseline.py"), "--host", HOST, "--port", str(baseline_port), "--upstream", mock_url],
-        child_env(),
-        baseline_log,
-    )
+    lambda_entry = start_lambda_entry(children, scratch, "heliport-proxy", mock)
+    baseline = start_baseline(children, scratch, mock)
     serve_key = wait_for_key(serve, serve_log)
-    path = "/v1/chat/completions"
-    gateway = "/v1/gateway/oai" + path
     return {
-        "direct": Target("direct", mock_url + path, COMMON_HEADERS, {"mock": mock.pid}, mock_log),
+        "direct": mock.direct(),
         "heliport": Target(
             "heliport",
-            f"http://{HOST}:{serve_port}{gateway}",
+            f"http://{HOST}:{serve_port}/v1/gateway/oai{CHAT_PATH}",
             (*COMMON_HEADERS, f"Helicone-Auth: Bearer {serve_key}"),
             {"proxy": serve.pid, "mock": mock.pid},
             serve_log,
             data_dir=serve_dir,
             drains=True,
         ),
-        "heliport-proxy": Target(
-            "heliport-proxy",
-            f"http://{HOST}:{lambda_port}{gateway}",
-            (*COMMON_HEADERS, f"Helicone-Auth: Bearer {lambda_key}"),
-            {"proxy": lambda_proc.pid, "mock": mock.pid},
-            lambda_log,
-            data_dir=lambda_dir,
-        ),
-        "baseline": Target(
-            "baseline",
-            f"http://{HOST}:{baseline_port}{path}",
-            COMMON_HEADERS,
-            {"proxy": baseline.pid, "mock": mock.pid},
-            baseline_log,
-        ),
+        "heliport-proxy": lambda_entry,
+        "baseline": baseline,
     }
 
 
@@ -1131,11 +1179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for name, lines in server_errors.items():
         print(f"{name} logged {len(lines)} error lines; last: {lines[-1]}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"proxy-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     result = {
-        "started_at": started.isoformat(),
-        "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv]),
         "machine": machine_info,
         "settings": {
             "duration_s": duration,
@@ -1154,8 +1198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "logs": logs,
         "server_log_errors": server_errors,
     }
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results: {out.relative_to(ROOT)}")
+    write_results("proxy", started, result)
     return 0
 
 

@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -44,33 +42,32 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import (
-    BENCH,
     BIN,
     CLK_TCK,
     COMMON_HEADERS,
     HOST,
-    LAMBDA_ENTRY,
-    RESULTS,
-    ROOT,
     Children,
+    Mock,
     Noise,
     Target,
     WrkRun,
     child_env,
-    child_pids,
     cpu_ticks,
-    create_key,
     free_port,
     interleaved_rounds,
-    lambda_argv,
     logged_rows,
     machine,
+    pipeline_pid,
     raise_on_sigterm,
     run_wrk,
     scratch_dir,
+    start_baseline,
+    start_lambda_entry,
+    start_mock,
     wait_for_key,
     wait_ready,
     write_bodies,
+    write_results,
 )
 
 PATH = "/v1/chat/completions"
@@ -92,22 +89,15 @@ while True:
 LOADED = "baseline+load"
 
 
-def start_serve(children: Children, scratch: Path, name: str, mock_url: str, mock_pid: int, *extra: str) -> Target:
+def start_serve(children: Children, scratch: Path, name: str, mock: Mock, *extra: str) -> Target:
     port, data_dir, log = free_port(), scratch / name, scratch / f"{name}.log"
     argv = [str(BIN / "heliport"), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir), *extra]
-    proc = children.start(name, argv, child_env(HELIPORT_UPSTREAM_OAI=mock_url), log)
+    proc = children.start(name, argv, child_env(HELIPORT_UPSTREAM_OAI=mock.url), log)
     key = wait_for_key(proc, log)
-    pids = {"proxy": proc.pid, "mock": mock_pid}
+    pids = {"proxy": proc.pid, "mock": mock.pid}
     # The log pipeline's own process, when serve runs one: its CPU is the consumer's share.
     if "thread" not in extra:
-        deadline = time.monotonic() + CHILD_TIMEOUT_S
-        while "pipeline" not in pids:
-            found = child_pids(proc.pid)
-            if found:
-                pids["pipeline"] = found[0]
-            elif time.monotonic() > deadline:
-                raise RuntimeError(f"{name} started no log pipeline process")
-            time.sleep(0.1)
+        pids["pipeline"] = pipeline_pid(proc.pid)
     headers = (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}")
     return Target(name, f"http://{HOST}:{port}{GATEWAY_PATH}", headers, pids, log, data_dir=data_dir, drains=True)
 
@@ -122,42 +112,17 @@ def start_targets(
     ``with_thread`` adds ``heliport serve --pipeline thread`` (``heliport-serve-thread``: the pipeline
     on a thread of the proxy's process, as before issue 24), the before of the change in the same run.
     """
-    python = str(BIN / "python")
-    mock_port, bare_port = free_port(), free_port()
-    mock_url = f"http://{HOST}:{mock_port}"
-    mock_log, bare_log = scratch / "mock.log", scratch / "baseline.log"
-    mock = children.start(
-        "mock", [python, "-m", "tests.mock_provider", "--host", HOST, "--port", str(mock_port)], child_env(), mock_log
-    )
-    bare = children.start(
-        "baseline",
-        [python, str(BENCH / "baseline.py"), "--host", HOST, "--port", str(bare_port), "--upstream", mock_url],
-        child_env(),
-        bare_log,
-    )
+    mock = start_mock(children, scratch)
     targets = {
-        "baseline": Target(
-            "baseline", f"http://{HOST}:{bare_port}{PATH}", COMMON_HEADERS, {"proxy": bare.pid}, bare_log
-        ),
-        "heliport-serve": start_serve(children, scratch, "heliport-serve", mock_url, mock.pid),
+        "baseline": start_baseline(children, scratch, mock, PATH),
+        "heliport-serve": start_serve(children, scratch, "heliport-serve", mock),
     }
     if with_thread:
         targets["heliport-serve-thread"] = start_serve(
-            children, scratch, "heliport-serve-thread", mock_url, mock.pid, "--pipeline", "thread"
+            children, scratch, "heliport-serve-thread", mock, "--pipeline", "thread"
         )
     if with_proxy:
-        lambda_dir, lambda_log, lambda_port = scratch / "proxy", scratch / "proxy.log", free_port()
-        lambda_key = create_key(lambda_dir)
-        env = child_env(PYTHONPATH=str(LAMBDA_ENTRY), HELIPORT_DATA_DIR=str(lambda_dir), HELIPORT_UPSTREAM_OAI=mock_url)
-        proc = children.start("heliport-proxy", lambda_argv(lambda_port), env, lambda_log, cwd=LAMBDA_ENTRY)
-        targets["heliport-proxy"] = Target(
-            "heliport-proxy",
-            f"http://{HOST}:{lambda_port}{GATEWAY_PATH}",
-            (*COMMON_HEADERS, f"Helicone-Auth: Bearer {lambda_key}"),
-            {"proxy": proc.pid, "mock": mock.pid},
-            lambda_log,
-            data_dir=lambda_dir,
-        )
+        targets["heliport-proxy"] = start_lambda_entry(children, scratch, "heliport-proxy", mock, GATEWAY_PATH)
     return targets
 
 
@@ -298,10 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pipeline_cpu_s = cpu_ticks(pipeline_pid) / CLK_TCK if pipeline_pid else None
         finally:
             children.stop_all()
-    out = args.out or RESULTS / f"serve-p99-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     result = {
-        "started_at": started.isoformat(),
         "machine": machine(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "noise": asdict(Noise(threshold=args.quiet_threshold, retries=args.retries)),
@@ -310,8 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve_log_rows": rows,
         "pipeline_process_cpu_s": pipeline_cpu_s,
     }
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    write_results("serve-p99", started, result, args.out)
     return 0
 
 
