@@ -143,20 +143,21 @@ def serve_moto(port: int) -> None:
     uvicorn.run(app, host=HOST, port=port, interface="wsgi", log_level="warning", http="httptools", loop="uvloop")
 
 
-def start_moto(children: Children, scratch: Path, kind: str) -> str:
+def start_moto(children: Children, scratch: Path, kind: str) -> tuple[str, int]:
+    """moto's server; its endpoint and pid (an AWS target's requests cost moto's CPU too)."""
     port = free_port()
     if kind == "werkzeug":
         argv = [str(BIN / "moto_server"), "-H", HOST, "-p", str(port)]
     else:
         argv = [str(BIN / "python"), str(Path(__file__).resolve()), "--serve-moto", str(port)]
-    children.start("moto", argv, child_env(**FAKE_CREDENTIALS), scratch / "moto.log")
+    proc = children.start("moto", argv, child_env(**FAKE_CREDENTIALS), scratch / "moto.log")
     url = f"http://{HOST}:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         children.check_alive()
         try:
             with urllib.request.urlopen(url + "/moto-api/", timeout=1):
-                return url
+                return url, proc.pid
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("moto_server did not start within 30 s")
@@ -220,7 +221,7 @@ def start_targets(
         # The floor under any proxy on this server stack at the same request rate: no heliport at all.
         "baseline": dataclasses.replace(start_baseline(children, scratch, mock), headers=headers),
     }
-    endpoint = start_moto(children, scratch, moto) if any(n in AWS_TARGETS for n in names) else ""
+    endpoint, moto_pid = start_moto(children, scratch, moto) if any(n in AWS_TARGETS for n in names) else ("", 0)
     aws: dict[str, Any] = {"endpoint": endpoint, "targets": {}}
     for name in names:
         port = free_port()
@@ -239,11 +240,14 @@ def start_targets(
         key = create_key(env=env, timeout=120)  # into the target's own key store: its data dir or its table
         log = scratch / f"{name}.log"
         proc = children.start(name, argv, env, log, cwd=LAMBDA_ENTRY)
+        pids = {"proxy": proc.pid, "mock": mock.pid}
+        if name in AWS_TARGETS:  # moto's CPU is the target's, not outside load that marks a round disturbed
+            pids["moto"] = moto_pid
         targets[name] = Target(
             name,
             f"http://{HOST}:{port}{GATEWAY_PATH}",
             (*headers, f"Helicone-Auth: Bearer {key}"),
-            {"proxy": proc.pid, "mock": mock.pid},
+            pids,
             log,
             data_dir=data_dir,
         )
