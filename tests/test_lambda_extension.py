@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -294,6 +294,42 @@ def proxies() -> Iterator[list[Proxy]]:
                 proxy.process.wait(10)
 
 
+@pytest.fixture
+def stand_in() -> Iterator[Callable[..., LambdaApis]]:
+    """Lambda's APIs made with options of a test's own (``LambdaApis``'s arguments); stopped afterwards."""
+    started: list[LambdaApis] = []
+
+    def make(**options: Any) -> LambdaApis:
+        started.append(LambdaApis(**options).start())
+        return started[-1]
+
+    yield make
+    for api in started:
+        api.stop()
+
+
+@pytest.fixture
+def launch(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    deployment: Deployment,
+    sqs: tuple[Any, str],
+    gate: SqsGate,
+    mock_provider: MockProvider,
+    proxies: list[Proxy],
+) -> Callable[..., Proxy]:
+    """Start the proxy as Lambda does (``start_proxy``) behind ``apis`` (the ``apis`` fixture when none is
+    given), its queue behind the gate, upstream the mock, ``env`` added; stopped after the test."""
+
+    def start(apis: LambdaApis | None = None, **env: str) -> Proxy:
+        behind = apis if apis is not None else request.getfixturevalue("apis")
+        proxy = start_proxy(tmp_path, behind, deployment, sqs[1], gate.url, mock_provider.url, **env)
+        proxies.append(proxy)
+        return proxy
+
+    return start
+
+
 def _chat(stream: bool, key: str, request_id: str) -> tuple[dict[str, str], bytes]:
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}], "stream": stream}
     headers = {
@@ -335,17 +371,14 @@ def _queued_ids(sqs: tuple[Any, str]) -> list[str]:
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_the_record_is_in_sqs_when_lambda_freezes_and_the_last_byte_came_first(
     stream: bool,
-    tmp_path: Path,
     apis: LambdaApis,
     deployment: Deployment,
     sqs: tuple[Any, str],
     gate: SqsGate,
-    mock_provider: MockProvider,
-    proxies: list[Proxy],
+    launch: Callable[..., Proxy],
 ) -> None:
     gate.delay_s = 0.5  # SQS answers slowly: a client that waited for it would see its last byte late
-    proxy = start_proxy(tmp_path, apis, deployment, sqs[1], gate.url, mock_provider.url)
-    proxies.append(proxy)
+    proxy = launch()
     assert [e.name for e in apis.registered] == ["heliport-log-handoff"]
     assert apis.registered[0].events == {"INVOKE"}
     for _ in range(2):  # the second invoke thaws a process that was really stopped
@@ -359,23 +392,19 @@ def test_the_record_is_in_sqs_when_lambda_freezes_and_the_last_byte_came_first(
 
 
 def test_the_official_sdks_through_lambda_see_complete_answers_and_every_record_is_queued_at_the_freeze(
-    tmp_path: Path,
     apis: LambdaApis,
     deployment: Deployment,
     sqs: tuple[Any, str],
     gate: SqsGate,
     mock_provider: MockProvider,
-    proxies: list[Proxy],
+    launch: Callable[..., Proxy],
 ) -> None:
     """OpenAI and Anthropic SDKs, JSON and streams, through the stand-in's front door (API Gateway's place)."""
     import anthropic
     import openai
 
     gate.delay_s = 0.5
-    proxy = start_proxy(
-        tmp_path, apis, deployment, sqs[1], gate.url, mock_provider.url, HELIPORT_UPSTREAM_ANTHROPIC=mock_provider.url
-    )
-    proxies.append(proxy)
+    proxy = launch(HELIPORT_UPSTREAM_ANTHROPIC=mock_provider.url)
     front = apis.front_door(proxy.url)
     ids = [str(uuid.uuid4()) for _ in range(4)]
     auth = {"Helicone-Auth": f"Bearer {deployment.key}"}
@@ -427,41 +456,33 @@ def test_the_official_sdks_through_lambda_see_complete_answers_and_every_record_
 
 
 def test_a_failed_registration_falls_back_to_logging_before_the_last_byte(
-    tmp_path: Path,
     deployment: Deployment,
     sqs: tuple[Any, str],
     gate: SqsGate,
-    mock_provider: MockProvider,
-    proxies: list[Proxy],
+    launch: Callable[..., Proxy],
+    stand_in: Callable[..., LambdaApis],
 ) -> None:
-    apis = LambdaApis(refuse_register=True).start()
-    try:
-        gate.delay_s = 0.3
-        proxy = start_proxy(tmp_path, apis, deployment, sqs[1], gate.url, mock_provider.url)
-        proxies.append(proxy)
-        assert apis.registered == []
-        invocation, helicone_id = _invoke(apis, proxy, deployment.key)
-        assert helicone_id in _queued_ids(sqs)
-        send = next(s for s in gate.sends if helicone_id.encode() in s.body)
-        # Today's order: the record was in SQS before the client's last byte.
-        assert send.answered_at < invocation.last_byte_at
-        assert "could not register" in proxy.output() and "before the last byte" in proxy.output()
-    finally:
-        apis.stop()
+    apis = stand_in(refuse_register=True)
+    gate.delay_s = 0.3
+    proxy = launch(apis)
+    assert apis.registered == []
+    invocation, helicone_id = _invoke(apis, proxy, deployment.key)
+    assert helicone_id in _queued_ids(sqs)
+    send = next(s for s in gate.sends if helicone_id.encode() in s.body)
+    # Today's order: the record was in SQS before the client's last byte.
+    assert send.answered_at < invocation.last_byte_at
+    assert "could not register" in proxy.output() and "before the last byte" in proxy.output()
 
 
 def test_an_invoke_event_read_after_the_response_ended_still_holds_the_freeze(
-    tmp_path: Path,
     apis: LambdaApis,
     deployment: Deployment,
     sqs: tuple[Any, str],
     gate: SqsGate,
-    mock_provider: MockProvider,
-    proxies: list[Proxy],
+    launch: Callable[..., Proxy],
 ) -> None:
     gate.delay_s = 0.3
-    proxy = start_proxy(tmp_path, apis, deployment, sqs[1], gate.url, mock_provider.url)
-    proxies.append(proxy)
+    proxy = launch()
     for stream in (False, True):
         invocation, helicone_id = _invoke(apis, proxy, deployment.key, stream=stream, event_after_response=True)
         assert invocation.frozen_in_time
@@ -469,17 +490,14 @@ def test_an_invoke_event_read_after_the_response_ended_still_holds_the_freeze(
 
 
 def test_a_request_without_the_lambda_context_header_is_still_held_for(
-    tmp_path: Path,
     apis: LambdaApis,
     deployment: Deployment,
     sqs: tuple[Any, str],
     gate: SqsGate,
-    mock_provider: MockProvider,
-    proxies: list[Proxy],
+    launch: Callable[..., Proxy],
 ) -> None:
     gate.delay_s = 0.3
-    proxy = start_proxy(tmp_path, apis, deployment, sqs[1], gate.url, mock_provider.url)
-    proxies.append(proxy)
+    proxy = launch()
     invocation, helicone_id = _invoke(apis, proxy, deployment.key, stream=True, lambda_context=False)
     assert invocation.frozen_in_time
     assert helicone_id in _queued_ids(sqs)
@@ -487,26 +505,14 @@ def test_a_request_without_the_lambda_context_header_is_still_held_for(
 
 
 def test_on_managed_instances_the_record_goes_after_the_last_byte_without_registering(
-    tmp_path: Path,
     apis: LambdaApis,
     deployment: Deployment,
     sqs: tuple[Any, str],
     gate: SqsGate,
-    mock_provider: MockProvider,
-    proxies: list[Proxy],
+    launch: Callable[..., Proxy],
 ) -> None:
     gate.delay_s = 0.5
-    proxy = start_proxy(
-        tmp_path,
-        apis,
-        deployment,
-        sqs[1],
-        gate.url,
-        mock_provider.url,
-        AWS_LAMBDA_INITIALIZATION_TYPE="lambda-managed-instances",
-        AWS_LAMBDA_MAX_CONCURRENCY="8",
-    )
-    proxies.append(proxy)
+    proxy = launch(AWS_LAMBDA_INITIALIZATION_TYPE="lambda-managed-instances", AWS_LAMBDA_MAX_CONCURRENCY="8")
     assert apis.registered == []
     invocation, helicone_id = _invoke(apis, proxy, deployment.key, freeze=False)  # LMI never freezes
     deadline = time.monotonic() + 10
@@ -518,38 +524,33 @@ def test_on_managed_instances_the_record_goes_after_the_last_byte_without_regist
 
 
 def test_sigterm_with_a_hand_off_outstanding_still_delivers_it(
-    tmp_path: Path,
     deployment: Deployment,
     sqs: tuple[Any, str],
     gate: SqsGate,
-    mock_provider: MockProvider,
-    proxies: list[Proxy],
+    launch: Callable[..., Proxy],
+    stand_in: Callable[..., LambdaApis],
 ) -> None:
     # A short invocation deadline, and SQS holding the send past it: the extension gives up at the
     # deadline and Lambda freezes the environment with the hand-off still outstanding.
-    apis = LambdaApis(timeout_s=1.5).start()
-    try:
-        proxy = start_proxy(tmp_path, apis, deployment, sqs[1], gate.url, mock_provider.url)
-        proxies.append(proxy)
-        gate.hold(refuse=True)
-        invocation, helicone_id = _invoke(apis, proxy, deployment.key)
-        assert invocation.frozen_in_time
-        assert any(helicone_id.encode() in s.body for s in gate.sends)  # sent, not answered
-        assert helicone_id not in _queued_ids(sqs)
-        # Now SQS refuses it; Lambda thaws the environment only to shut it down (SIGTERM, 2 s, SIGKILL).
-        gate.release()
-        code = apis.shutdown()
-        # uvicorn exits by re-raising the SIGTERM it caught, once its graceful shutdown is over.
-        assert code in (0, -15) and not apis.killed, proxy.output()
-        s3 = boto3.client("s3", region_name=REGION, endpoint_url=deployment.endpoint)
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=deployment.bucket).get("Contents", [])]
-        spooled = [k for k in keys if helicone_id in k]
-        assert spooled, keys
-        record = json.loads(s3.get_object(Bucket=deployment.bucket, Key=spooled[0])["Body"].read())
-        assert record["request_id"] == helicone_id and record["status"] == 200
-        assert "log queue refused request" in proxy.output()
-    finally:
-        apis.stop()
+    apis = stand_in(timeout_s=1.5)
+    proxy = launch(apis)
+    gate.hold(refuse=True)
+    invocation, helicone_id = _invoke(apis, proxy, deployment.key)
+    assert invocation.frozen_in_time
+    assert any(helicone_id.encode() in s.body for s in gate.sends)  # sent, not answered
+    assert helicone_id not in _queued_ids(sqs)
+    # Now SQS refuses it; Lambda thaws the environment only to shut it down (SIGTERM, 2 s, SIGKILL).
+    gate.release()
+    code = apis.shutdown()
+    # uvicorn exits by re-raising the SIGTERM it caught, once its graceful shutdown is over.
+    assert code in (0, -15) and not apis.killed, proxy.output()
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=deployment.endpoint)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=deployment.bucket).get("Contents", [])]
+    spooled = [k for k in keys if helicone_id in k]
+    assert spooled, keys
+    record = json.loads(s3.get_object(Bucket=deployment.bucket, Key=spooled[0])["Body"].read())
+    assert record["request_id"] == helicone_id and record["status"] == 200
+    assert "log queue refused request" in proxy.output()
 
 
 # -- the shutdown drain, in process ------------------------------------------------------------------------
@@ -603,27 +604,21 @@ async def test_aclose_sends_outstanding_hand_offs_before_the_queue_closes(tmp_pa
 
 
 def test_a_broken_extensions_api_is_reported_and_logging_goes_back_before_the_last_byte(
-    tmp_path: Path,
     deployment: Deployment,
     sqs: tuple[Any, str],
-    gate: SqsGate,
-    mock_provider: MockProvider,
-    proxies: list[Proxy],
+    launch: Callable[..., Proxy],
+    stand_in: Callable[..., LambdaApis],
 ) -> None:
-    apis = LambdaApis(timeout_s=2.0).start()
-    try:
-        proxy = start_proxy(tmp_path, apis, deployment, sqs[1], gate.url, mock_provider.url)
-        proxies.append(proxy)
-        apis.fail_next = True  # the INVOKE gets through; the extension's next call after it fails
-        invocation, helicone_id = _invoke(apis, proxy, deployment.key, freeze=False)
-        assert not invocation.frozen_in_time  # the extension never came back: Lambda would time this out
-        assert helicone_id in _queued_ids(sqs)  # held for until then all the same
-        assert [(e.kind, e.extension, e.error_type) for e in apis.errors] == [
-            ("exit", "heliport-log-handoff", "Extension.EventLoopFailed")
-        ]
-        assert "logging before the last byte from now on" in proxy.output()
-    finally:
-        apis.stop()
+    apis = stand_in(timeout_s=2.0)
+    proxy = launch(apis)
+    apis.fail_next = True  # the INVOKE gets through; the extension's next call after it fails
+    invocation, helicone_id = _invoke(apis, proxy, deployment.key, freeze=False)
+    assert not invocation.frozen_in_time  # the extension never came back: Lambda would time this out
+    assert helicone_id in _queued_ids(sqs)  # held for until then all the same
+    assert [(e.kind, e.extension, e.error_type) for e in apis.errors] == [
+        ("exit", "heliport-log-handoff", "Extension.EventLoopFailed")
+    ]
+    assert "logging before the last byte from now on" in proxy.output()
 
 
 # -- start-up choices and the id header, in process ----------------------------------------------------------
