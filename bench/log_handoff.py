@@ -39,24 +39,20 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import (
-    BIN,
-    COMMON_HEADERS,
-    HOST,
     SENT,
     Children,
     Target,
     WrkRun,
     _print_run,
     _spread,
-    child_env,
-    free_port,
     log_errors,
     logged_rows,
     machine,
     raise_on_sigterm,
     run_wrk,
     scratch_dir,
-    wait_for_key,
+    start_mock,
+    start_serve,
     wait_quiet,
     wait_ready,
     write_bodies,
@@ -71,27 +67,11 @@ METRICS = ("p50_ms", "p90_ms", "p99_ms", "rps", "sustained_rps", "proxy_cpu_us")
 
 def start(children: Children, scratch: Path) -> dict[str, Target]:
     """The mock and one ``heliport serve`` per order, all on 127.0.0.1."""
-    mock_port = free_port()
-    mock_url = f"http://{HOST}:{mock_port}"
-    argv = [str(BIN / "python"), "-m", "tests.mock_provider", "--host", HOST, "--port", str(mock_port)]
-    mock = children.start("mock", argv, child_env(), scratch / "mock.log")
-    targets: dict[str, Target] = {}
-    for name, flag in ORDERS.items():
-        port, data_dir, log = free_port(), scratch / name, scratch / f"{name}.log"
-        argv = [str(BIN / "heliport"), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
-        env = child_env(HELIPORT_UPSTREAM_OAI=mock_url, HELIPORT_LOG_BEFORE_LAST_BYTE=flag)
-        proc = children.start(name, argv, env, log)
-        key = wait_for_key(proc, log)
-        targets[name] = Target(
-            name,
-            f"http://{HOST}:{port}/v1/gateway/oai/v1/chat/completions",
-            (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}"),
-            {"proxy": proc.pid, "mock": mock.pid},
-            log,
-            data_dir=data_dir,
-            drains=True,
-        )
-    return targets
+    mock = start_mock(children, scratch)
+    return {
+        name: start_serve(children, scratch, name, mock, HELIPORT_LOG_BEFORE_LAST_BYTE=flag)
+        for name, flag in ORDERS.items()
+    }
 
 
 def metric(run: WrkRun, name: str) -> float:

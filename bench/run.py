@@ -293,10 +293,10 @@ class Mock:
         return Target("direct", self.url + path, COMMON_HEADERS, {"mock": self.pid}, self.log)
 
 
-def start_mock(children: Children, scratch: Path) -> Mock:
-    port, log = free_port(), scratch / "mock.log"
+def start_mock(children: Children, scratch: Path, name: str = "mock") -> Mock:
+    port, log = free_port(), scratch / f"{name}.log"
     argv = [str(BIN / "python"), "-m", "tests.mock_provider", "--host", HOST, "--port", str(port)]
-    proc = children.start("mock", argv, child_env(), log)
+    proc = children.start(name, argv, child_env(), log)
     return Mock(f"http://{HOST}:{port}", proc.pid, log)
 
 
@@ -330,6 +330,32 @@ def start_lambda_entry(
         {"proxy": proc.pid, "mock": mock.pid},
         log,
         data_dir=data_dir,
+        key=key,
+    )
+
+
+def start_serve(children: Children, scratch: Path, name: str, mock: Mock, *extra: str, **env: str) -> Target:
+    """``heliport serve`` as a laptop runs it, in a data dir of its own, upstream the mock; ``extra`` is
+    added to its command line and ``env`` to its environment.
+
+    The target's pids include the log pipeline's own process (unless ``--pipeline thread`` keeps it in
+    the proxy's): its CPU is part of what serve costs, not outside load.
+    """
+    port, data_dir, log = free_port(), scratch / name, scratch / f"{name}.log"
+    argv = [str(BIN / "heliport"), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir), *extra]
+    proc = children.start(name, argv, child_env(HELIPORT_UPSTREAM_OAI=mock.url, **env), log)
+    key = wait_for_key(proc, log)
+    pids = {"proxy": proc.pid, "mock": mock.pid}
+    if "thread" not in extra:
+        pids["pipeline"] = pipeline_pid(proc.pid)
+    return Target(
+        name,
+        f"http://{HOST}:{port}/v1/gateway/oai{CHAT_PATH}",
+        (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}"),
+        pids,
+        log,
+        data_dir=data_dir,
+        drains=True,
         key=key,
     )
 
@@ -1064,30 +1090,11 @@ def scratch_dir(keep: bool) -> Iterator[Path]:
 def start_all(children: Children, scratch: Path) -> dict[str, Target]:
     """Start the mock and the three proxies; the returned targets are in measuring order."""
     mock = start_mock(children, scratch)
-    serve_port = free_port()
-    serve_dir, serve_log = scratch / "heliport-serve", scratch / "heliport.log"
-    serve = children.start(
-        "heliport",
-        [str(BIN / "heliport"), "serve", "--host", HOST, "--port", str(serve_port), "--data-dir", str(serve_dir)],
-        child_env(HELIPORT_UPSTREAM_OAI=mock.url),
-        serve_log,
-    )
-    lambda_entry = start_lambda_entry(children, scratch, "heliport-proxy", mock)
-    baseline = start_baseline(children, scratch, mock)
-    serve_key = wait_for_key(serve, serve_log)
     return {
         "direct": mock.direct(),
-        "heliport": Target(
-            "heliport",
-            f"http://{HOST}:{serve_port}/v1/gateway/oai{CHAT_PATH}",
-            (*COMMON_HEADERS, f"Helicone-Auth: Bearer {serve_key}"),
-            {"proxy": serve.pid, "mock": mock.pid},
-            serve_log,
-            data_dir=serve_dir,
-            drains=True,
-        ),
-        "heliport-proxy": lambda_entry,
-        "baseline": baseline,
+        "heliport": start_serve(children, scratch, "heliport", mock),
+        "heliport-proxy": start_lambda_entry(children, scratch, "heliport-proxy", mock),
+        "baseline": start_baseline(children, scratch, mock),
     }
 
 

@@ -44,27 +44,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import (
     BIN,
     CLK_TCK,
-    COMMON_HEADERS,
-    HOST,
     Children,
-    Mock,
     Noise,
     Target,
     WrkRun,
-    child_env,
     cpu_ticks,
-    free_port,
     interleaved_rounds,
     logged_rows,
     machine,
-    pipeline_pid,
     raise_on_sigterm,
     run_wrk,
     scratch_dir,
     start_baseline,
     start_lambda_entry,
     start_mock,
-    wait_for_key,
+    start_serve,
     wait_ready,
     write_bodies,
     write_results,
@@ -87,19 +81,6 @@ while True:
     time.sleep(period - busy)
 """
 LOADED = "baseline+load"
-
-
-def start_serve(children: Children, scratch: Path, name: str, mock: Mock, *extra: str) -> Target:
-    port, data_dir, log = free_port(), scratch / name, scratch / f"{name}.log"
-    argv = [str(BIN / "heliport"), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir), *extra]
-    proc = children.start(name, argv, child_env(HELIPORT_UPSTREAM_OAI=mock.url), log)
-    key = wait_for_key(proc, log)
-    pids = {"proxy": proc.pid, "mock": mock.pid}
-    # The log pipeline's own process, when serve runs one: its CPU is the consumer's share.
-    if "thread" not in extra:
-        pids["pipeline"] = pipeline_pid(proc.pid)
-    headers = (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}")
-    return Target(name, f"http://{HOST}:{port}{GATEWAY_PATH}", headers, pids, log, data_dir=data_dir, drains=True)
 
 
 def start_targets(

@@ -63,13 +63,13 @@ from bench.features import prime_cache
 from bench.run import (
     BENCH,
     BIN,
-    COMMON_HEADERS,
     HOST,
     RESULTS,
     ROOT,
     SENT,
     WRK_JSON,
     Children,
+    Mock,
     Noise,
     Target,
     child_env,
@@ -79,12 +79,12 @@ from bench.run import (
     logged_rows,
     machine,
     matrix,
-    pipeline_pid,
     queue_rows,
     raise_on_sigterm,
     scratch_dir,
+    start_mock,
+    start_serve,
     wait_drained,
-    wait_for_key,
     wait_ready,
     write_bodies,
 )
@@ -136,25 +136,6 @@ class Settings:
 # -- processes ---------------------------------------------------------------------------------------
 
 
-def start_mock(children: Children, scratch: Path, name: str = "mock") -> tuple[str, int]:
-    port = free_port()
-    argv = [str(BIN / "python"), "-m", "tests.mock_provider", "--host", HOST, "--port", str(port)]
-    proc = children.start(name, argv, child_env(), scratch / f"{name}.log")
-    return f"http://{HOST}:{port}", proc.pid
-
-
-def start_serve(children: Children, scratch: Path, mock_url: str, mock_pid: int, name: str) -> Target:
-    """``heliport serve`` as a laptop runs it, in a data dir of its own."""
-    port, data_dir, log = free_port(), scratch / name, scratch / f"{name}.log"
-    argv = [str(BIN / "heliport"), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
-    proc = children.start(name, argv, child_env(HELIPORT_UPSTREAM_OAI=mock_url), log)
-    key = wait_for_key(proc, log)
-    headers = (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}")
-    url = f"http://{HOST}:{port}{GATEWAY_PATH}"
-    pids = {"proxy": proc.pid, "mock": mock_pid, "pipeline": pipeline_pid(proc.pid)}
-    return Target(name, url, headers, pids, log, data_dir=data_dir, drains=True)
-
-
 def start_litellm(children: Children, scratch: Path, litellm: Path, mock_url: str, mock_pid: int) -> Target:
     port, config, log = free_port(), scratch / "litellm.json", scratch / "litellm.log"
     peer.write_config(config, mock_url, TTFT_DELAY_MS)
@@ -184,10 +165,10 @@ def start_proxy_targets(children: Children, scratch: Path, litellm: Path | None)
     """
     targets, _ = features.start(children, scratch)
     direct = targets["direct"]
-    mock_url, mock_pid = direct.url.removesuffix(PATH), direct.pids["mock"]
-    targets["heliport-serve"] = start_serve(children, scratch, mock_url, mock_pid, "heliport-serve")
+    mock = Mock(direct.url.removesuffix(PATH), direct.pids["mock"], direct.log)
+    targets["heliport-serve"] = start_serve(children, scratch, "heliport-serve", mock)
     if litellm is not None:
-        targets["litellm"] = start_litellm(children, scratch, litellm, mock_url, mock_pid)
+        targets["litellm"] = start_litellm(children, scratch, litellm, mock.url, mock.pid)
     return targets
 
 
@@ -337,8 +318,7 @@ def memory_phase(scratch: Path, settings: Settings) -> dict[str, Any]:
     """RSS of a fresh ``heliport serve`` every ``memory_step`` requests, its consumer caught up each time."""
     children = Children()
     try:
-        mock_url, mock_pid = start_mock(children, scratch, "memory-mock")
-        target = start_serve(children, scratch, mock_url, mock_pid, "memory-serve")
+        target = start_serve(children, scratch, "memory-serve", start_mock(children, scratch, "memory-mock"))
         bodies, files = write_bodies(scratch)
         wait_ready(target, bodies, children)
         points: list[dict[str, float]] = []
