@@ -59,6 +59,7 @@ from bench.run import (
     BIN,
     CLK_TCK,
     COMMON_HEADERS,
+    GATEWAY_CHAT_PATH,
     HOST,
     LAMBDA_ENTRY,
     ROOT,
@@ -86,7 +87,6 @@ from bench.run import (
 )
 
 REGION = "us-east-1"
-GATEWAY_PATH = "/v1/gateway/oai/v1/chat/completions"
 #: The AWS targets: name -> extra environment.
 AWS_TARGETS: dict[str, dict[str, str]] = {
     "aws-sdk": {},
@@ -245,7 +245,7 @@ def start_targets(
             pids["moto"] = moto_pid
         targets[name] = Target(
             name,
-            f"http://{HOST}:{port}{GATEWAY_PATH}",
+            f"http://{HOST}:{port}{GATEWAY_CHAT_PATH}",
             (*headers, f"Helicone-Auth: Bearer {key}"),
             pids,
             log,
@@ -403,7 +403,7 @@ def extension_case(
 
         def invoke(name: str) -> Any:
             call_headers = {**headers, "Helicone-Auth": f"Bearer {keys[name]}"}
-            invocation = apis[name].invoke("POST", urls[name] + GATEWAY_PATH, headers=call_headers, body=body)
+            invocation = apis[name].invoke("POST", urls[name] + GATEWAY_CHAT_PATH, headers=call_headers, body=body)
             if invocation.status != 200:
                 raise RuntimeError(f"{name}: HTTP {invocation.status}: {invocation.body[:200]!r}")
             return invocation

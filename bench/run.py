@@ -277,6 +277,8 @@ class Target:
 
 
 CHAT_PATH = "/v1/chat/completions"
+#: The same request through heliport's pass-through proxy to the OpenAI-compatible upstream.
+GATEWAY_CHAT_PATH = "/v1/gateway/oai" + CHAT_PATH
 
 
 @dataclass(frozen=True)
@@ -313,7 +315,7 @@ def start_baseline(children: Children, scratch: Path, mock: Mock, path: str = CH
 
 
 def start_lambda_entry(
-    children: Children, scratch: Path, name: str, mock: Mock, path: str = "/v1/gateway/oai" + CHAT_PATH, **env: str
+    children: Children, scratch: Path, name: str, mock: Mock, path: str = GATEWAY_CHAT_PATH, **env: str
 ) -> Target:
     """The proxy's Lambda entry (``lambda_argv``) with the local adapters in a data dir of its own,
     upstream the mock, ``env`` added to its environment; the target carries a key made for it."""
@@ -350,7 +352,7 @@ def start_serve(children: Children, scratch: Path, name: str, mock: Mock, *extra
         pids["pipeline"] = pipeline_pid(proc.pid)
     return Target(
         name,
-        f"http://{HOST}:{port}/v1/gateway/oai{CHAT_PATH}",
+        f"http://{HOST}:{port}{GATEWAY_CHAT_PATH}",
         (*COMMON_HEADERS, f"Helicone-Auth: Bearer {key}"),
         pids,
         log,

@@ -64,11 +64,8 @@ from bench.run import (
     write_results,
 )
 
-PATH = "/v1/chat/completions"
-GATEWAY_PATH = "/v1/gateway/oai" + PATH
 #: The ratio issue 24 asks for: serve's p99 at one connection within 2x of the bare pass-through's.
 TARGET_P99_RATIO = 2.0
-CHILD_TIMEOUT_S = 30.0
 #: The control's stand-in for background work: ``duty`` of each 20 ms period busy, at niceness +10.
 BURNER = """
 import os, sys, time
@@ -95,7 +92,7 @@ def start_targets(
     """
     mock = start_mock(children, scratch)
     targets = {
-        "baseline": start_baseline(children, scratch, mock, PATH),
+        "baseline": start_baseline(children, scratch, mock),
         "heliport-serve": start_serve(children, scratch, "heliport-serve", mock),
     }
     if with_thread:
@@ -103,7 +100,7 @@ def start_targets(
             children, scratch, "heliport-serve-thread", mock, "--pipeline", "thread"
         )
     if with_proxy:
-        targets["heliport-proxy"] = start_lambda_entry(children, scratch, "heliport-proxy", mock, GATEWAY_PATH)
+        targets["heliport-proxy"] = start_lambda_entry(children, scratch, "heliport-proxy", mock)
     return targets
 
 

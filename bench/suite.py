@@ -63,6 +63,7 @@ from bench.features import prime_cache
 from bench.run import (
     BENCH,
     BIN,
+    CHAT_PATH,
     HOST,
     RESULTS,
     ROOT,
@@ -91,8 +92,6 @@ from bench.run import (
 
 PHASES = ("coldstart", "proxy", "ttft", "memory", "consumer", "query", "deployed", "serve_p99")
 MIXED_LUA = BENCH / "mixed.lua"
-PATH = "/v1/chat/completions"
-GATEWAY_PATH = "/v1/gateway/oai" + PATH
 #: The mock's wait before the first SSE event in the TTFT phase.
 TTFT_DELAY_MS = 50
 LITELLM_STARTUP_TIMEOUT_S = 180.0
@@ -154,7 +153,7 @@ def start_litellm(children: Children, scratch: Path, litellm: Path, mock_url: st
             raise RuntimeError(f"LiteLLM did not start within {LITELLM_STARTUP_TIMEOUT_S:.0f}s")
         time.sleep(0.2)
     headers = (f"Authorization: Bearer {key}",)
-    return Target("litellm", f"http://{HOST}:{port}{PATH}", headers, {"proxy": proc.pid, "mock": mock_pid}, log)
+    return Target("litellm", f"http://{HOST}:{port}{CHAT_PATH}", headers, {"proxy": proc.pid, "mock": mock_pid}, log)
 
 
 def start_proxy_targets(children: Children, scratch: Path, litellm: Path | None) -> dict[str, Target]:
@@ -165,7 +164,7 @@ def start_proxy_targets(children: Children, scratch: Path, litellm: Path | None)
     """
     targets, _ = features.start(children, scratch)
     direct = targets["direct"]
-    mock = Mock(direct.url.removesuffix(PATH), direct.pids["mock"], direct.log)
+    mock = Mock(direct.url.removesuffix(CHAT_PATH), direct.pids["mock"], direct.log)
     targets["heliport-serve"] = start_serve(children, scratch, "heliport-serve", mock)
     if litellm is not None:
         targets["litellm"] = start_litellm(children, scratch, litellm, mock.url, mock.pid)
