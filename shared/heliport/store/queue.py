@@ -158,9 +158,7 @@ class SqliteQueue:
         if self._pending or not self._writing.acquire(blocking=False):
             return False
         try:
-            with self._conn:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.execute(_INSERT, (request_id, body))
+            self._insert([(request_id, body)])
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc):
                 raise
@@ -202,15 +200,20 @@ class SqliteQueue:
         delay = _BUSY_FIRST_DELAY
         while True:
             try:
-                with self._writing, self._conn:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    self._conn.executemany(_INSERT, rows)
+                with self._writing:
+                    self._insert(rows)
                 return
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() >= deadline:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, _BUSY_MAX_DELAY)
+
+    def _insert(self, rows: list[tuple[str, bytes]]) -> None:
+        """One transaction on ``_conn``; the caller holds ``_writing``."""
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany(_INSERT, rows)
 
     def receive(self, limit: int = 100) -> list[Queued]:
         """The oldest records still queued. One that cannot be decoded comes back with its error
