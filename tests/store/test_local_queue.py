@@ -85,20 +85,21 @@ async def test_a_send_waits_out_another_connections_write_lock(tmp_path: Path) -
     await queue.aclose()
 
 
-def _writer_threads() -> set[threading.Thread]:
+def writer_threads() -> set[threading.Thread]:
+    """The queue writer threads running now (other tests may leave theirs)."""
     return {t for t in threading.enumerate() if t.name == "heliport-log-queue"}
 
 
 async def test_a_send_with_nothing_else_writing_commits_without_the_writer_thread(tmp_path: Path) -> None:
     """The hop to the writer thread and back cost as much as the commit; alone, a record skips it."""
-    before = _writer_threads()
+    before = writer_threads()
     queue = SqliteQueue(tmp_path / "queue.sqlite3")
     for n in range(3):
         await queue.send(record(n))
         # Committed by the time send returns: another connection (the pipeline's) sees it.
         with sqlite3.connect(tmp_path / "queue.sqlite3") as other:
             assert other.execute("SELECT COUNT(*) FROM log_queue").fetchone()[0] == n + 1
-    assert _writer_threads() - before == set()
+    assert writer_threads() - before == set()
     await queue.aclose()
 
 

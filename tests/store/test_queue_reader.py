@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 
 import pytest
 
 from heliport.store.queue import SqliteQueue
-from tests.store.test_local_queue import record
+from tests.store.test_local_queue import record, writer_threads
 
 pytestmark = pytest.mark.anyio
-
-
-def writer_threads() -> int:
-    return sum(1 for t in threading.enumerate() if t.name == "heliport-log-queue")
 
 
 async def test_a_queue_only_read_runs_no_writer_thread(tmp_path: Path) -> None:
