@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -136,12 +137,27 @@ def two_instances(
     second.stop()
 
 
+def _within_one_window(window: int, needed: float = 5.0) -> None:
+    """Wait, if need be, until the next ``needed`` seconds lie inside one window of ``window`` seconds.
+
+    A check just after a boundary reads the closing window's count, and adds still in flight to that
+    window may land after the read (heliport.ratelimit: "only writes already in flight at the boundary
+    ... can still land in it"): a concurrent burst straddling a boundary can admit a few more than the
+    quota (seen once: 12 of 10, at 13:35:59-13:36:00). What the test is about, instances sharing one
+    window's count, needs the burst inside one window.
+    """
+    into = time.time() % window
+    if into > window - needed:
+        time.sleep(window - into + 0.1)
+
+
 def test_instances_sharing_a_table_share_the_limit(
     two_instances: tuple[Gateway, Gateway], mock_provider: MockProvider
 ) -> None:
     first, second = two_instances
     headers = _scoped("10;w=60")
     targets = [first, second] * 15
+    _within_one_window(60)
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         statuses = list(pool.map(lambda gw: _post(gw, headers).status_code, targets))
